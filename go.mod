@@ -1,0 +1,3 @@
+module github.com/agentbackend/agentbackend
+
+go 1.26

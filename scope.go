@@ -1,0 +1,454 @@
+package agentbackend
+
+import (
+	"context"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/agentbackend/agentbackend/internal/pathjail"
+)
+
+// ScopeConfig configures a scope. The zero value (or nil) inherits
+// everything from the parent.
+type ScopeConfig struct {
+	// Env is laid over the parent's environment for every command run
+	// through the scope; per-call ExecOptions.Env goes over both.
+	Env map[string]string
+	// Logger receives the scope's operations. Nil inherits the parent
+	// scope's logger (a backend itself has none).
+	Logger OperationsLogger
+	// User names who acts through the scope (a tenant, an agent); it is
+	// recorded in log entries. Empty inherits the parent scope's.
+	User string
+}
+
+// ScopedBackend is a view of a subdirectory of another backend: its root is
+// the parent's root joined with the scope path, and no path can leave it,
+// even one that would be valid in the parent ("../user2/secret" from scope
+// "users/user1" fails with PATH_ESCAPE_ATTEMPT). It wraps any FileBackend,
+// scopes included, and is the one place where environment merging and
+// operations logging happen.
+//
+// Commands run with the scope root as working directory and HOME. Status is
+// the parent's, read live. TrackCloser registers on the backend at the root
+// of the chain. The scope directory is created on the first operation that
+// writes (Write, Mkdir, Touch, Rename, Exec), once even under concurrent
+// calls. Close unregisters the scope from its parent and makes its own
+// operations fail; it never closes the parent.
+type ScopedBackend struct {
+	base      FileBackend    // the backend holding the data; never a scope
+	registry  *scopeRegistry // where this scope is registered; nil for foreign parents
+	scopePath string         // the path given to Scope, cleaned, relative to the parent
+	prefix    string         // the scope root relative to base's root
+	root      string         // the scope root as an absolute path
+	env       map[string]string
+	logger    OperationsLogger
+	user      string
+	closed    atomic.Bool
+
+	rootMu    sync.Mutex
+	rootReady atomic.Bool
+
+	scopeRegistry // this scope's own children
+}
+
+// NewScope scopes any FileBackend to the subdirectory path. Backends of this
+// package call it from their Scope method; other FileBackend
+// implementations can too.
+func NewScope(parent FileBackend, path string, cfg *ScopeConfig) (*ScopedBackend, error) {
+	if s, ok := parent.(*ScopedBackend); ok {
+		return s.Scope(path, cfg)
+	}
+	if parent.Status() == StatusDestroyed {
+		return nil, errDestroyed("scope", parent.Type())
+	}
+	var reg *scopeRegistry
+	if r, ok := parent.(interface{ registry() *scopeRegistry }); ok {
+		reg = r.registry()
+	}
+	return newScope(parent, reg, ".", nil, nil, "", path, cfg)
+}
+
+func newScope(base FileBackend, reg *scopeRegistry, parentPrefix string, parentEnv map[string]string,
+	parentLogger OperationsLogger, parentUser, path string, cfg *ScopeConfig) (*ScopedBackend, error) {
+	rel, ok := pathjail.ValidScope(path)
+	if !ok {
+		return nil, errPathEscape("scope", path)
+	}
+	if cfg == nil {
+		cfg = &ScopeConfig{}
+	}
+	if err := ValidateEnv(cfg.Env); err != nil {
+		return nil, err
+	}
+	s := &ScopedBackend{
+		base:      base,
+		registry:  reg,
+		scopePath: rel,
+		prefix:    pathjail.JoinRel(parentPrefix, rel),
+		env:       mergeEnv(parentEnv, cfg.Env),
+		logger:    parentLogger,
+		user:      parentUser,
+	}
+	s.root = joinRoot(cleanRoot(base.RootDir()), s.prefix)
+	if cfg.Logger != nil {
+		s.logger = cfg.Logger
+	}
+	if cfg.User != "" {
+		s.user = cfg.User
+	}
+	if s.prefix == "." {
+		s.rootReady.Store(true)
+	}
+	if reg != nil {
+		reg.addScope(s)
+	}
+	return s, nil
+}
+
+// Type returns the type of the backend the scope wraps.
+func (s *ScopedBackend) Type() BackendType { return s.base.Type() }
+
+// Status returns the parent's status, read live, or destroyed once the
+// scope itself is closed.
+func (s *ScopedBackend) Status() Status {
+	if s.closed.Load() {
+		return StatusDestroyed
+	}
+	return s.base.Status()
+}
+
+// OnStatusChange watches the status of the backend at the root of the chain.
+func (s *ScopedBackend) OnStatusChange(fn func(StatusChange)) (unsubscribe func()) {
+	return s.base.OnStatusChange(fn)
+}
+
+// TrackCloser registers c on the backend at the root of the chain.
+func (s *ScopedBackend) TrackCloser(c io.Closer) { s.base.TrackCloser(c) }
+
+// Close unregisters the scope from its parent. It closes nothing else: the
+// parent keeps running and child scopes become orphaned. Idempotent.
+func (s *ScopedBackend) Close() error {
+	if s.closed.CompareAndSwap(false, true) && s.registry != nil {
+		s.registry.removeScope(s)
+	}
+	return nil
+}
+
+// RootDir returns the scope root: the parent's root joined with the scope
+// path.
+func (s *ScopedBackend) RootDir() string { return s.root }
+
+// Path returns the scope root relative to the root of the backend at the
+// bottom of the chain ("." when the scope is the whole workspace).
+func (s *ScopedBackend) Path() string { return s.prefix }
+
+// Env returns the merged environment the scope gives its commands. The map
+// must not be modified.
+func (s *ScopedBackend) Env() map[string]string { return s.env }
+
+// Unwrap returns the backend at the bottom of the chain.
+func (s *ScopedBackend) Unwrap() FileBackend { return s.base }
+
+// Scope returns a child scope: paths join, environments merge with the
+// child's winning, and the logger and user are inherited unless set.
+func (s *ScopedBackend) Scope(path string, cfg *ScopeConfig) (*ScopedBackend, error) {
+	if err := s.checkOpen("scope"); err != nil {
+		return nil, err
+	}
+	return newScope(s.base, &s.scopeRegistry, s.prefix, s.env, s.logger, s.user, path, cfg)
+}
+
+// checkOpen fails once the scope is closed; the base checks its own state.
+func (s *ScopedBackend) checkOpen(op string) error {
+	if s.closed.Load() {
+		return errDestroyed(op, s.base.Type())
+	}
+	return nil
+}
+
+// inner resolves p against the scope root and returns the path to hand to
+// the base backend: clean and relative to the base's root.
+func (s *ScopedBackend) inner(op, p string) (string, error) {
+	if err := s.checkOpen(op); err != nil {
+		return "", err
+	}
+	rel, err := resolve(s.root, op, p)
+	if err != nil {
+		return "", err
+	}
+	return pathjail.JoinRel(s.prefix, rel), nil
+}
+
+// ensureRoot creates the scope directory before the first operation that
+// writes. Concurrent callers wait for one Mkdir; a failed Mkdir is retried by
+// the next caller.
+func (s *ScopedBackend) ensureRoot(ctx context.Context) error {
+	if s.rootReady.Load() {
+		return nil
+	}
+	s.rootMu.Lock()
+	defer s.rootMu.Unlock()
+	if s.rootReady.Load() {
+		return nil
+	}
+	if err := s.base.Mkdir(ctx, s.prefix); err != nil {
+		return err
+	}
+	s.rootReady.Store(true)
+	return nil
+}
+
+// begin returns the start time of an operation that will be logged, or the
+// zero time when nobody logs it, so unlogged operations never read the clock.
+func (s *ScopedBackend) begin(op Operation) time.Time {
+	if shouldLog(s.logger, op) {
+		return time.Now()
+	}
+	return time.Time{}
+}
+
+// log records an operation started at start (zero: not logged).
+func (s *ScopedBackend) log(start time.Time, e OperationEntry, err error) {
+	if start.IsZero() {
+		return
+	}
+	e.Time = start
+	e.Duration = time.Since(start)
+	e.Success = err == nil
+	e.Err = err
+	e.User = s.user
+	e.Workspace = s.root
+	s.logger.Log(e)
+}
+
+// Read returns a file's contents.
+func (s *ScopedBackend) Read(ctx context.Context, p string) ([]byte, error) {
+	start := s.begin(OpRead)
+	data, err := s.read(ctx, p)
+	s.log(start, OperationEntry{Operation: OpRead, Path: p}, err)
+	return data, err
+}
+
+func (s *ScopedBackend) read(ctx context.Context, p string) ([]byte, error) {
+	in, err := s.inner("read", p)
+	if err != nil {
+		return nil, err
+	}
+	data, err := s.base.Read(ctx, in)
+	return data, withPath(err, in, p)
+}
+
+// Write creates or replaces a file, creating the scope directory and the
+// file's parents as needed.
+func (s *ScopedBackend) Write(ctx context.Context, p string, data []byte) error {
+	start := s.begin(OpWrite)
+	err := s.write(ctx, p, data)
+	s.log(start, OperationEntry{Operation: OpWrite, Path: p}, err)
+	return err
+}
+
+func (s *ScopedBackend) write(ctx context.Context, p string, data []byte) error {
+	in, err := s.inner("write", p)
+	if err != nil {
+		return err
+	}
+	if err := s.ensureRoot(ctx); err != nil {
+		return err
+	}
+	return withPath(s.base.Write(ctx, in, data), in, p)
+}
+
+// ReadDir returns the sorted names of a directory's children.
+func (s *ScopedBackend) ReadDir(ctx context.Context, p string) ([]string, error) {
+	start := s.begin(OpReadDir)
+	names, err := s.readDir(ctx, p)
+	s.log(start, OperationEntry{Operation: OpReadDir, Path: p}, err)
+	return names, err
+}
+
+func (s *ScopedBackend) readDir(ctx context.Context, p string) ([]string, error) {
+	in, err := s.inner("readdir", p)
+	if err != nil {
+		return nil, err
+	}
+	names, err := s.base.ReadDir(ctx, in)
+	return names, withPath(err, in, p)
+}
+
+// ReadDirInfo lists a directory with each entry's metadata (see InfoLister).
+// It is logged as a readdir.
+func (s *ScopedBackend) ReadDirInfo(ctx context.Context, p string) ([]FileInfo, error) {
+	start := s.begin(OpReadDir)
+	infos, err := s.readDirInfo(ctx, p)
+	s.log(start, OperationEntry{Operation: OpReadDir, Path: p}, err)
+	return infos, err
+}
+
+func (s *ScopedBackend) readDirInfo(ctx context.Context, p string) ([]FileInfo, error) {
+	in, err := s.inner("readdir", p)
+	if err != nil {
+		return nil, err
+	}
+	infos, err := readDirInfo(ctx, s.base, in)
+	return infos, withPath(err, in, p)
+}
+
+// Mkdir creates a directory and its parents.
+func (s *ScopedBackend) Mkdir(ctx context.Context, p string) error {
+	start := s.begin(OpMkdir)
+	err := s.mkdir(ctx, p)
+	s.log(start, OperationEntry{Operation: OpMkdir, Path: p}, err)
+	return err
+}
+
+func (s *ScopedBackend) mkdir(ctx context.Context, p string) error {
+	in, err := s.inner("mkdir", p)
+	if err != nil {
+		return err
+	}
+	if err := s.ensureRoot(ctx); err != nil {
+		return err
+	}
+	return withPath(s.base.Mkdir(ctx, in), in, p)
+}
+
+// Exists reports whether a file or directory exists in the scope.
+func (s *ScopedBackend) Exists(ctx context.Context, p string) (bool, error) {
+	start := s.begin(OpExists)
+	ok, err := s.exists(ctx, p)
+	s.log(start, OperationEntry{Operation: OpExists, Path: p}, err)
+	return ok, err
+}
+
+func (s *ScopedBackend) exists(ctx context.Context, p string) (bool, error) {
+	in, err := s.inner("exists", p)
+	if err != nil {
+		return false, err
+	}
+	ok, err := s.base.Exists(ctx, in)
+	return ok, withPath(err, in, p)
+}
+
+// Stat describes a file or directory.
+func (s *ScopedBackend) Stat(ctx context.Context, p string) (FileInfo, error) {
+	start := s.begin(OpStat)
+	fi, err := s.stat(ctx, p)
+	s.log(start, OperationEntry{Operation: OpStat, Path: p}, err)
+	return fi, err
+}
+
+func (s *ScopedBackend) stat(ctx context.Context, p string) (FileInfo, error) {
+	in, err := s.inner("stat", p)
+	if err != nil {
+		return FileInfo{}, err
+	}
+	fi, err := s.base.Stat(ctx, in)
+	if err == nil && in == s.prefix {
+		fi.Name = "." // the scope root is this view's root
+	}
+	return fi, withPath(err, in, p)
+}
+
+// Remove deletes a file, or a directory with opts.Recursive.
+func (s *ScopedBackend) Remove(ctx context.Context, p string, opts RemoveOptions) error {
+	start := s.begin(OpDelete)
+	err := s.remove(ctx, p, opts)
+	s.log(start, OperationEntry{Operation: OpDelete, Path: p}, err)
+	return err
+}
+
+func (s *ScopedBackend) remove(ctx context.Context, p string, opts RemoveOptions) error {
+	in, err := s.inner("rm", p)
+	if err != nil {
+		return err
+	}
+	return withPath(s.base.Remove(ctx, in, opts), in, p)
+}
+
+// Rename moves a file or directory within the scope.
+func (s *ScopedBackend) Rename(ctx context.Context, from, to string) error {
+	start := s.begin(OpRename)
+	err := s.rename(ctx, from, to)
+	s.log(start, OperationEntry{Operation: OpRename, Path: from, Target: to}, err)
+	return err
+}
+
+func (s *ScopedBackend) rename(ctx context.Context, from, to string) error {
+	inFrom, err := s.inner("rename", from)
+	if err != nil {
+		return err
+	}
+	inTo, err := s.inner("rename", to)
+	if err != nil {
+		return err
+	}
+	if err := s.ensureRoot(ctx); err != nil {
+		return err
+	}
+	err = s.base.Rename(ctx, inFrom, inTo)
+	return withPath(withPath(err, inFrom, from), inTo, to)
+}
+
+// Touch creates an empty file if none exists.
+func (s *ScopedBackend) Touch(ctx context.Context, p string) error {
+	start := s.begin(OpTouch)
+	err := s.touch(ctx, p)
+	s.log(start, OperationEntry{Operation: OpTouch, Path: p}, err)
+	return err
+}
+
+func (s *ScopedBackend) touch(ctx context.Context, p string) error {
+	in, err := s.inner("touch", p)
+	if err != nil {
+		return err
+	}
+	if err := s.ensureRoot(ctx); err != nil {
+		return err
+	}
+	return withPath(s.base.Touch(ctx, in), in, p)
+}
+
+// Exec runs a command with the scope root (or opts.Cwd inside the scope) as
+// working directory and HOME, and the scope's environment under opts.Env.
+func (s *ScopedBackend) Exec(ctx context.Context, command string, opts *ExecOptions) (*ExecResult, error) {
+	start := s.begin(OpExec)
+	res, err := s.exec(ctx, command, opts)
+	if !start.IsZero() {
+		e := OperationEntry{Operation: OpExec, Command: command}
+		if res != nil {
+			e.Stdout, e.Stderr, e.ExitCode = string(res.Stdout), string(res.Stderr), res.ExitCode
+		}
+		s.log(start, e, err)
+	}
+	return res, err
+}
+
+func (s *ScopedBackend) exec(ctx context.Context, command string, opts *ExecOptions) (*ExecResult, error) {
+	if err := s.checkOpen("exec"); err != nil {
+		return nil, err
+	}
+	var o ExecOptions
+	if opts != nil {
+		o = *opts
+	}
+	if err := ValidateEnv(o.Env); err != nil {
+		return nil, err
+	}
+	cwd := s.prefix
+	if o.Cwd != "" {
+		rel, err := resolve(s.root, "exec", o.Cwd)
+		if err != nil {
+			return nil, err
+		}
+		cwd = pathjail.JoinRel(s.prefix, rel)
+	}
+	o.Cwd = cwd
+	o.Env = mergeEnv(s.env, o.Env)
+	if err := s.ensureRoot(ctx); err != nil {
+		return nil, err
+	}
+	return s.base.Exec(ctx, command, &o)
+}
