@@ -1,0 +1,35 @@
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
+
+GO ?= go
+STATICCHECK_VERSION ?= v0.8.2
+BENCH ?= .
+PKGS ?= ./...
+
+.PHONY: test vet bench lint cover fuzz
+
+## test: vet, then every test with the race detector (what CI runs)
+test: vet
+	$(GO) test -race -count=1 -timeout 15m $(PKGS)
+
+vet:
+	$(GO) vet $(PKGS)
+
+## bench: every benchmark, each beside its raw baseline, with ratios
+bench:
+	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -count 1 -timeout 60m $(PKGS) 2>&1 | tee bench.out | $(GO) run ./internal/benchratio
+
+## lint: formatting, vet and staticcheck
+lint: vet
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) $(PKGS)
+
+## cover: test coverage report in cover.html
+cover:
+	$(GO) test -count=1 -coverprofile=cover.out $(PKGS)
+	$(GO) tool cover -html=cover.out -o cover.html
+	$(GO) tool cover -func=cover.out | tail -1
+
+## fuzz: a short run of the path-jail fuzzer
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzResolve -fuzztime 60s ./internal/pathjail
