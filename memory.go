@@ -232,7 +232,7 @@ func (b *MemoryBackend) Write(ctx context.Context, p string, data []byte) error 
 // cost grows with their number, not with the size of the store.
 func (b *MemoryBackend) ReadDir(ctx context.Context, p string) ([]string, error) {
 	var names []string
-	err := b.list(ctx, p, func(name string, _ entry) { names = append(names, name) })
+	err := b.list(ctx, p, func(name, _ string) { names = append(names, name) })
 	if err != nil {
 		return nil, err
 	}
@@ -246,7 +246,10 @@ func (b *MemoryBackend) ReadDir(ctx context.Context, p string) ([]string, error)
 // straight from the index (see InfoLister).
 func (b *MemoryBackend) ReadDirInfo(ctx context.Context, p string) ([]FileInfo, error) {
 	var infos []FileInfo
-	err := b.list(ctx, p, func(name string, e entry) { infos = append(infos, fileInfoOf(name, e)) })
+	err := b.list(ctx, p, func(name, key string) {
+		e, _ := b.idx.get(key) // under list's read lock
+		infos = append(infos, fileInfoOf(name, e))
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -260,9 +263,9 @@ func (b *MemoryBackend) ReadDirInfo(ctx context.Context, p string) ([]FileInfo, 
 // its context.
 const listCheckEvery = 4096
 
-// list calls fn for each immediate child of directory p, under the read
-// lock.
-func (b *MemoryBackend) list(ctx context.Context, p string, fn func(name string, e entry)) error {
+// list calls fn with the name and key of each immediate child of directory
+// p, under the read lock.
+func (b *MemoryBackend) list(ctx context.Context, p string, fn func(name, key string)) error {
 	rel, err := b.begin(ctx, CodeLsFailed, "readdir", p)
 	if err != nil {
 		return err
@@ -280,12 +283,12 @@ func (b *MemoryBackend) list(ctx context.Context, p string, fn func(name string,
 		return errFileOp(CodeLsFailed, "readdir", p, syscall.ENOTDIR)
 	}
 	n := 0
-	b.idx.children(rel, func(name string, e entry) bool {
+	b.idx.children(rel, func(name, key string) bool {
 		if n++; n%listCheckEvery == 0 && ctx.Err() != nil {
 			err = errFileOp(CodeLsFailed, "readdir", p, ctx.Err())
 			return false
 		}
-		fn(name, e)
+		fn(name, key)
 		return true
 	})
 	return err
@@ -470,7 +473,7 @@ func (b *MemoryBackend) ListKeys(prefix string) []string {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	if b.idx != nil {
-		b.idx.files(rel, func(e entry) bool { keys = append(keys, e.key); return true })
+		b.idx.files(rel, func(k string) bool { keys = append(keys, k); return true })
 	}
 	return keys
 }
@@ -485,7 +488,7 @@ func (b *MemoryBackend) ListKeysWithPrefix(prefix string) []string {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	if b.idx != nil {
-		b.idx.withPrefix(prefix, func(e entry) bool { keys = append(keys, e.key); return true })
+		b.idx.withPrefix(prefix, func(k string) bool { keys = append(keys, k); return true })
 	}
 	return keys
 }

@@ -7,18 +7,35 @@ import (
 	"github.com/google/btree"
 )
 
-// This file is the ordered index behind MemoryBackend: a B-tree of entries
-// keyed by clean root-relative paths. It knows nothing about locking, errors
-// of the package or contexts; MemoryBackend supplies those. Failures are
-// reported as the syscall errno a POSIX file system would give, so callers
-// can test them with errors.Is (syscall.ENOENT is fs.ErrNotExist).
+// This file is the index behind MemoryBackend. It knows nothing about
+// locking, errors of the package or contexts; MemoryBackend supplies those.
+// Failures are reported as the syscall errno a POSIX file system would give,
+// so callers can test them with errors.Is (syscall.ENOENT is
+// fs.ErrNotExist).
+//
+// Layout, chosen by measurement (BenchmarkMemory*):
+//   - ids, a Go map from key (a clean root-relative path) to a slot number,
+//     answers the point operations (Read, Write, Stat, Exists) in O(1);
+//   - slots, a slab of 32-byte entries (contents, modification time,
+//     kind), holds what the map points to, so updates change a slot in
+//     place and never assign to an existing map key (which would replace
+//     the map's key string and keep a second copy of its bytes alive);
+//   - order, a B-tree of the same key strings, gives listings, subtrees
+//     and prefixes in O(log n + k).
+//
+// A lookup in a B-tree costs ten times a map lookup, every binary-search
+// step missing the cache to reach another key's bytes, and a tree of whole
+// entries twice a tree of bare 16-byte strings; so the tree holds only keys
+// and serves only ordered work. A new key is copied once (strings.Clone)
+// and that one string is shared by the map and the tree, so the store holds
+// exactly the bytes of each key, whatever buffer the caller's path lived in.
 //
 // Invariant: every ancestor directory of every key is itself an entry (a
 // directory entry), except the root, which is never stored. Because of it:
-//   - a new key never has descendants, and a key's parent chain never holds
-//     a file, once its parent is known to be a directory;
-//   - in key order a directory comes before everything under it, so listing
-//     a directory never has to infer a child from a deeper key;
+//   - a new key never has descendants, and a new file's parent chain is
+//     checked by looking ancestors up only until the first that exists;
+//   - in key order a directory comes before everything under it, so a
+//     listing never has to infer a child from a deeper key;
 //   - directories outlive their last file, as on a real file system.
 //
 // The children of directory "a" are the keys in ["a/", "a0") ('0' is
@@ -27,39 +44,108 @@ import (
 // the number k of immediate children, however many keys lie below them.
 
 // memDegree is the B-tree's minimum degree: nodes hold up to 2*memDegree-1
-// entries. Measured (BenchmarkMemory*) at 1M keys: 32 balances lookup depth
-// against the cost of shifting entries inside a node on insert.
+// keys. Measured with BenchmarkMemoryReadDir and BenchmarkMemoryWriteNew.
 const memDegree = 32
 
-// entry is one file or directory. Entries are stored by value in the
-// B-tree's node arrays, so a key costs no allocation beyond its key string
-// and its contents (48 bytes on 64-bit platforms; no time.Time, whose 24
-// bytes include a pointer the garbage collector would have to scan).
+// entry is one file or directory. The modification time is Unix
+// nanoseconds rather than a time.Time, whose 24 bytes include a location
+// pointer.
 type entry struct {
-	key string // clean root-relative path; never "."
 	val string // file contents, immutable once stored; "" for directories
 	mod int64  // modification time, Unix nanoseconds
 	dir bool
 }
 
-func lessEntry(a, b entry) bool { return a.key < b.key }
-
-// memIndex is the ordered set of entries plus the root's modification time.
+// memIndex is the set of entries by key and in key order, plus the root's
+// modification time. Slot numbers are uint32: four billion entries is more
+// than process memory holds.
 type memIndex struct {
-	tree    *btree.BTreeG[entry]
+	ids     map[string]uint32
+	slots   []entry
+	free    []uint32 // slots of removed entries, reused first
+	order   *btree.BTreeG[string]
 	rootMod int64
+	peak    int // the map's largest size since it was last rebuilt
 }
 
 func newMemIndex(now int64) *memIndex {
-	return &memIndex{tree: btree.NewG(memDegree, lessEntry), rootMod: now}
+	return &memIndex{
+		ids:     make(map[string]uint32),
+		order:   btree.NewOrderedG[string](memDegree),
+		rootMod: now,
+	}
 }
 
 // get returns the entry for key; the root is a synthetic directory.
 func (x *memIndex) get(key string) (entry, bool) {
 	if key == "." {
-		return entry{key: ".", mod: x.rootMod, dir: true}, true
+		return entry{mod: x.rootMod, dir: true}, true
 	}
-	return x.tree.Get(entry{key: key})
+	id, ok := x.ids[key]
+	if !ok {
+		return entry{}, false
+	}
+	return x.slots[id], true
+}
+
+// slot returns the stored entry for key, to update in place; nil when key
+// is missing or the root. The pointer is valid until the next add.
+func (x *memIndex) slot(key string) *entry {
+	if id, ok := x.ids[key]; ok {
+		return &x.slots[id]
+	}
+	return nil
+}
+
+// add stores a new entry under a copy of key.
+func (x *memIndex) add(key string, e entry) {
+	key = strings.Clone(key)
+	var id uint32
+	if n := len(x.free); n > 0 {
+		id, x.free = x.free[n-1], x.free[:n-1]
+		x.slots[id] = e
+	} else {
+		id = uint32(len(x.slots))
+		x.slots = append(x.slots, e)
+	}
+	x.ids[key] = id
+	x.order.ReplaceOrInsert(key)
+	x.peak = max(x.peak, len(x.ids))
+}
+
+// del removes key.
+func (x *memIndex) del(key string) {
+	id := x.ids[key]
+	x.slots[id] = entry{} // let the contents go
+	x.free = append(x.free, id)
+	delete(x.ids, key)
+	x.order.Delete(key)
+}
+
+// rekey moves the entry of key from to key to without copying it; to is
+// stored as given.
+func (x *memIndex) rekey(from, to string) {
+	id := x.ids[from]
+	delete(x.ids, from)
+	x.order.Delete(from)
+	x.ids[to] = id
+	x.order.ReplaceOrInsert(to)
+}
+
+// shrink compacts the map and the slab once they hold under a quarter of
+// their peak, since a Go map never gives back the space of deleted entries.
+// The O(n) copy is paid for by the 3n deletions before it.
+func (x *memIndex) shrink() {
+	if x.peak < 4096 || len(x.ids) >= x.peak/4 {
+		return
+	}
+	ids := make(map[string]uint32, len(x.ids))
+	slots := make([]entry, 0, len(x.ids))
+	for k, id := range x.ids {
+		ids[k] = uint32(len(slots))
+		slots = append(slots, x.slots[id])
+	}
+	x.ids, x.slots, x.free, x.peak = ids, slots, nil, len(ids)
 }
 
 // parent returns the directory holding key ("." for top-level keys).
@@ -83,10 +169,13 @@ func childPrefix(dir string) string {
 
 // hasChildren reports whether directory dir has any entry below it.
 func (x *memIndex) hasChildren(dir string) bool {
-	lo := childPrefix(dir)
+	if dir == "." {
+		return len(x.ids) > 0
+	}
+	lo := dir + "/"
 	found := false
-	x.tree.AscendGreaterOrEqual(entry{key: lo}, func(e entry) bool {
-		found = strings.HasPrefix(e.key, lo)
+	x.order.AscendGreaterOrEqual(lo, func(k string) bool {
+		found = strings.HasPrefix(k, lo)
 		return false
 	})
 	return found
@@ -94,23 +183,45 @@ func (x *memIndex) hasChildren(dir string) bool {
 
 // writeFile stores a file, creating missing parent directories. It fails
 // with EISDIR over a directory and ENOTDIR below a file, changing nothing.
-// Overwriting an existing file is one tree operation; a new file one more
-// for its parent, whose modification time it sets.
+// Overwriting a file is one map lookup.
 func (x *memIndex) writeFile(key, val string, now int64) error {
 	if key == "." {
 		return syscall.EISDIR
 	}
-	old, had := x.tree.ReplaceOrInsert(entry{key: key, val: val, mod: now})
-	if had {
-		if old.dir {
-			x.tree.ReplaceOrInsert(old)
+	if e := x.slot(key); e != nil {
+		if e.dir {
 			return syscall.EISDIR
 		}
+		e.val, e.mod = val, now
 		return nil
 	}
-	if err := x.linkParents(key, now); err != nil {
-		x.tree.Delete(entry{key: key})
+	if err := x.makeParents(key, now); err != nil {
 		return err
+	}
+	x.add(key, entry{val: val, mod: now})
+	return nil
+}
+
+// makeParents prepares the creation of key, which does not exist: it
+// creates the missing ancestor directories and sets the modification time
+// of the nearest existing one, which gains an entry, to now. When that
+// ancestor is a file it changes nothing and returns ENOTDIR.
+func (x *memIndex) makeParents(key string, now int64) error {
+	p := parent(key)
+	for ; p != "."; p = parent(p) {
+		if e := x.slot(p); e != nil {
+			if !e.dir {
+				return syscall.ENOTDIR
+			}
+			e.mod = now
+			break
+		}
+	}
+	if p == "." {
+		x.rootMod = now
+	}
+	for q := parent(key); q != p; q = parent(q) {
+		x.add(q, entry{mod: now, dir: true})
 	}
 	return nil
 }
@@ -119,103 +230,60 @@ func (x *memIndex) writeFile(key, val string, now int64) error {
 // directory is left as it is. A file at key is EEXIST, a file above it
 // ENOTDIR, as mkdir(2) and os.Root.MkdirAll report them.
 func (x *memIndex) mkdirAll(key string, now int64) error {
-	if key == "." {
-		return nil
-	}
-	old, had := x.tree.Get(entry{key: key})
-	if had {
-		if old.dir {
+	if e, ok := x.get(key); ok {
+		if e.dir {
 			return nil
 		}
 		return syscall.EEXIST
 	}
-	x.tree.ReplaceOrInsert(entry{key: key, mod: now, dir: true})
-	if err := x.linkParents(key, now); err != nil {
-		x.tree.Delete(entry{key: key})
+	if err := x.makeParents(key, now); err != nil {
 		return err
 	}
+	x.add(key, entry{mod: now, dir: true})
 	return nil
 }
 
-// linkParents records that key was just created: missing ancestors are
-// created and the directory that gained an entry gets modification time
-// now. When an ancestor is a file it undoes the directories it created and
-// returns ENOTDIR; key itself is the caller's to undo.
-//
-// Updating a directory stores it under a substring of key rather than
-// looking its own key string up first, to save a tree operation on every
-// new file; the cost is that a directory may keep one removed key's bytes
-// alive (at most one string per directory).
-func (x *memIndex) linkParents(key string, now int64) error {
-	for p := key; ; {
-		i := strings.LastIndexByte(p, '/')
-		if i < 0 {
-			x.rootMod = now
-			return nil
-		}
-		p = p[:i]
-		old, had := x.tree.ReplaceOrInsert(entry{key: p, mod: now, dir: true})
-		if !had {
-			continue // p is new: its parent gained an entry too
-		}
-		if old.dir {
-			return nil
-		}
-		x.tree.ReplaceOrInsert(old) // a file: put it back and undo
-		for q := parent(key); len(q) > len(p); q = parent(q) {
-			x.tree.Delete(entry{key: q})
-		}
-		return syscall.ENOTDIR
-	}
-}
-
-// touchDir sets the modification time of directory dir, which exists.
-func (x *memIndex) touchDir(dir string, now int64) {
-	if dir == "." {
-		x.rootMod = now
-		return
-	}
-	if e, ok := x.tree.Get(entry{key: dir}); ok {
-		e.mod = now
-		x.tree.ReplaceOrInsert(e)
-	}
-}
-
-// touch sets the modification time of an existing entry, or creates an
+// touch sets the modification time of key if it exists, or creates an
 // empty file.
 func (x *memIndex) touch(key string, now int64) error {
-	e, ok := x.get(key)
-	if !ok {
+	if !x.setMod(key, now) {
 		return x.writeFile(key, "", now)
 	}
-	if key == "." {
-		x.rootMod = now
-		return nil
-	}
-	e.mod = now
-	x.tree.ReplaceOrInsert(e)
 	return nil
 }
 
-// children calls fn for each immediate child of directory dir in name
-// order, until fn returns false. name is the child's last element.
-func (x *memIndex) children(dir string, fn func(name string, e entry) bool) {
+// setMod sets the modification time of key and reports whether it exists.
+func (x *memIndex) setMod(key string, now int64) bool {
+	if key == "." {
+		x.rootMod = now
+		return true
+	}
+	if e := x.slot(key); e != nil {
+		e.mod = now
+		return true
+	}
+	return false
+}
+
+// children calls fn with the name and key of each immediate child of
+// directory dir in name order, until fn returns false.
+func (x *memIndex) children(dir string, fn func(name, key string) bool) {
 	lo := childPrefix(dir)
 	pivot, stop := lo, false
 	for !stop {
 		next := ""
-		x.tree.AscendGreaterOrEqual(entry{key: pivot}, func(e entry) bool {
-			if !strings.HasPrefix(e.key, lo) {
+		x.order.AscendGreaterOrEqual(pivot, func(k string) bool {
+			if !strings.HasPrefix(k, lo) {
 				return false // past the directory
 			}
-			name := e.key[len(lo):]
+			name := k[len(lo):]
 			if i := strings.IndexByte(name, '/'); i >= 0 {
 				// Below child name[:i], which was already visited: skip
 				// its subtree in one seek.
-				next = e.key[:len(lo)+i] + "0"
+				next = k[:len(lo)+i] + "0"
 				return false
 			}
-			stop = !fn(name, e)
+			stop = !fn(name, k)
 			return !stop
 		})
 		if next == "" {
@@ -227,14 +295,14 @@ func (x *memIndex) children(dir string, fn func(name string, e entry) bool) {
 
 // files calls fn for each file at or below key (key itself if it is a
 // file), in key order, until fn returns false.
-func (x *memIndex) files(key string, fn func(e entry) bool) {
+func (x *memIndex) files(key string, fn func(key string) bool) {
 	if key != "." {
-		e, ok := x.tree.Get(entry{key: key})
-		if !ok {
+		e := x.slot(key)
+		if e == nil {
 			return
 		}
 		if !e.dir {
-			fn(e)
+			fn(key)
 			return
 		}
 	}
@@ -243,12 +311,12 @@ func (x *memIndex) files(key string, fn func(e entry) bool) {
 
 // withPrefix calls fn for each file whose key starts with prefix, in key
 // order, until fn returns false.
-func (x *memIndex) withPrefix(prefix string, fn func(e entry) bool) {
-	x.tree.AscendGreaterOrEqual(entry{key: prefix}, func(e entry) bool {
-		if !strings.HasPrefix(e.key, prefix) {
+func (x *memIndex) withPrefix(prefix string, fn func(key string) bool) {
+	x.order.AscendGreaterOrEqual(prefix, func(k string) bool {
+		if !strings.HasPrefix(k, prefix) {
 			return false
 		}
-		return e.dir || fn(e)
+		return x.slot(k).dir || fn(k)
 	})
 }
 
@@ -264,25 +332,26 @@ const removeBatch = 1024
 // subtree.
 func (x *memIndex) removeAll(dir string, check func() error) error {
 	if dir == "." {
-		x.tree.Clear(false)
+		x.ids, x.slots, x.free, x.peak = make(map[string]uint32), nil, nil, 0
+		x.order.Clear(false)
 		return nil
 	}
 	lo, hi := dir+"/", dir+"0"
 	batch := make([]string, 0, removeBatch)
 	for {
 		batch = batch[:0]
-		x.tree.DescendLessOrEqual(entry{key: hi}, func(e entry) bool {
-			if e.key == hi {
+		x.order.DescendLessOrEqual(hi, func(k string) bool {
+			if k == hi {
 				return true // a sibling ("a0"), not below dir
 			}
-			if !strings.HasPrefix(e.key, lo) {
+			if !strings.HasPrefix(k, lo) {
 				return false
 			}
-			batch = append(batch, e.key)
+			batch = append(batch, k)
 			return len(batch) < removeBatch
 		})
 		for _, k := range batch {
-			x.tree.Delete(entry{key: k})
+			x.del(k)
 		}
 		if len(batch) < removeBatch {
 			return nil
@@ -297,6 +366,7 @@ func (x *memIndex) removeAll(dir string, check func() error) error {
 // recursive, everything in it. The parent's modification time becomes now.
 // Removing the root empties the store and keeps the root.
 func (x *memIndex) remove(key string, recursive bool, now int64, check func() error) error {
+	defer x.shrink()
 	e, ok := x.get(key)
 	if !ok {
 		return syscall.ENOENT
@@ -313,12 +383,12 @@ func (x *memIndex) remove(key string, recursive bool, now int64, check func() er
 		x.rootMod = now
 		return nil
 	}
-	x.tree.Delete(entry{key: key})
-	x.touchDir(parent(key), now)
+	x.del(key)
+	x.setMod(parent(key), now)
 	return nil
 }
 
-// renameCheckEvery is how many entries a subtree rename prepares between two
+// renameCheckEvery is how many entries a subtree rename gathers between two
 // checks of its caller's context.
 const renameCheckEvery = 1024
 
@@ -326,20 +396,19 @@ const renameCheckEvery = 1024
 // rules of os.Rename (and so of LocalBackend): a file replaces a file, a
 // directory is never replaced (EEXIST), a directory does not replace a file
 // (ENOTDIR) nor move into its own subtree (EINVAL). It is atomic: check is
-// consulted only while the moved entries are prepared, before anything
+// consulted only while the moved keys are gathered, before anything
 // changes. onDst reports whether a failure concerns to rather than from.
 func (x *memIndex) rename(from, to string, now int64, check func() error) (onDst bool, err error) {
 	if from == "." {
 		return false, syscall.EBUSY // the root cannot move
 	}
-	src, ok := x.tree.Get(entry{key: from})
-	if !ok {
+	src, ok := x.get(from)
+	switch {
+	case !ok:
 		return false, syscall.ENOENT
-	}
-	if to == from {
+	case to == from:
 		return false, nil
-	}
-	if src.dir && strings.HasPrefix(to, from+"/") {
+	case src.dir && strings.HasPrefix(to, from+"/"):
 		return true, syscall.EINVAL
 	}
 	dst, exists := x.get(to)
@@ -354,50 +423,49 @@ func (x *memIndex) rename(from, to string, now int64, check func() error) (onDst
 		}
 	}
 
-	// Prepare the moved entries under their new keys; nothing has changed
+	// Gather the moved keys and make their new names; nothing has changed
 	// yet, so a cancelled context leaves the store as it was.
-	moved := []entry{src}
+	moved := []string{from}
 	if src.dir {
-		n := 0
-		x.tree.AscendGreaterOrEqual(entry{key: from + "/"}, func(e entry) bool {
-			if !strings.HasPrefix(e.key, from+"/") {
+		lo := from + "/"
+		x.order.AscendGreaterOrEqual(lo, func(k string) bool {
+			if !strings.HasPrefix(k, lo) {
 				return false
 			}
-			if n++; n%renameCheckEvery == 0 {
+			if len(moved)%renameCheckEvery == 0 {
 				if err = check(); err != nil {
 					return false
 				}
 			}
-			moved = append(moved, e)
+			moved = append(moved, k)
 			return true
 		})
 		if err != nil {
 			return false, err
 		}
 	}
+	to = strings.Clone(to)
+	renamed := make([]string, len(moved))
+	renamed[0] = to
+	for i := 1; i < len(moved); i++ {
+		renamed[i] = to + moved[i][len(from):]
+	}
 
 	if exists {
-		x.tree.Delete(entry{key: to})
+		x.del(to)
 	}
-	for _, e := range moved {
-		x.tree.Delete(e)
+	_ = x.makeParents(to, now) // cannot fail: checkParents passed
+	for i, k := range moved {
+		x.rekey(k, renamed[i])
 	}
-	moved[0].key = to
-	for i := 1; i < len(moved); i++ {
-		moved[i].key = to + moved[i].key[len(from):]
-	}
-	for _, e := range moved {
-		x.tree.ReplaceOrInsert(e)
-	}
-	_ = x.linkParents(to, now) // cannot fail: checkParents passed
-	x.touchDir(parent(from), now)
+	x.setMod(parent(from), now)
 	return false, nil
 }
 
 // checkParents reports ENOTDIR when an ancestor of key is a file.
 func (x *memIndex) checkParents(key string) error {
 	for p := parent(key); p != "."; p = parent(p) {
-		if e, ok := x.tree.Get(entry{key: p}); ok {
+		if e := x.slot(p); e != nil {
 			if e.dir {
 				return nil
 			}
