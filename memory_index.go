@@ -44,8 +44,11 @@ import (
 // the number k of immediate children, however many keys lie below them.
 
 // memDegree is the B-tree's minimum degree: nodes hold up to 2*memDegree-1
-// keys. Measured with BenchmarkMemoryReadDir and BenchmarkMemoryWriteNew.
-const memDegree = 32
+// keys (2 KiB of string headers). Measured with BenchmarkMemoryReadDir and
+// BenchmarkMemoryWriteNew at 1M keys: 64 seeks and inserts about a third
+// faster than 16 or 32 (fewer levels, so fewer cache misses) and as fast as
+// 128, whose inserts shift twice the bytes.
+const memDegree = 64
 
 // entry is one file or directory. The modification time is Unix
 // nanoseconds rather than a time.Time, whose 24 bytes include a location

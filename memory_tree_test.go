@@ -304,3 +304,35 @@ func TestMemorySlotsReusedAndShrunk(t *testing.T) {
 	wantContent(t, b, "new/f042", "w")
 	wantNames(t, b, ".", "d45", "d46", "d47", "d48", "d49", "new")
 }
+
+func TestMemoryDeepTree(t *testing.T) {
+	b := newMem(t, MemoryConfig{})
+	ctx := t.Context()
+	const depth = 300
+	dir := strings.Repeat("d/", depth-1) + "d"
+	mustWrite(t, b, dir+"/leaf.txt", "deep")
+	mustWrite(t, b, "d/sibling", "s")
+	for p, level := dir, depth; level > 0; p, level = parent(p), level-1 {
+		fi, err := b.Stat(ctx, p)
+		if err != nil || !fi.IsDir {
+			t.Fatalf("Stat(level %d) = %+v, %v", level, fi, err)
+		}
+	}
+	wantNames(t, b, "d", "d", "sibling")
+	wantNames(t, b, dir, "leaf.txt")
+	err := b.Write(ctx, dir+"/leaf.txt/below", nil)
+	wantError(t, err, CodeWriteFailed, dir+"/leaf.txt/below", syscall.ENOTDIR, "Write below a deep file")
+
+	mustDo(t, b.Rename(ctx, "d/d", "moved"), "Rename the deep tree")
+	wantExist(t, b, dir+"/leaf.txt", false)
+	wantContent(t, b, "moved/"+strings.Repeat("d/", depth-2)+"leaf.txt", "deep")
+	wantNames(t, b, "d", "sibling")
+	if keys := b.ListKeys("moved"); len(keys) != 1 {
+		t.Errorf("ListKeys(moved) = %q", keys)
+	}
+	mustDo(t, b.Remove(ctx, "moved", RemoveOptions{Recursive: true}), "Remove the deep tree")
+	if n := len(b.idx.ids); n != 2 { // d, d/sibling
+		t.Errorf("%d entries left, want 2", n)
+	}
+	checkIndex(t, b.idx)
+}
