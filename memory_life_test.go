@@ -265,3 +265,88 @@ func TestMemoryContext(t *testing.T) {
 	wantContent(t, b, "f", "x")
 	wantExist(t, b, "g", false)
 }
+
+// flipCtx is a context whose Err is nil for its first n calls and
+// context.Canceled after: it ends in the middle of an operation.
+type flipCtx struct {
+	context.Context
+	n atomic.Int32
+}
+
+func endsAfter(n int32) *flipCtx {
+	c := &flipCtx{Context: context.Background()}
+	c.n.Store(n)
+	return c
+}
+
+func (c *flipCtx) Err() error {
+	if c.n.Add(-1) < 0 {
+		return context.Canceled
+	}
+	return nil
+}
+
+func TestMemoryContextEndsMidway(t *testing.T) {
+	b := newMem(t, MemoryConfig{})
+	ctx := t.Context()
+	const n = 3*removeBatch + 10
+	for i := range n {
+		mustWrite(t, b, fmt.Sprintf("big/%c/f%05d", 'a'+i%3, i), "x")
+	}
+	mustWrite(t, b, "big0", "sibling")
+
+	// A listing checks its context as it goes.
+	for i := range listCheckEvery + 1 {
+		mustWrite(t, b, fmt.Sprintf("wide/f%05d", i), "")
+	}
+	_, err := b.ReadDir(endsAfter(1), "wide")
+	wantError(t, err, CodeLsFailed, "wide", context.Canceled, "ReadDir ended midway")
+	_, err = b.ReadDirInfo(endsAfter(1), "wide")
+	wantError(t, err, CodeLsFailed, "wide", context.Canceled, "ReadDirInfo ended midway")
+	mustDo(t, b.Remove(ctx, "wide", RemoveOptions{Recursive: true}), "Remove wide")
+
+	// A rename ended while gathering changes nothing.
+	err = b.Rename(endsAfter(1), "big", "moved")
+	wantError(t, err, CodeWriteFailed, "big", context.Canceled, "Rename ended midway")
+	wantExist(t, b, "moved", false)
+	if got := len(b.ListKeys("big")); got != n {
+		t.Errorf("after a stopped Rename, big has %d files, want %d", got, n)
+	}
+
+	// A recursive remove ended midway leaves a consistent, smaller tree.
+	err = b.Remove(endsAfter(2), "big", RemoveOptions{Recursive: true})
+	wantError(t, err, CodeWriteFailed, "big", context.Canceled, "Remove ended midway")
+	if got := len(b.ListKeys("big")); got == 0 || got >= n {
+		t.Errorf("after a stopped Remove, big has %d files, want some of %d", got, n)
+	}
+	checkIndex(t, b.idx)
+	mustDo(t, b.Remove(ctx, "big", RemoveOptions{Recursive: true}), "Remove")
+	wantNames(t, b, ".", "big0")
+}
+
+func TestMemoryFreedUnderLock(t *testing.T) {
+	// An operation that passed checkOpen just before Close freed the store
+	// finds the index gone under the lock and reports BACKEND_DESTROYED,
+	// never a nil dereference. Simulate that window directly.
+	b := newMem(t, MemoryConfig{})
+	ctx := t.Context()
+	mustWrite(t, b, "f", "x")
+	b.mu.Lock()
+	b.idx = nil
+	b.mu.Unlock()
+	ops := map[string]error{}
+	_, ops["Read"] = b.Read(ctx, "f")
+	ops["Write"] = b.Write(ctx, "f", nil)
+	_, ops["ReadDir"] = b.ReadDir(ctx, ".")
+	ops["Mkdir"] = b.Mkdir(ctx, "d")
+	_, ops["Exists"] = b.Exists(ctx, "f")
+	_, ops["Stat"] = b.Stat(ctx, "f")
+	ops["Remove"] = b.Remove(ctx, "f", RemoveOptions{})
+	ops["Rename"] = b.Rename(ctx, "f", "g")
+	ops["Touch"] = b.Touch(ctx, "t")
+	for op, err := range ops {
+		if !errors.Is(err, ErrDestroyed) {
+			t.Errorf("%s on a freed store = %v, want BACKEND_DESTROYED", op, err)
+		}
+	}
+}
