@@ -33,6 +33,13 @@ func TestMemoryAgainstOS(t *testing.T) {
 	}
 }
 
+// FuzzMemoryAgainstOS explores more operation sequences than the fixed
+// seeds: go test -run '^$' -fuzz FuzzMemoryAgainstOS.
+func FuzzMemoryAgainstOS(f *testing.F) {
+	f.Add(uint64(1000), uint64(0))
+	f.Fuzz(func(t *testing.T, seed, stream uint64) { runAgainstOS(t, seed^stream<<32, 150) })
+}
+
 // oracleNames are path elements chosen to sort awkwardly: "a.b" and "a-"
 // come between "a" and "a/...", so subtree seeks and prefix ranges are
 // exercised.
