@@ -101,8 +101,8 @@ func TestMemoryRemoveAllStopsConsistent(t *testing.T) {
 // key's parent is a directory entry (or the root).
 func checkIndex(t *testing.T, x *memIndex) {
 	t.Helper()
-	if x.order.Len() != len(x.ids) || len(x.ids)+len(x.free) != len(x.slots) {
-		t.Errorf("tree %d keys, map %d, slots %d of which %d free", x.order.Len(), len(x.ids), len(x.slots), len(x.free))
+	if x.order.Len() != len(x.ids) || len(x.ids)+len(x.free) != int(x.used) || len(x.chunks) != int(x.used+chunkMask)/chunkSize {
+		t.Errorf("tree %d keys, map %d, slots %d of which %d free, %d chunks", x.order.Len(), len(x.ids), x.used, len(x.free), len(x.chunks))
 	}
 	used := make(map[uint32]bool, len(x.ids))
 	for k, id := range x.ids {
@@ -114,7 +114,7 @@ func checkIndex(t *testing.T, x *memIndex) {
 			t.Errorf("slot %d used twice", id)
 		}
 		used[id] = true
-		e := x.slots[id]
+		e := *x.at(id)
 		if p := parent(k); p != "." {
 			if d, ok := x.get(p); !ok || !d.dir {
 				t.Errorf("%q has no parent directory (%+v, %v)", k, d, ok)
@@ -125,8 +125,8 @@ func checkIndex(t *testing.T, x *memIndex) {
 		}
 	}
 	for _, id := range x.free {
-		if used[id] || x.slots[id] != (entry{}) {
-			t.Errorf("free slot %d is in use or holds %+v", id, x.slots[id])
+		if used[id] || *x.at(id) != (entry{}) {
+			t.Errorf("free slot %d is in use or holds %+v", id, *x.at(id))
 		}
 	}
 }
@@ -280,7 +280,7 @@ func TestMemorySlotsReusedAndShrunk(t *testing.T) {
 	for i := range n {
 		mustWrite(t, b, fmt.Sprintf("d%02d/f%05d", i%50, i), "v")
 	}
-	slots := len(b.idx.slots)
+	slots := int(b.idx.used)
 	// Removed slots are reused before the slab grows.
 	for i := range 100 {
 		mustDo(t, b.Remove(ctx, fmt.Sprintf("d%02d/f%05d", i%50, i), RemoveOptions{}), "Remove")
@@ -288,16 +288,16 @@ func TestMemorySlotsReusedAndShrunk(t *testing.T) {
 	for i := range 100 {
 		mustWrite(t, b, fmt.Sprintf("new/f%03d", i), "w")
 	}
-	if len(b.idx.slots) != slots+1 { // + the directory "new"
-		t.Errorf("slab grew from %d to %d slots; freed slots not reused", slots, len(b.idx.slots))
+	if int(b.idx.used) != slots+1 { // + the directory "new"
+		t.Errorf("slab grew from %d to %d slots; freed slots not reused", slots, int(b.idx.used))
 	}
 	checkIndex(t, b.idx)
 	// Emptying most of the store compacts the map and the slab.
 	for i := range 45 {
 		mustDo(t, b.Remove(ctx, fmt.Sprintf("d%02d", i), RemoveOptions{Recursive: true}), "Remove dir")
 	}
-	if live := len(b.idx.ids); len(b.idx.slots) > 4*live || len(b.idx.slots) > n/3 {
-		t.Errorf("after removing 90%%: %d slots (%d free) for %d entries", len(b.idx.slots), len(b.idx.free), live)
+	if live := len(b.idx.ids); int(b.idx.used) > 4*live || int(b.idx.used) > n/3 {
+		t.Errorf("after removing 90%%: %d slots (%d free) for %d entries", int(b.idx.used), len(b.idx.free), live)
 	}
 	checkIndex(t, b.idx)
 	wantContent(t, b, "d49/f19999", "v")
