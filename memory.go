@@ -367,8 +367,9 @@ func (b *MemoryBackend) Stat(ctx context.Context, p string) (FileInfo, error) {
 
 // Remove deletes a file, an empty directory, or with opts.Recursive a
 // directory and everything below it. With opts.Force a missing path is not
-// an error. Remove(".", RemoveOptions{Recursive: true}) empties the
-// workspace; the root itself always exists.
+// an error. The root itself always exists: Remove(".", RemoveOptions{
+// Recursive: true}) empties the workspace, and without Recursive removing
+// the root fails with ENOTEMPTY unless the workspace is already empty.
 //
 // A recursive remove checks ctx between batches of entries; when ctx ends
 // it stops with the subtree partly removed (as rm -r would), never leaving
