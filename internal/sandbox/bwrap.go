@@ -27,8 +27,9 @@ type Bwrap struct {
 //   - /usr, /lib, /lib64, /bin and /sbin read-only (missing ones skipped; one
 //     that is a symlink on the host, as /lib -> usr/lib on merged-/usr
 //     systems, becomes the same symlink, which saves a mount);
-//   - extraReadOnly paths read-only at the same place, if they exist;
 //   - a fresh /dev, /proc and a private tmpfs /tmp;
+//   - extraReadOnly paths read-only at the same place, if they exist
+//     (mounted after the tmpfs, so paths under /tmp work too);
 //   - every namespace unshared except the network (--unshare-all
 //     --share-net), killed when bwrap dies (--die-with-parent), in a new
 //     terminal session (--new-session: a command cannot push keystrokes into
@@ -51,12 +52,11 @@ func NewBwrap(bwrapPath string, extraReadOnly []string) *Bwrap {
 		}
 		args = append(args, "--ro-bind", dir, dir)
 	}
-	for _, p := range extraReadOnly {
+	args = append(args, "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp")
+	for _, p := range extraReadOnly { // after the tmpfs, which would hide those under /tmp
 		args = append(args, "--ro-bind-try", p, p)
 	}
-	args = append(args,
-		"--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
-		"--unshare-all", "--share-net", "--die-with-parent", "--new-session")
+	args = append(args, "--unshare-all", "--share-net", "--die-with-parent", "--new-session")
 	return &Bwrap{path: bwrapPath, args: args}
 }
 
