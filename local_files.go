@@ -10,6 +10,7 @@ import (
 	"path"
 	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 )
 
@@ -109,24 +110,62 @@ func (b *LocalBackend) Write(ctx context.Context, p string, data []byte) error {
 }
 
 func (b *LocalBackend) writeFile(rel string, data []byte) error {
-	if rel == "." {
-		return syscall.EISDIR
+	for range 40 { // the kernel's limit on links in a path
+		if rel == "." {
+			return syscall.EISDIR
+		}
+		next, err := b.writeOnce(rel, data)
+		if err != nil || next == "" {
+			return err
+		}
+		rel = next // rel was a symbolic link inside the workspace
 	}
-	target, existing, err := b.writeTarget(rel)
+	return syscall.ELOOP
+}
+
+// writeFault, when a test sets it, is called at each step of an atomic
+// write ("write", "rename") and may fail it. It exercises the clean-up that
+// no real fault reaches reliably: running as root, permissions do not make
+// a write or a rename fail.
+var writeFault func(step string) error
+
+// writeOnce writes data to rel atomically, unless rel is a symbolic link:
+// then it returns the link's target (relative to the workspace) for the
+// caller to write instead.
+//
+// The parent directory is opened once, as a root of its own, and every
+// step (lstat, create, rename) is a single-name call on it: one path walk
+// instead of four. Single names that are never followed (the temporary file
+// is created with O_EXCL, rename and lstat do not follow the last element)
+// cannot leave that directory, and the directory itself was reached through
+// the workspace's os.Root.
+func (b *LocalBackend) writeOnce(rel string, data []byte) (next string, err error) {
+	dir, name := path.Split(rel)
+	parent, err := b.openParent(dir)
 	if err != nil {
-		return err
+		return "", err
+	}
+	if parent != b.fsys {
+		defer parent.Close()
+	}
+	existing, err := parent.Lstat(name)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		existing = nil
+	case err != nil:
+		return "", err
+	case existing.Mode()&fs.ModeSymlink != 0:
+		return b.linkTarget(parent, dir, name)
+	case existing.IsDir():
+		return "", syscall.EISDIR
 	}
 	perm := fs.FileMode(0o644)
 	if existing != nil {
-		if existing.IsDir() {
-			return syscall.EISDIR
-		}
 		perm = existing.Mode().Perm()
 	}
-	dir, name := path.Split(target)
-	f, tmp, err := b.createTemp(dir, name, perm)
+	f, tmp, err := createTemp(parent, name, perm)
 	if err != nil {
-		return err
+		return "", err
 	}
 	_, err = f.Write(data)
 	if err == nil && existing != nil {
@@ -142,72 +181,64 @@ func (b *LocalBackend) writeFile(rel string, data []byte) error {
 		err = writeFault("rename")
 	}
 	if err == nil {
-		err = b.fsys.Rename(tmp, target)
+		err = parent.Rename(tmp, name)
 	}
 	if err != nil {
-		_ = b.fsys.Remove(tmp)
+		_ = parent.Remove(tmp)
 	}
-	return err
+	return "", err
 }
 
-// writeFault, when a test sets it, is called at each step of an atomic
-// write ("write", "rename") and may fail it. It exercises the clean-up that
-// no real fault reaches reliably: running as root, permissions do not make
-// a write or a rename fail.
-var writeFault func(step string) error
-
-// writeTarget returns the path a write of rel replaces and what is there
-// now (nil: nothing). A symbolic link is followed, hop by hop, as long as
-// it stays inside the workspace; the final target may not exist yet.
-func (b *LocalBackend) writeTarget(rel string) (string, fs.FileInfo, error) {
-	for range 40 { // the kernel's limit on links in a path
-		fi, err := b.fsys.Lstat(rel)
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-			return rel, nil, nil
-		case err != nil:
-			return "", nil, err
-		case fi.Mode()&fs.ModeSymlink == 0:
-			return rel, fi, nil
-		}
-		link, err := b.fsys.Readlink(rel)
-		if err != nil {
-			return "", nil, err
-		}
-		// The same rule as os.Root: an absolute target, or one that climbs
-		// above the workspace, escapes.
-		next := path.Join(path.Dir(rel), link)
-		if path.IsAbs(link) || next == ".." || len(next) > 2 && next[:3] == "../" {
-			return "", nil, errLinkEscapes
-		}
-		rel = next
+// openParent opens the directory dir ("" or "a/b/") of the workspace as a
+// root, creating it (and its parents) when it is missing: only then, so the
+// common case makes no extra call. The workspace root itself is b.fsys.
+func (b *LocalBackend) openParent(dir string) (*os.Root, error) {
+	if dir == "" {
+		return b.fsys, nil
 	}
-	return "", nil, syscall.ELOOP
+	parent, err := b.fsys.OpenRoot(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err = b.fsys.MkdirAll(dir, 0o755); err == nil {
+			parent, err = b.fsys.OpenRoot(dir)
+		}
+	}
+	if err != nil {
+		if fi, serr := b.fsys.Stat(dir); serr == nil && !fi.IsDir() {
+			return nil, syscall.ENOTDIR // OpenRoot says so only in words
+		}
+		return nil, err
+	}
+	return parent, nil
 }
 
-// createTemp creates the temporary file of a write to dir+name, creating dir
-// first if it is missing (only then: the fast path makes no extra call).
-func (b *LocalBackend) createTemp(dir, name string, perm fs.FileMode) (*os.File, string, error) {
+// linkTarget returns the workspace path the link dir+name points to. As
+// with os.Root, an absolute target, or one that climbs above the
+// workspace, escapes.
+func (b *LocalBackend) linkTarget(parent *os.Root, dir, name string) (string, error) {
+	link, err := parent.Readlink(name)
+	if err != nil {
+		return "", err
+	}
+	next := path.Join(dir, link)
+	if path.IsAbs(link) || next == ".." || strings.HasPrefix(next, "../") {
+		return "", errLinkEscapes
+	}
+	return next, nil
+}
+
+// createTemp creates the temporary file ".<name>.tmp-<random>" of a write
+// in parent.
+func createTemp(parent *os.Root, name string, perm fs.FileMode) (*os.File, string, error) {
 	if len(name) > 200 {
 		name = name[:200] // NAME_MAX is 255; leave room for the decoration
 	}
-	madeDir := false
 	for attempt := 0; ; attempt++ {
-		tmp := dir + "." + name + ".tmp-" + strconv.FormatUint(rand.Uint64()&0xffffffffff, 36)
-		f, err := b.fsys.OpenFile(tmp, tempFlags, perm)
-		switch {
-		case err == nil:
-			return f, tmp, nil
-		case errors.Is(err, fs.ErrNotExist) && !madeDir && dir != "":
-			if err := b.fsys.MkdirAll(dir, 0o755); err != nil {
-				return nil, "", err
-			}
-			madeDir = true
-		case errors.Is(err, fs.ErrExist) && attempt < 10:
-			// another write picked the same name: draw again
-		default:
-			return nil, "", err
+		tmp := "." + name + ".tmp-" + strconv.FormatUint(rand.Uint64()&0xffffffffff, 36)
+		f, err := parent.OpenFile(tmp, tempFlags, perm)
+		if errors.Is(err, fs.ErrExist) && attempt < 10 {
+			continue // another write drew the same name
 		}
+		return f, tmp, err
 	}
 }
 
