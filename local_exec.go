@@ -49,6 +49,11 @@ var errTimeout = errors.New("timeout")
 // returns the result AND an EXEC_FAILED error carrying the exit code and
 // stderr (or stdout when stderr is empty); a command killed by a signal
 // exits 128+signal, as in the shell. A failure to start is EXEC_ERROR.
+//
+// A Stdin that is not an *os.File is copied by a goroutine, as os/exec
+// does; if that Stdin is still blocked in Read when the command ends, Exec
+// returns anyway (after a short grace period) and the goroutine ends when
+// the Read returns.
 func (b *LocalBackend) Exec(ctx context.Context, command string, opts *ExecOptions) (*ExecResult, error) {
 	if err := b.checkOpen("exec"); err != nil {
 		return nil, err

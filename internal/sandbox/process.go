@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -36,8 +37,9 @@ type Process struct {
 	reaped bool  // the shell is reaped: the id may belong to someone else, never signal it
 	cause  error // why Kill killed a running command
 
-	outputs []*os.File // read ends of the output pipes
-	copiers sync.WaitGroup
+	outputs   []*os.File    // read ends of the output pipes
+	copying   atomic.Int32  // copiers still running
+	copiesEnd chan struct{} // closed by the last copier
 }
 
 // Start starts cmd (usually built by Command) with its standard output and
@@ -93,10 +95,15 @@ func Start(cmd *exec.Cmd, stdout, stderr io.Writer) (*Process, error) {
 		return nil, err
 	}
 	p.pid = cmd.Process.Pid
+	p.copiesEnd = make(chan struct{})
+	for _, r := range parentEnds {
+		if r != nil {
+			p.outputs = append(p.outputs, r)
+			p.copying.Add(1) // all counted before any copier can finish
+		}
+	}
 	for i, w := range []io.Writer{stdout, stderr} {
 		if r := parentEnds[i]; r != nil {
-			p.outputs = append(p.outputs, r)
-			p.copiers.Add(1)
 			go p.copy(r, w)
 		}
 	}
@@ -179,22 +186,17 @@ func (p *Process) finishOutput() {
 	if len(p.outputs) == 0 {
 		return
 	}
-	done := make(chan struct{})
-	go func() {
-		p.copiers.Wait()
-		close(done)
-	}()
 	select {
-	case <-done:
+	case <-p.copiesEnd:
 	default:
 		timer := time.NewTimer(outputGrace)
 		select {
-		case <-done:
+		case <-p.copiesEnd:
 		case <-timer.C:
 			for _, r := range p.outputs {
 				_ = r.SetReadDeadline(time.Unix(1, 0)) // wakes the copier; it drains and returns
 			}
-			<-done
+			<-p.copiesEnd
 		}
 		timer.Stop()
 	}
@@ -206,7 +208,11 @@ func (p *Process) finishOutput() {
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
 func (p *Process) copy(r *os.File, w io.Writer) {
-	defer p.copiers.Done()
+	defer func() {
+		if p.copying.Add(-1) == 0 {
+			close(p.copiesEnd)
+		}
+	}()
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	buf := *bp
