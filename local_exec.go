@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strconv"
 	"sync"
@@ -45,7 +46,8 @@ var errTimeout = errors.New("timeout")
 // Each output stream is kept up to MaxOutputLength bytes; the rest is
 // counted and dropped, Truncated is set and the kept output ends with
 // "\n\n... [Output truncated. Full output was N bytes, showing first M]".
-// opts.Stdout and opts.Stderr receive everything, live. A non-zero exit
+// opts.Stdout and opts.Stderr receive everything, live; Exec returns once
+// they have taken all of it, so a writer that blocks holds Exec. A non-zero exit
 // returns the result AND an EXEC_FAILED error carrying the exit code and
 // stderr (or stdout when stderr is empty); a command killed by a signal
 // exits 128+signal, as in the shell. A failure to start is EXEC_ERROR.
@@ -94,6 +96,10 @@ func (b *LocalBackend) Exec(ctx context.Context, command string, opts *ExecOptio
 	start := time.Now()
 	p, err := sandbox.Start(cmd, stdout, stderr)
 	if err != nil {
+		if b.bwrap != nil && errors.Is(err, fs.ErrNotExist) && cmd.Path == b.bwrap.Path() {
+			return nil, &Error{Code: CodeMissingUtilities, Op: "exec", Command: command, Err: err,
+				Message: "bwrap command not found. Install bubblewrap: apt install bubblewrap"}
+		}
 		return nil, &Error{Code: CodeExecError, Op: "exec", Command: command, Err: err,
 			Message: "Failed to execute command: " + err.Error()}
 	}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/agentbackend/agentbackend/internal/proctest"
+	"github.com/agentbackend/agentbackend/internal/sandbox"
 	"github.com/agentbackend/agentbackend/internal/testenv"
 )
 
@@ -406,6 +407,14 @@ func TestExecSpawnFailure(t *testing.T) {
 	}
 	_, err := b.Exec(context.Background(), "true", nil)
 	if e := wantCode(t, err, CodeExecError, "spawn in a removed root"); e != nil && !strings.HasPrefix(e.Error(), "Failed to execute command: ") {
+		t.Errorf("message: %q", e.Error())
+	}
+
+	// bwrap uninstalled after NewLocal: the reference's message.
+	gone := newLocal(t, LocalConfig{})
+	gone.bwrap = sandbox.NewBwrap(filepath.Join(t.TempDir(), "bwrap"), nil)
+	_, err = gone.Exec(context.Background(), "true", nil)
+	if e := wantCode(t, err, CodeMissingUtilities, "bwrap gone"); e != nil && !strings.Contains(e.Error(), "apt install bubblewrap") {
 		t.Errorf("message: %q", e.Error())
 	}
 }

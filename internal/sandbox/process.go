@@ -43,10 +43,11 @@ type Process struct {
 }
 
 // Start starts cmd (usually built by Command) with its standard output and
-// error copied to stdout and stderr as they are produced; a nil writer
-// discards the stream. Each writer is called from one goroutine, and not
-// after Wait returns. A writer's error stops the copying to it, not the
-// command.
+// error copied to stdout and stderr as they are produced. A nil writer
+// leaves cmd's own setting of that stream (nil: discarded). Each writer is
+// called from one goroutine, and never after Wait returns; Wait waits for
+// the writers to take everything the command wrote. A writer's error stops
+// the copying to it, not the command.
 func Start(cmd *exec.Cmd, stdout, stderr io.Writer) (*Process, error) {
 	p := &Process{cmd: cmd}
 	var parentEnds, childEnds []*os.File
