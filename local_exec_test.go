@@ -207,6 +207,11 @@ func TestExecStdinAndLiveOutput(t *testing.T) {
 			string(res.Stderr) != "err1\nerr2\nerr3\nerr4\nerr5\n" {
 			t.Errorf("shared writer: %q, result %q, %v", both.String(), res.Stderr, err)
 		}
+		// Writers that cannot be compared are fine too.
+		res, err = b.Exec(ctx, "echo a; echo b >&2", &ExecOptions{Stdout: sliceWriter{}, Stderr: sliceWriter{}})
+		if err != nil || string(res.Stdout) != "a\n" {
+			t.Errorf("non-comparable writers: %q %v", res.Stdout, err)
+		}
 		// A failing live writer stops only the live copy.
 		res, err = b.Exec(ctx, "echo one; echo two", &ExecOptions{Stdout: failingWriter{}})
 		if err != nil || string(res.Stdout) != "one\ntwo\n" {
@@ -242,6 +247,11 @@ func (w *lineWatcher) String() string {
 	defer w.mu.Unlock()
 	return w.buf.String()
 }
+
+// sliceWriter is a writer whose type cannot be compared with ==.
+type sliceWriter struct{ _ []byte }
+
+func (sliceWriter) Write(p []byte) (int, error) { return len(p), nil }
 
 type failingWriter struct{}
 

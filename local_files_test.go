@@ -180,6 +180,19 @@ func TestWriteKeepsModeAndLinks(t *testing.T) {
 			t.Errorf("%s after Write: %v %v, want %v", name, fi.Mode(), err, mode)
 		}
 	}
+	// Replacing someone else's file keeps its owner when this process may
+	// set it (as root): a daemon running as root must not take files over.
+	if os.Geteuid() == 0 {
+		mustWrite(t, b, "owned", "v1")
+		if err := os.Chown(filepath.Join(root, "owned"), 1234, 5678); err != nil {
+			t.Fatal(err)
+		}
+		mustWrite(t, b, "owned", "v2")
+		fi, _ := os.Stat(filepath.Join(root, "owned"))
+		if st := fi.Sys().(*syscall.Stat_t); st.Uid != 1234 || st.Gid != 5678 {
+			t.Errorf("owner after Write: %d:%d, want 1234:5678", st.Uid, st.Gid)
+		}
+	}
 	umask := syscall.Umask(0)
 	syscall.Umask(umask)
 	mustWrite(t, b, "fresh", "x")

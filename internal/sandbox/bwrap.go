@@ -84,9 +84,6 @@ func insideSystemDirs(link, target string) bool {
 // Path returns the path of the bwrap binary.
 func (b *Bwrap) Path() string { return b.path }
 
-// Args returns the arguments every sandbox gets, before the workspace bind.
-func (b *Bwrap) Args() []string { return append([]string(nil), b.args...) }
-
 var probes sync.Map // key string -> *probe
 
 type probe struct {
