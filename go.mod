@@ -2,4 +2,7 @@ module github.com/agentbackend/agentbackend
 
 go 1.26
 
-require go.uber.org/goleak v1.3.0
+require (
+	go.uber.org/goleak v1.3.0
+	golang.org/x/sys v0.47.0
+)

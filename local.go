@@ -112,6 +112,7 @@ type LocalBackend struct {
 	root      string   // the workspace: real, absolute, clean; RootDir()
 	alias     string   // the configured spelling of root, when it differs (symlinks), else ""
 	fsys      *os.Root // every file operation goes through it
+	rootFile  *os.File // the root directory, for *at calls (writeOnceAt)
 	isolation Isolation
 	shell     string // absolute path
 	bwrap     *sandbox.Bwrap
@@ -142,6 +143,7 @@ func NewLocal(cfg LocalConfig) (*LocalBackend, error) {
 		return nil, err
 	}
 	if err := b.chooseIsolation(cfg); err != nil {
+		b.rootFile.Close()
 		b.fsys.Close()
 		return nil, err
 	}
@@ -219,6 +221,11 @@ func (b *LocalBackend) openRoot(dir string) error {
 	if err != nil {
 		return fail(err)
 	}
+	b.rootFile, err = b.fsys.OpenFile(".", dirFlags, 0)
+	if err != nil {
+		b.fsys.Close()
+		return fail(err)
+	}
 	b.root = cleanRoot(filepath.ToSlash(real))
 	if configured := cleanRoot(filepath.ToSlash(abs)); configured != b.root {
 		b.alias = configured
@@ -284,7 +291,7 @@ func (b *LocalBackend) Close() error {
 		p.Kill(errBackendClosed)
 	}
 	b.procMu.Unlock()
-	return errors.Join(err, b.fsys.Close())
+	return errors.Join(err, b.rootFile.Close(), b.fsys.Close())
 }
 
 // errBackendClosed is the kill cause of commands ended by Close.

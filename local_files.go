@@ -129,9 +129,22 @@ func (b *LocalBackend) writeFile(rel string, data []byte) error {
 // a write or a rename fail.
 var writeFault func(step string) error
 
+// portableWrites makes Write use writeOnceRoot where writeOnceAt exists,
+// so that tests cover both.
+var portableWrites bool
+
 // writeOnce writes data to rel atomically, unless rel is a symbolic link:
 // then it returns the link's target (relative to the workspace) for the
 // caller to write instead.
+func (b *LocalBackend) writeOnce(rel string, data []byte) (next string, err error) {
+	if haveWriteAt && !portableWrites {
+		return b.writeOnceAt(rel, data)
+	}
+	return b.writeOnceRoot(rel, data)
+}
+
+// writeOnceRoot is writeOnce with os.Root alone, for systems without *at
+// system calls in golang.org/x/sys/unix.
 //
 // The parent directory is opened once, as a root of its own, and every
 // step (lstat, create, rename) is a single-name call on it: one path walk
@@ -139,7 +152,7 @@ var writeFault func(step string) error
 // is created with O_EXCL, rename and lstat do not follow the last element)
 // cannot leave that directory, and the directory itself was reached through
 // the workspace's os.Root.
-func (b *LocalBackend) writeOnce(rel string, data []byte) (next string, err error) {
+func (b *LocalBackend) writeOnceRoot(rel string, data []byte) (next string, err error) {
 	dir, name := path.Split(rel)
 	parent, err := b.openParent(dir)
 	if err != nil {
@@ -155,7 +168,7 @@ func (b *LocalBackend) writeOnce(rel string, data []byte) (next string, err erro
 	case err != nil:
 		return "", err
 	case existing.Mode()&fs.ModeSymlink != 0:
-		return b.linkTarget(parent, dir, name)
+		return linkTarget(parent, dir, name)
 	case existing.IsDir():
 		return "", syscall.EISDIR
 	}
@@ -211,14 +224,19 @@ func (b *LocalBackend) openParent(dir string) (*os.Root, error) {
 	return parent, nil
 }
 
-// linkTarget returns the workspace path the link dir+name points to. As
-// with os.Root, an absolute target, or one that climbs above the
-// workspace, escapes.
-func (b *LocalBackend) linkTarget(parent *os.Root, dir, name string) (string, error) {
+// linkTarget returns the workspace path the link dir+name points to.
+func linkTarget(parent *os.Root, dir, name string) (string, error) {
 	link, err := parent.Readlink(name)
 	if err != nil {
 		return "", err
 	}
+	return resolveLink(dir, link)
+}
+
+// resolveLink joins a link's target to the link's directory. As with
+// os.Root, an absolute target, or one that climbs above the workspace,
+// escapes.
+func resolveLink(dir, link string) (string, error) {
 	next := path.Join(dir, link)
 	if path.IsAbs(link) || next == ".." || strings.HasPrefix(next, "../") {
 		return "", errLinkEscapes
@@ -226,14 +244,18 @@ func (b *LocalBackend) linkTarget(parent *os.Root, dir, name string) (string, er
 	return next, nil
 }
 
-// createTemp creates the temporary file ".<name>.tmp-<random>" of a write
-// in parent.
-func createTemp(parent *os.Root, name string, perm fs.FileMode) (*os.File, string, error) {
+// tempName returns a fresh name for the temporary file of a write to name.
+func tempName(name string) string {
 	if len(name) > 200 {
 		name = name[:200] // NAME_MAX is 255; leave room for the decoration
 	}
+	return "." + name + ".tmp-" + strconv.FormatUint(rand.Uint64()&0xffffffffff, 36)
+}
+
+// createTemp creates the temporary file of a write to name in parent.
+func createTemp(parent *os.Root, name string, perm fs.FileMode) (*os.File, string, error) {
 	for attempt := 0; ; attempt++ {
-		tmp := "." + name + ".tmp-" + strconv.FormatUint(rand.Uint64()&0xffffffffff, 36)
+		tmp := tempName(name)
 		f, err := parent.OpenFile(tmp, tempFlags, perm)
 		if errors.Is(err, fs.ErrExist) && attempt < 10 {
 			continue // another write drew the same name

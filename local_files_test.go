@@ -16,7 +16,25 @@ import (
 	"time"
 )
 
-func TestReadWrite(t *testing.T) {
+// forWriteImpls runs a test with each implementation of the atomic write:
+// *at system calls (where they exist) and os.Root alone.
+func forWriteImpls(t *testing.T, test func(t *testing.T)) {
+	t.Run("at", func(t *testing.T) {
+		if !haveWriteAt {
+			t.Skip("no *at system calls here")
+		}
+		test(t)
+	})
+	t.Run("root", func(t *testing.T) {
+		portableWrites = true
+		defer func() { portableWrites = false }()
+		test(t)
+	})
+}
+
+func TestReadWrite(t *testing.T) { forWriteImpls(t, testReadWrite) }
+
+func testReadWrite(t *testing.T) {
 	noLeaks(t)
 	b := newLocal(t, LocalConfig{})
 	ctx := context.Background()
@@ -85,7 +103,9 @@ func TestReadWrite(t *testing.T) {
 	wantCode(t, b.Write(ctx, ".", []byte("x")), CodeWriteFailed, "Write root")
 }
 
-func TestWriteIsAtomic(t *testing.T) {
+func TestWriteIsAtomic(t *testing.T) { forWriteImpls(t, testWriteIsAtomic) }
+
+func testWriteIsAtomic(t *testing.T) {
 	noLeaks(t)
 	b := newLocal(t, LocalConfig{})
 	ctx := context.Background()
@@ -164,7 +184,9 @@ func TestWriteIsAtomic(t *testing.T) {
 	wg.Wait()
 }
 
-func TestWriteKeepsModeAndLinks(t *testing.T) {
+func TestWriteKeepsModeAndLinks(t *testing.T) { forWriteImpls(t, testWriteKeepsModeAndLinks) }
+
+func testWriteKeepsModeAndLinks(t *testing.T) {
 	b := newLocal(t, LocalConfig{})
 	ctx := context.Background()
 	root := b.RootDir()

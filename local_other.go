@@ -17,3 +17,10 @@ const (
 func keepOwnerAndMode(f *os.File, old fs.FileInfo) error {
 	return f.Chmod(old.Mode().Perm())
 }
+
+// haveWriteAt says writeOnceAt does not exist here: writes use os.Root.
+const haveWriteAt = false
+
+func (b *LocalBackend) writeOnceAt(string, []byte) (string, error) {
+	panic("unreachable: writeOnceAt without *at system calls")
+}
