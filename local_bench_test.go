@@ -1,3 +1,5 @@
+//go:build unix
+
 package agentbackend
 
 import (
@@ -18,9 +20,9 @@ import (
 // os.Root (or os/exec), and sdk, done through LocalBackend. `make bench`
 // prints sdk/raw ratios; the targets are in DESIGN.md.
 
-// benchWorkspace is a workspace with dir/file.bin (4 KiB) and fifteen more
+// localBenchWorkspace is a workspace with dir/file.bin (4 KiB) and fifteen more
 // 4 KiB files in dir, opened both as an os.Root and as a LocalBackend.
-func benchWorkspace(b *testing.B, cfg LocalConfig) (*os.Root, *LocalBackend) {
+func localBenchWorkspace(b *testing.B, cfg LocalConfig) (*os.Root, *LocalBackend) {
 	b.Helper()
 	cfg.RootDir = b.TempDir()
 	if cfg.Isolation == IsolationAuto {
@@ -53,7 +55,7 @@ func benchWorkspace(b *testing.B, cfg LocalConfig) (*os.Root, *LocalBackend) {
 }
 
 func BenchmarkLocalRead(b *testing.B) {
-	root, lb := benchWorkspace(b, LocalConfig{})
+	root, lb := localBenchWorkspace(b, LocalConfig{})
 	ctx := context.Background()
 	b.Run("raw", func(b *testing.B) {
 		for b.Loop() {
@@ -74,7 +76,7 @@ func BenchmarkLocalRead(b *testing.B) {
 // BenchmarkLocalWrite compares a plain truncate-and-write with the atomic
 // write (temporary file, then rename over the target).
 func BenchmarkLocalWrite(b *testing.B) {
-	root, lb := benchWorkspace(b, LocalConfig{})
+	root, lb := localBenchWorkspace(b, LocalConfig{})
 	ctx := context.Background()
 	data := bytes.Repeat([]byte("fedcba9876543210"), 256)
 	b.Run("raw", func(b *testing.B) {
@@ -94,7 +96,7 @@ func BenchmarkLocalWrite(b *testing.B) {
 }
 
 func BenchmarkLocalStat(b *testing.B) {
-	root, lb := benchWorkspace(b, LocalConfig{})
+	root, lb := localBenchWorkspace(b, LocalConfig{})
 	ctx := context.Background()
 	b.Run("raw", func(b *testing.B) {
 		for b.Loop() {
@@ -115,7 +117,7 @@ func BenchmarkLocalStat(b *testing.B) {
 // BenchmarkLocalReadDir lists sixteen names, sorted. raw opens the directory
 // through the os.Root and reads the names, the least work that answers.
 func BenchmarkLocalReadDir(b *testing.B) {
-	root, lb := benchWorkspace(b, LocalConfig{})
+	root, lb := localBenchWorkspace(b, LocalConfig{})
 	ctx := context.Background()
 	b.Run("raw", func(b *testing.B) {
 		for b.Loop() {
@@ -143,7 +145,7 @@ func BenchmarkLocalReadDir(b *testing.B) {
 // BenchmarkLocalReadDirInfo lists sixteen entries with their metadata. raw
 // is the usual os way: ReadDir, then Info (an lstat by path) per entry.
 func BenchmarkLocalReadDirInfo(b *testing.B) {
-	root, lb := benchWorkspace(b, LocalConfig{})
+	root, lb := localBenchWorkspace(b, LocalConfig{})
 	ctx := context.Background()
 	b.Run("raw", func(b *testing.B) {
 		for b.Loop() {
@@ -176,7 +178,7 @@ func BenchmarkLocalReadDirInfo(b *testing.B) {
 // captured, sdk through Exec (isolation none) with its checks, process
 // group, captured output and group cleanup.
 func BenchmarkLocalExec(b *testing.B) {
-	_, lb := benchWorkspace(b, LocalConfig{Isolation: IsolationNone, Shell: ShellBash})
+	_, lb := localBenchWorkspace(b, LocalConfig{Isolation: IsolationNone, Shell: ShellBash})
 	ctx := context.Background()
 	b.Run("raw", func(b *testing.B) {
 		for b.Loop() {
@@ -198,7 +200,7 @@ func BenchmarkLocalExec(b *testing.B) {
 // the identical bwrap command line with os/exec, sdk goes through Exec.
 func BenchmarkLocalExecBwrap(b *testing.B) {
 	testenv.NeedBwrap(b)
-	_, lb := benchWorkspace(b, LocalConfig{Isolation: IsolationBwrap, Shell: ShellBash})
+	_, lb := localBenchWorkspace(b, LocalConfig{Isolation: IsolationBwrap, Shell: ShellBash})
 	ctx := context.Background()
 	line := sandbox.Command(sandbox.Spec{Shell: lb.shell, Command: "true", Root: lb.root, Cwd: ".", Bwrap: lb.bwrap})
 	b.Run("raw", func(b *testing.B) {

@@ -1,3 +1,5 @@
+//go:build unix
+
 package agentbackend
 
 import (
@@ -12,16 +14,16 @@ import (
 	"github.com/agentbackend/agentbackend/internal/testenv"
 )
 
-// newBwrap returns a bubblewrap backend, or skips (fails when
+// newLocalBwrap returns a bubblewrap backend, or skips (fails when
 // AGENTBE_REQUIRE names bwrap).
-func newBwrap(t *testing.T, cfg LocalConfig) *LocalBackend {
+func newLocalBwrap(t *testing.T, cfg LocalConfig) *LocalBackend {
 	t.Helper()
 	testenv.NeedBwrap(t)
 	cfg.Isolation = IsolationBwrap
 	return newLocal(t, cfg)
 }
 
-func TestBwrapIsChosenByAuto(t *testing.T) {
+func TestLocalBwrapIsChosenByAuto(t *testing.T) {
 	testenv.NeedBwrap(t)
 	b, err := NewLocal(LocalConfig{RootDir: t.TempDir()})
 	if err != nil {
@@ -34,9 +36,9 @@ func TestBwrapIsChosenByAuto(t *testing.T) {
 }
 
 // What the sandbox hides and what it lets through.
-func TestBwrapContainment(t *testing.T) {
-	noLeaks(t)
-	b := newBwrap(t, LocalConfig{})
+func TestLocalBwrapContainment(t *testing.T) {
+	localNoLeaks(t)
+	b := newLocalBwrap(t, LocalConfig{})
 	ctx := context.Background()
 
 	outside := filepath.Join(t.TempDir(), "outside.txt")
@@ -59,7 +61,7 @@ func TestBwrapContainment(t *testing.T) {
 		"write to /usr":              "touch /usr/agentbe-sandbox-test",
 	} {
 		res, err := b.Exec(ctx, cmd, nil)
-		if wantCode(t, err, CodeExecFailed, name); res == nil || res.ExitCode == 0 {
+		if localWantCode(t, err, CodeExecFailed, name); res == nil || res.ExitCode == 0 {
 			t.Errorf("%s: allowed: %+v", name, res)
 		}
 	}
@@ -83,7 +85,7 @@ func TestBwrapContainment(t *testing.T) {
 	if !strings.Contains(string(res.Stdout), "\nworkspace\n") {
 		t.Errorf("root of the sandbox: %q", res.Stdout)
 	}
-	if _, err := os.Stat(filepath.Join(os.TempDir(), "x")); err == nil && hostFileIs(filepath.Join(os.TempDir(), "x"), "scratch\n") {
+	if _, err := os.Stat(filepath.Join(os.TempDir(), "x")); err == nil && localHostFileIs(filepath.Join(os.TempDir(), "x"), "scratch\n") {
 		t.Error("the sandbox's /tmp is the host's")
 	}
 
@@ -92,18 +94,18 @@ func TestBwrapContainment(t *testing.T) {
 	if err != nil || string(res.Stdout) != "/workspace\n/workspace\n/usr/bin/env\n" {
 		t.Errorf("workspace: %q %v", res.Stdout, err)
 	}
-	wantFile(t, filepath.Join(b.RootDir(), "made/here/f"), "inside\n")
+	localWantFile(t, filepath.Join(b.RootDir(), "made/here/f"), "inside\n")
 }
 
-func hostFileIs(path, content string) bool {
+func localHostFileIs(path, content string) bool {
 	data, err := os.ReadFile(path)
 	return err == nil && string(data) == content
 }
 
 // Processes that leave the command's process group (setsid) are still
 // killed: they are in the sandbox's pid namespace.
-func TestBwrapKillsEscapedProcesses(t *testing.T) {
-	b := newBwrap(t, LocalConfig{})
+func TestLocalBwrapKillsEscapedProcesses(t *testing.T) {
+	b := newLocalBwrap(t, LocalConfig{})
 	mark := proctest.SleepArg()
 	res, err := b.Exec(context.Background(), "setsid sleep "+mark+" & echo ok", nil)
 	if err != nil || string(res.Stdout) != "ok\n" {
@@ -113,17 +115,17 @@ func TestBwrapKillsEscapedProcesses(t *testing.T) {
 
 	_, err = b.Exec(context.Background(), "setsid sleep "+mark+" & sleep "+mark,
 		&ExecOptions{Timeout: 300 * time.Millisecond})
-	wantCode(t, err, CodeExecFailed, "timeout")
+	localWantCode(t, err, CodeExecFailed, "timeout")
 	proctest.WaitGone(t, mark)
 }
 
 // SandboxReadOnly adds host paths, read-only.
-func TestBwrapSandboxReadOnly(t *testing.T) {
+func TestLocalBwrapSandboxReadOnly(t *testing.T) {
 	extra := t.TempDir()
 	if err := os.WriteFile(filepath.Join(extra, "tool.txt"), []byte("tool"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	b := newBwrap(t, LocalConfig{SandboxReadOnly: []string{extra, "/no/such/path"}})
+	b := newLocalBwrap(t, LocalConfig{SandboxReadOnly: []string{extra, "/no/such/path"}})
 	ctx := context.Background()
 	res, err := b.Exec(ctx, "cat "+extra+"/tool.txt", nil)
 	if err != nil || string(res.Stdout) != "tool" {
@@ -134,11 +136,11 @@ func TestBwrapSandboxReadOnly(t *testing.T) {
 	}
 	// Debian's awk is a link through /etc/alternatives, absent by default.
 	if target, err := os.Readlink("/usr/bin/awk"); err == nil && strings.HasPrefix(target, "/etc/alternatives/") {
-		plain := newBwrap(t, LocalConfig{})
+		plain := newLocalBwrap(t, LocalConfig{})
 		if _, err := plain.Exec(ctx, "echo x | awk '{print}'", nil); err == nil {
 			t.Log("awk works without /etc/alternatives here")
 		}
-		alt := newBwrap(t, LocalConfig{SandboxReadOnly: []string{"/etc/alternatives"}})
+		alt := newLocalBwrap(t, LocalConfig{SandboxReadOnly: []string{"/etc/alternatives"}})
 		if res, err := alt.Exec(ctx, "echo x | awk '{print $1}'", nil); err != nil || string(res.Stdout) != "x\n" {
 			t.Errorf("awk with /etc/alternatives: %q %v", res.Stdout, err)
 		}

@@ -1,3 +1,5 @@
+//go:build unix
+
 package agentbackend
 
 import (
@@ -21,15 +23,15 @@ import (
 	"github.com/agentbackend/agentbackend/internal/testenv"
 )
 
-// forIsolations runs fn against a backend on the host (isolation none) and
+// forLocalIsolations runs fn against a backend on the host (isolation none) and
 // one in bubblewrap (skipped without a working bwrap, unless required).
-func forIsolations(t *testing.T, cfg LocalConfig, fn func(t *testing.T, b *LocalBackend)) {
+func forLocalIsolations(t *testing.T, cfg LocalConfig, fn func(t *testing.T, b *LocalBackend)) {
 	for _, iso := range []Isolation{IsolationNone, IsolationBwrap} {
 		t.Run(string(iso), func(t *testing.T) {
 			if iso == IsolationBwrap {
 				testenv.NeedBwrap(t)
 			}
-			noLeaks(t)
+			localNoLeaks(t)
 			c := cfg
 			c.Isolation = iso
 			fn(t, newLocal(t, c))
@@ -37,9 +39,9 @@ func forIsolations(t *testing.T, cfg LocalConfig, fn func(t *testing.T, b *Local
 	}
 }
 
-// dirSeen returns how a command sees the workspace path rel: under
+// localDirSeen returns how a command sees the workspace path rel: under
 // SandboxWorkspaceDir in bubblewrap, under RootDir on the host.
-func dirSeen(b *LocalBackend, rel string) string {
+func localDirSeen(b *LocalBackend, rel string) string {
 	base := b.RootDir()
 	if b.Isolation() == IsolationBwrap {
 		base = SandboxWorkspaceDir
@@ -50,8 +52,8 @@ func dirSeen(b *LocalBackend, rel string) string {
 	return base + "/" + rel
 }
 
-func TestExecBasics(t *testing.T) {
-	forIsolations(t, LocalConfig{}, func(t *testing.T, b *LocalBackend) {
+func TestLocalExecBasics(t *testing.T) {
+	forLocalIsolations(t, LocalConfig{}, func(t *testing.T, b *LocalBackend) {
 		ctx := context.Background()
 		res, err := b.Exec(ctx, "echo hello", nil)
 		if err != nil || string(res.Stdout) != "hello\n" || len(res.Stderr) != 0 || res.ExitCode != 0 || res.Duration <= 0 || res.Truncated {
@@ -59,7 +61,7 @@ func TestExecBasics(t *testing.T) {
 		}
 
 		res, err = b.Exec(ctx, "echo out; echo problem >&2; exit 3", nil)
-		e := wantCode(t, err, CodeExecFailed, "exit 3")
+		e := localWantCode(t, err, CodeExecFailed, "exit 3")
 		if e == nil || e.ExitCode != 3 || e.Command != "echo out; echo problem >&2; exit 3" ||
 			e.Error() != "Command execution failed with exit code 3: problem" {
 			t.Errorf("EXEC_FAILED: %#v", e)
@@ -73,27 +75,27 @@ func TestExecBasics(t *testing.T) {
 		}
 		// A signal the command gets on its own is an exit status, not a timeout.
 		res, err = b.Exec(ctx, "kill -KILL $$", nil)
-		if wantCode(t, err, CodeExecFailed, "self-kill"); res == nil || res.ExitCode != 137 || errors.Is(err, context.DeadlineExceeded) {
+		if localWantCode(t, err, CodeExecFailed, "self-kill"); res == nil || res.ExitCode != 137 || errors.Is(err, context.DeadlineExceeded) {
 			t.Errorf("self-kill: %+v %v", res, err)
 		}
 		// The workspace is the working directory, and HOME is it too.
 		res, err = b.Exec(ctx, `echo data > from-exec.txt; echo "$HOME"; pwd`, &ExecOptions{})
-		if err != nil || string(res.Stdout) != dirSeen(b, ".")+"\n"+dirSeen(b, ".")+"\n" {
+		if err != nil || string(res.Stdout) != localDirSeen(b, ".")+"\n"+localDirSeen(b, ".")+"\n" {
 			t.Errorf("HOME/pwd: %q %v", res.Stdout, err)
 		}
-		wantFile(t, filepath.Join(b.RootDir(), "from-exec.txt"), "data\n")
+		localWantFile(t, filepath.Join(b.RootDir(), "from-exec.txt"), "data\n")
 	})
 }
 
-func TestExecSafetyChecks(t *testing.T) {
+func TestLocalExecSafetyChecks(t *testing.T) {
 	b := newLocal(t, LocalConfig{})
 	ctx := context.Background()
 	for _, cmd := range []string{"", "   ", "\n\t"} {
 		_, err := b.Exec(ctx, cmd, nil)
-		wantCode(t, err, CodeEmptyCommand, "empty command")
+		localWantCode(t, err, CodeEmptyCommand, "empty command")
 	}
 	_, err := b.Exec(ctx, "touch ran; sudo ls", nil)
-	if e := wantCode(t, err, CodeDangerousOperation, "sudo"); e != nil && e.Command != "touch ran; sudo ls" {
+	if e := localWantCode(t, err, CodeDangerousOperation, "sudo"); e != nil && e.Command != "touch ran; sudo ls" {
 		t.Errorf("DANGEROUS_OPERATION carries %q", e.Command)
 	}
 	_, err = b.Exec(ctx, "touch ran; cd /", nil)
@@ -107,12 +109,12 @@ func TestExecSafetyChecks(t *testing.T) {
 	soft := newLocal(t, LocalConfig{Isolation: IsolationSoftware})
 	for _, cmd := range []string{"cd /tmp && touch ran", "cat ../x; touch ran", "touch ran; echo $HOME"} {
 		_, err := soft.Exec(ctx, cmd, nil)
-		if e := wantCode(t, err, CodeUnsafeCommand, cmd); e != nil && e.Command != cmd {
+		if e := localWantCode(t, err, CodeUnsafeCommand, cmd); e != nil && e.Command != cmd {
 			t.Errorf("UNSAFE_COMMAND carries %q", e.Command)
 		}
 	}
 	_, err = soft.Exec(ctx, "sudo ls", nil)
-	wantCode(t, err, CodeDangerousOperation, "software: sudo")
+	localWantCode(t, err, CodeDangerousOperation, "software: sudo")
 
 	allow := newLocal(t, LocalConfig{AllowDangerous: true})
 	if res, err := allow.Exec(ctx, "echo sudo rm -rf /nothing", nil); err != nil || string(res.Stdout) != "sudo rm -rf /nothing\n" {
@@ -124,7 +126,7 @@ func TestExecSafetyChecks(t *testing.T) {
 		t.Errorf("custom allow list: %v", err)
 	}
 	_, err = custom.Exec(ctx, "sudo echo", nil)
-	wantCode(t, err, CodeDangerousOperation, "custom policy still blocks")
+	localWantCode(t, err, CodeDangerousOperation, "custom policy still blocks")
 
 	for _, bk := range []*LocalBackend{b, soft} {
 		if ok, _ := bk.Exists(ctx, "ran"); ok {
@@ -133,12 +135,12 @@ func TestExecSafetyChecks(t *testing.T) {
 	}
 }
 
-func TestExecEnvironment(t *testing.T) {
+func TestLocalExecEnvironment(t *testing.T) {
 	t.Setenv("AGENTBE_HOST_VAR", "host")
 	hostTmp := t.TempDir()
 	t.Setenv("TMPDIR", hostTmp)
 	cfg := LocalConfig{Env: map[string]string{"BASE": "cfg", "OVER": "cfg"}}
-	forIsolations(t, cfg, func(t *testing.T, b *LocalBackend) {
+	forLocalIsolations(t, cfg, func(t *testing.T, b *LocalBackend) {
 		ctx := context.Background()
 		value := `it's; a "test" $HOME` + "\n`x`"
 		res, err := b.Exec(ctx, `printf '%s|%s|%s|%s|%s|%s|%s' "$AGENTBE_HOST_VAR" "$BASE" "$OVER" "$HOME" "$PWD" "$SPECIAL" "$TMPDIR"`,
@@ -147,7 +149,7 @@ func TestExecEnvironment(t *testing.T) {
 		if b.Isolation() == IsolationBwrap {
 			tmp = "/tmp" // the host's does not exist in the sandbox
 		}
-		want := "host|cfg|call|" + dirSeen(b, ".") + "|" + dirSeen(b, ".") + "|" + value + "|" + tmp
+		want := "host|cfg|call|" + localDirSeen(b, ".") + "|" + localDirSeen(b, ".") + "|" + value + "|" + tmp
 		if err != nil || string(res.Stdout) != want {
 			t.Errorf("environment:\n got %q, %v\nwant %q", res.Stdout, err, want)
 		}
@@ -157,7 +159,7 @@ func TestExecEnvironment(t *testing.T) {
 			"injection": {"X=1; touch ran #": "y"}, "empty name": {"": "x"}, "NUL": {"OK": "a\x00b"},
 		} {
 			_, err := b.Exec(ctx, "touch ran", &ExecOptions{Env: env})
-			wantCode(t, err, CodeInvalidConfiguration, name)
+			localWantCode(t, err, CodeInvalidConfiguration, name)
 		}
 		if ok, _ := b.Exists(ctx, "ran"); ok {
 			t.Error("a command with a refused environment ran")
@@ -165,8 +167,8 @@ func TestExecEnvironment(t *testing.T) {
 	})
 }
 
-func TestExecStdinAndLiveOutput(t *testing.T) {
-	forIsolations(t, LocalConfig{}, func(t *testing.T, b *LocalBackend) {
+func TestLocalExecStdinAndLiveOutput(t *testing.T) {
+	forLocalIsolations(t, LocalConfig{}, func(t *testing.T, b *LocalBackend) {
 		ctx := context.Background()
 		res, err := b.Exec(ctx, "tr a-z A-Z", &ExecOptions{Stdin: strings.NewReader("piped input")})
 		if err != nil || string(res.Stdout) != "PIPED INPUT" {
@@ -178,7 +180,7 @@ func TestExecStdinAndLiveOutput(t *testing.T) {
 		// arrived, so buffered output would deadlock (bounded below).
 		stdinR, stdinW := io.Pipe()
 		firstLine := make(chan struct{})
-		live := &lineWatcher{line: "first", seen: firstLine}
+		live := &localLineWatcher{line: "first", seen: firstLine}
 		done := make(chan error, 1)
 		go func() {
 			_, err := b.Exec(ctx, "echo first; read reply; echo got $reply", &ExecOptions{Stdin: stdinR, Stdout: live})
@@ -208,27 +210,27 @@ func TestExecStdinAndLiveOutput(t *testing.T) {
 			t.Errorf("shared writer: %q, result %q, %v", both.String(), res.Stderr, err)
 		}
 		// Writers that cannot be compared are fine too.
-		res, err = b.Exec(ctx, "echo a; echo b >&2", &ExecOptions{Stdout: sliceWriter{}, Stderr: sliceWriter{}})
+		res, err = b.Exec(ctx, "echo a; echo b >&2", &ExecOptions{Stdout: localSliceWriter{}, Stderr: localSliceWriter{}})
 		if err != nil || string(res.Stdout) != "a\n" {
 			t.Errorf("non-comparable writers: %q %v", res.Stdout, err)
 		}
 		// A failing live writer stops only the live copy.
-		res, err = b.Exec(ctx, "echo one; echo two", &ExecOptions{Stdout: failingWriter{}})
+		res, err = b.Exec(ctx, "echo one; echo two", &ExecOptions{Stdout: localFailingWriter{}})
 		if err != nil || string(res.Stdout) != "one\ntwo\n" {
 			t.Errorf("failing live writer: %q %v", res.Stdout, err)
 		}
 	})
 }
 
-// lineWatcher records what it is written and closes seen when line arrives.
-type lineWatcher struct {
+// localLineWatcher records what it is written and closes seen when line arrives.
+type localLineWatcher struct {
 	mu   sync.Mutex
 	buf  bytes.Buffer
 	line string
 	seen chan struct{}
 }
 
-func (w *lineWatcher) Write(p []byte) (int, error) {
+func (w *localLineWatcher) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.buf.Write(p)
@@ -242,22 +244,22 @@ func (w *lineWatcher) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func (w *lineWatcher) String() string {
+func (w *localLineWatcher) String() string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.buf.String()
 }
 
-// sliceWriter is a writer whose type cannot be compared with ==.
-type sliceWriter struct{ _ []byte }
+// localSliceWriter is a writer whose type cannot be compared with ==.
+type localSliceWriter struct{ _ []byte }
 
-func (sliceWriter) Write(p []byte) (int, error) { return len(p), nil }
+func (localSliceWriter) Write(p []byte) (int, error) { return len(p), nil }
 
-type failingWriter struct{}
+type localFailingWriter struct{}
 
-func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("peer gone") }
+func (localFailingWriter) Write([]byte) (int, error) { return 0, errors.New("peer gone") }
 
-func TestExecOutputLimit(t *testing.T) {
+func TestLocalExecOutputLimit(t *testing.T) {
 	ctx := context.Background()
 	b := newLocal(t, LocalConfig{MaxOutputLength: 100})
 	var live bytes.Buffer
@@ -273,7 +275,7 @@ func TestExecOutputLimit(t *testing.T) {
 		t.Errorf("the live writer got %d bytes, want all 1000", live.Len())
 	}
 	res, err = b.Exec(ctx, "head -c 300 /dev/zero | tr '\\0' e >&2; exit 1", nil)
-	if wantCode(t, err, CodeExecFailed, "truncated failure"); !res.Truncated || !strings.Contains(err.Error(), "Full output was 300 bytes") {
+	if localWantCode(t, err, CodeExecFailed, "truncated failure"); !res.Truncated || !strings.Contains(err.Error(), "Full output was 300 bytes") {
 		t.Errorf("truncated stderr: %q %v", res.Stderr, err)
 	}
 
@@ -289,12 +291,12 @@ func TestExecOutputLimit(t *testing.T) {
 	}
 }
 
-func TestExecTimeoutKillsTheGroup(t *testing.T) {
-	forIsolations(t, LocalConfig{}, func(t *testing.T, b *LocalBackend) {
+func TestLocalExecTimeoutKillsTheGroup(t *testing.T) {
+	forLocalIsolations(t, LocalConfig{}, func(t *testing.T, b *LocalBackend) {
 		mark := proctest.SleepArg()
 		res, err := b.Exec(context.Background(), "echo started; sleep "+mark+" & sleep "+mark+"; wait",
 			&ExecOptions{Timeout: 500 * time.Millisecond})
-		e := wantCode(t, err, CodeExecFailed, "timeout")
+		e := localWantCode(t, err, CodeExecFailed, "timeout")
 		if !errors.Is(err, context.DeadlineExceeded) || e == nil || !strings.Contains(e.Error(), "timed out after 500ms") || e.ExitCode != 137 {
 			t.Errorf("timeout error: %v", err)
 		}
@@ -305,8 +307,8 @@ func TestExecTimeoutKillsTheGroup(t *testing.T) {
 	})
 }
 
-func TestExecCancelKillsTheGroup(t *testing.T) {
-	forIsolations(t, LocalConfig{}, func(t *testing.T, b *LocalBackend) {
+func TestLocalExecCancelKillsTheGroup(t *testing.T) {
+	forLocalIsolations(t, LocalConfig{}, func(t *testing.T, b *LocalBackend) {
 		mark := proctest.SleepArg()
 		ctx, cancel := context.WithCancel(context.Background())
 		go func() {
@@ -314,7 +316,7 @@ func TestExecCancelKillsTheGroup(t *testing.T) {
 			cancel()
 		}()
 		_, err := b.Exec(ctx, "sleep "+mark+" & sleep "+mark+"; wait", nil)
-		if wantCode(t, err, CodeExecFailed, "cancel"); !errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		if localWantCode(t, err, CodeExecFailed, "cancel"); !errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 			t.Errorf("cancelled: %v", err)
 		}
 		proctest.WaitGone(t, mark)
@@ -330,7 +332,7 @@ func TestExecCancelKillsTheGroup(t *testing.T) {
 
 		// A ctx done before the call spawns nothing.
 		_, err = b.Exec(ctx, "touch ran", nil)
-		if wantCode(t, err, CodeExecError, "done ctx"); !errors.Is(err, context.Canceled) {
+		if localWantCode(t, err, CodeExecError, "done ctx"); !errors.Is(err, context.Canceled) {
 			t.Errorf("done ctx: %v", err)
 		}
 		if ok, _ := b.Exists(context.Background(), "ran"); ok {
@@ -341,8 +343,8 @@ func TestExecCancelKillsTheGroup(t *testing.T) {
 
 // Nothing a command starts outlives it, and background processes holding
 // its output pipes do not make Exec wait for them.
-func TestExecLeavesNothingBehind(t *testing.T) {
-	forIsolations(t, LocalConfig{}, func(t *testing.T, b *LocalBackend) {
+func TestLocalExecLeavesNothingBehind(t *testing.T) {
+	forLocalIsolations(t, LocalConfig{}, func(t *testing.T, b *LocalBackend) {
 		mark := proctest.SleepArg()
 		for _, cmd := range []string{
 			"sleep " + mark + " & echo ok",
@@ -358,7 +360,7 @@ func TestExecLeavesNothingBehind(t *testing.T) {
 	})
 }
 
-func TestExecShell(t *testing.T) {
+func TestLocalExecShell(t *testing.T) {
 	ctx := context.Background()
 	for shell, want := range map[Shell]string{ShellBash: "/bin/bash", ShellSh: "/bin/sh", ShellAuto: "/bin/bash", "auto": "/bin/bash"} {
 		if _, err := os.Stat(want); err != nil {
@@ -376,16 +378,16 @@ func TestExecShell(t *testing.T) {
 	}
 }
 
-func TestExecCwd(t *testing.T) {
-	forIsolations(t, LocalConfig{}, func(t *testing.T, b *LocalBackend) {
+func TestLocalExecCwd(t *testing.T) {
+	forLocalIsolations(t, LocalConfig{}, func(t *testing.T, b *LocalBackend) {
 		ctx := context.Background()
-		mustWrite(t, b, "sub/dir/file", "f")
+		localWrite(t, b, "sub/dir/file", "f")
 		if err := os.Symlink("sub/dir", filepath.Join(b.RootDir(), "inside-link")); err != nil {
 			t.Fatal(err)
 		}
 		for cwd, rel := range map[string]string{"sub/dir": "sub/dir", "/sub": "sub", b.RootDir() + "/sub/dir/": "sub/dir", ".": "."} {
 			res, err := b.Exec(ctx, `printf '%s|' "$HOME"; pwd`, &ExecOptions{Cwd: cwd})
-			if want := dirSeen(b, rel) + "|" + dirSeen(b, rel) + "\n"; err != nil || string(res.Stdout) != want {
+			if want := localDirSeen(b, rel) + "|" + localDirSeen(b, rel) + "\n"; err != nil || string(res.Stdout) != want {
 				t.Errorf("Cwd %q: %q %v, want %q", cwd, res.Stdout, err, want)
 			}
 		}
@@ -394,29 +396,29 @@ func TestExecCwd(t *testing.T) {
 		}
 		for _, cwd := range []string{"../", "sub/../../x", b.RootDir() + "/../x"} {
 			_, err := b.Exec(ctx, "true", &ExecOptions{Cwd: cwd})
-			if e := wantCode(t, err, CodePathEscape, "Cwd "+cwd); e != nil && e.Path != cwd {
+			if e := localWantCode(t, err, CodePathEscape, "Cwd "+cwd); e != nil && e.Path != cwd {
 				t.Errorf("Cwd %q: error names %q", cwd, e.Path)
 			}
 		}
 		_, err := b.Exec(ctx, "true", &ExecOptions{Cwd: "no/such/dir"})
-		if e := wantCode(t, err, CodeExecError, "missing Cwd"); !errors.Is(err, fs.ErrNotExist) || e == nil ||
+		if e := localWantCode(t, err, CodeExecError, "missing Cwd"); !errors.Is(err, fs.ErrNotExist) || e == nil ||
 			e.Error() != "exec no/such/dir: working directory: no such file or directory" {
 			t.Errorf("missing Cwd: %v", err)
 		}
 		_, err = b.Exec(ctx, "true", &ExecOptions{Cwd: "sub/dir/file"})
-		if wantCode(t, err, CodeExecError, "file Cwd"); !errors.Is(err, syscall.ENOTDIR) {
+		if localWantCode(t, err, CodeExecError, "file Cwd"); !errors.Is(err, syscall.ENOTDIR) {
 			t.Errorf("file as Cwd: %v", err)
 		}
 	})
 }
 
-func TestExecSpawnFailure(t *testing.T) {
+func TestLocalExecSpawnFailure(t *testing.T) {
 	b := newLocal(t, LocalConfig{})
 	if err := os.Remove(b.RootDir()); err != nil {
 		t.Fatal(err)
 	}
 	_, err := b.Exec(context.Background(), "true", nil)
-	if e := wantCode(t, err, CodeExecError, "spawn in a removed root"); e != nil && !strings.HasPrefix(e.Error(), "Failed to execute command: ") {
+	if e := localWantCode(t, err, CodeExecError, "spawn in a removed root"); e != nil && !strings.HasPrefix(e.Error(), "Failed to execute command: ") {
 		t.Errorf("message: %q", e.Error())
 	}
 
@@ -424,13 +426,13 @@ func TestExecSpawnFailure(t *testing.T) {
 	gone := newLocal(t, LocalConfig{})
 	gone.bwrap = sandbox.NewBwrap(filepath.Join(t.TempDir(), "bwrap"), nil)
 	_, err = gone.Exec(context.Background(), "true", nil)
-	if e := wantCode(t, err, CodeMissingUtilities, "bwrap gone"); e != nil && !strings.Contains(e.Error(), "apt install bubblewrap") {
+	if e := localWantCode(t, err, CodeMissingUtilities, "bwrap gone"); e != nil && !strings.Contains(e.Error(), "apt install bubblewrap") {
 		t.Errorf("message: %q", e.Error())
 	}
 }
 
-func TestExecCloseKillsRunningCommands(t *testing.T) {
-	forIsolations(t, LocalConfig{}, func(t *testing.T, b *LocalBackend) {
+func TestLocalExecCloseKillsRunningCommands(t *testing.T) {
+	forLocalIsolations(t, LocalConfig{}, func(t *testing.T, b *LocalBackend) {
 		mark := proctest.SleepArg()
 		errs := make(chan error, 3)
 		for range 3 {
@@ -444,7 +446,7 @@ func TestExecCloseKillsRunningCommands(t *testing.T) {
 			t.Fatal(err)
 		}
 		for range 3 {
-			wantCode(t, <-errs, CodeDestroyed, "Exec running at Close")
+			localWantCode(t, <-errs, CodeDestroyed, "Exec running at Close")
 		}
 		proctest.WaitGone(t, mark)
 	})
@@ -452,8 +454,8 @@ func TestExecCloseKillsRunningCommands(t *testing.T) {
 
 // A scope of a LocalBackend runs commands in the scope directory, with
 // HOME there and the scope's environment under the call's.
-func TestExecThroughScope(t *testing.T) {
-	forIsolations(t, LocalConfig{Env: map[string]string{"LEVEL": "backend", "B": "b"}}, func(t *testing.T, b *LocalBackend) {
+func TestLocalExecThroughScope(t *testing.T) {
+	forLocalIsolations(t, LocalConfig{Env: map[string]string{"LEVEL": "backend", "B": "b"}}, func(t *testing.T, b *LocalBackend) {
 		ctx := context.Background()
 		scope, err := b.Scope("tenants/t1", &ScopeConfig{Env: map[string]string{"LEVEL": "scope", "S": "s"}})
 		if err != nil {
@@ -461,25 +463,25 @@ func TestExecThroughScope(t *testing.T) {
 		}
 		res, err := scope.Exec(ctx, `echo made > out.txt; printf '%s|%s|%s|%s|' "$HOME" "$LEVEL" "$B" "$S"; pwd`,
 			&ExecOptions{Env: map[string]string{"S": "call"}})
-		want := dirSeen(b, "tenants/t1") + "|scope|b|call|" + dirSeen(b, "tenants/t1") + "\n"
+		want := localDirSeen(b, "tenants/t1") + "|scope|b|call|" + localDirSeen(b, "tenants/t1") + "\n"
 		if err != nil || string(res.Stdout) != want {
 			t.Errorf("scope exec: %q %v, want %q", res.Stdout, err, want)
 		}
-		wantFile(t, filepath.Join(b.RootDir(), "tenants/t1/out.txt"), "made\n")
+		localWantFile(t, filepath.Join(b.RootDir(), "tenants/t1/out.txt"), "made\n")
 		if err := scope.Mkdir(ctx, "inner"); err != nil {
 			t.Fatal(err)
 		}
 		res, err = scope.Exec(ctx, "pwd", &ExecOptions{Cwd: "/inner"})
-		if err != nil || string(res.Stdout) != dirSeen(b, "tenants/t1/inner")+"\n" {
+		if err != nil || string(res.Stdout) != localDirSeen(b, "tenants/t1/inner")+"\n" {
 			t.Errorf("scope Cwd: %q %v", res.Stdout, err)
 		}
 		_, err = scope.Exec(ctx, "true", &ExecOptions{Cwd: "../t2"})
-		wantCode(t, err, CodePathEscape, "scope Cwd escape")
+		localWantCode(t, err, CodePathEscape, "scope Cwd escape")
 	})
 }
 
-func TestExecConcurrent(t *testing.T) {
-	forIsolations(t, LocalConfig{}, func(t *testing.T, b *LocalBackend) {
+func TestLocalExecConcurrent(t *testing.T) {
+	forLocalIsolations(t, LocalConfig{}, func(t *testing.T, b *LocalBackend) {
 		var wg sync.WaitGroup
 		for i := range 12 {
 			wg.Go(func() {

@@ -1,3 +1,5 @@
+//go:build unix
+
 package agentbackend
 
 import (
@@ -32,24 +34,24 @@ func forWriteImpls(t *testing.T, test func(t *testing.T)) {
 	})
 }
 
-func TestReadWrite(t *testing.T) { forWriteImpls(t, testReadWrite) }
+func TestLocalReadWrite(t *testing.T) { forWriteImpls(t, testLocalReadWrite) }
 
-func testReadWrite(t *testing.T) {
-	noLeaks(t)
+func testLocalReadWrite(t *testing.T) {
+	localNoLeaks(t)
 	b := newLocal(t, LocalConfig{})
 	ctx := context.Background()
 	root := b.RootDir()
 
-	mustWrite(t, b, "a/b/c.txt", "hello")
-	wantFile(t, filepath.Join(root, "a/b/c.txt"), "hello")
+	localWrite(t, b, "a/b/c.txt", "hello")
+	localWantFile(t, filepath.Join(root, "a/b/c.txt"), "hello")
 	for _, p := range []string{"a/b/c.txt", "/a/b/c.txt", root + "/a/b/c.txt", "./a//b/../b/c.txt"} {
 		if data, err := b.Read(ctx, p); err != nil || string(data) != "hello" {
 			t.Errorf("Read(%q) = %q, %v", p, data, err)
 		}
 	}
-	mustWrite(t, b, "a/b/c.txt", "bye")
-	wantFile(t, filepath.Join(root, "a/b/c.txt"), "bye")
-	mustWrite(t, b, "empty", "")
+	localWrite(t, b, "a/b/c.txt", "bye")
+	localWantFile(t, filepath.Join(root, "a/b/c.txt"), "bye")
+	localWrite(t, b, "empty", "")
 	if data, err := b.Read(ctx, "empty"); err != nil || len(data) != 0 {
 		t.Errorf("empty file: %q %v", data, err)
 	}
@@ -62,8 +64,8 @@ func testReadWrite(t *testing.T) {
 	}
 	// A name near NAME_MAX still leaves room for the temporary name.
 	long := strings.Repeat("n", 250)
-	mustWrite(t, b, long, "long")
-	wantFile(t, filepath.Join(root, long), "long")
+	localWrite(t, b, long, "long")
+	localWantFile(t, filepath.Join(root, long), "long")
 	// Files that report no size (procfs) are read whole.
 	if err := os.Symlink("/proc/self/status", filepath.Join(root, "proc-link")); err != nil {
 		t.Fatal(err)
@@ -72,12 +74,12 @@ func testReadWrite(t *testing.T) {
 		t.Errorf("absolute link to /proc: %v, want PATH_ESCAPE_ATTEMPT", err)
 	}
 	// No temporary files are left by successful writes.
-	if names := hostNames(t, root); !slices.Equal(names, []string{"a", "big", "empty", long, "proc-link"}) {
+	if names := localHostNames(t, root); !slices.Equal(names, []string{"a", "big", "empty", long, "proc-link"}) {
 		t.Errorf("workspace holds %q", names)
 	}
 
 	_, err := b.Read(ctx, "missing/file.txt")
-	e := wantCode(t, err, CodeReadFailed, "Read missing")
+	e := localWantCode(t, err, CodeReadFailed, "Read missing")
 	if !errors.Is(err, fs.ErrNotExist) || e == nil || e.Path != "missing/file.txt" || e.Op != "read" {
 		t.Errorf("Read missing: %#v", err)
 	}
@@ -89,7 +91,7 @@ func testReadWrite(t *testing.T) {
 		t.Errorf("wrapped PathError carries %q", pe.Path)
 	}
 	_, err = b.Read(ctx, "a")
-	if wantCode(t, err, CodeReadFailed, "Read dir"); !errors.Is(err, syscall.EISDIR) {
+	if localWantCode(t, err, CodeReadFailed, "Read dir"); !errors.Is(err, syscall.EISDIR) {
 		t.Errorf("Read dir: %v, want EISDIR", err)
 	}
 	// Reading a FIFO fails at once instead of waiting for a writer.
@@ -97,32 +99,32 @@ func testReadWrite(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = b.Read(ctx, "fifo")
-	if wantCode(t, err, CodeReadFailed, "Read FIFO"); !errors.Is(err, errNotRegular) {
+	if localWantCode(t, err, CodeReadFailed, "Read FIFO"); !errors.Is(err, errNotRegular) {
 		t.Errorf("Read FIFO: %v", err)
 	}
-	wantCode(t, b.Write(ctx, ".", []byte("x")), CodeWriteFailed, "Write root")
+	localWantCode(t, b.Write(ctx, ".", []byte("x")), CodeWriteFailed, "Write root")
 }
 
-func TestWriteIsAtomic(t *testing.T) { forWriteImpls(t, testWriteIsAtomic) }
+func TestLocalWriteIsAtomic(t *testing.T) { forWriteImpls(t, testLocalWriteIsAtomic) }
 
-func testWriteIsAtomic(t *testing.T) {
-	noLeaks(t)
+func testLocalWriteIsAtomic(t *testing.T) {
+	localNoLeaks(t)
 	b := newLocal(t, LocalConfig{})
 	ctx := context.Background()
 	root := b.RootDir()
-	mustWrite(t, b, "d/keep.txt", "old")
-	mustWrite(t, b, "file", "plain")
+	localWrite(t, b, "d/keep.txt", "old")
+	localWrite(t, b, "file", "plain")
 
 	// Failures before any temporary file: over a directory, under a file.
 	err := b.Write(ctx, "d", []byte("x"))
-	if wantCode(t, err, CodeWriteFailed, "Write over dir"); !errors.Is(err, syscall.EISDIR) {
+	if localWantCode(t, err, CodeWriteFailed, "Write over dir"); !errors.Is(err, syscall.EISDIR) {
 		t.Errorf("Write over dir: %v", err)
 	}
 	err = b.Write(ctx, "file/child", []byte("x"))
-	if wantCode(t, err, CodeWriteFailed, "Write under file"); !errors.Is(err, syscall.ENOTDIR) {
+	if localWantCode(t, err, CodeWriteFailed, "Write under file"); !errors.Is(err, syscall.ENOTDIR) {
 		t.Errorf("Write under file: %v", err)
 	}
-	wantFile(t, filepath.Join(root, "file"), "plain")
+	localWantFile(t, filepath.Join(root, "file"), "plain")
 
 	// Failures after the temporary file exists: the old file stays, the
 	// temporary file goes.
@@ -136,11 +138,11 @@ func testWriteIsAtomic(t *testing.T) {
 		}
 		err := b.Write(ctx, "d/keep.txt", []byte("new"))
 		writeFault = nil
-		if wantCode(t, err, CodeWriteFailed, step+" failure"); !errors.Is(err, injected) {
+		if localWantCode(t, err, CodeWriteFailed, step+" failure"); !errors.Is(err, injected) {
 			t.Errorf("%s failure: %v", step, err)
 		}
-		wantFile(t, filepath.Join(root, "d/keep.txt"), "old")
-		if names := hostNames(t, filepath.Join(root, "d")); !slices.Equal(names, []string{"keep.txt"}) {
+		localWantFile(t, filepath.Join(root, "d/keep.txt"), "old")
+		if names := localHostNames(t, filepath.Join(root, "d")); !slices.Equal(names, []string{"keep.txt"}) {
 			t.Errorf("after a failed %s the directory holds %q", step, names)
 		}
 	}
@@ -184,19 +186,19 @@ func testWriteIsAtomic(t *testing.T) {
 	wg.Wait()
 }
 
-func TestWriteKeepsModeAndLinks(t *testing.T) { forWriteImpls(t, testWriteKeepsModeAndLinks) }
+func TestLocalWriteKeepsModeAndLinks(t *testing.T) { forWriteImpls(t, testLocalWriteKeepsModeAndLinks) }
 
-func testWriteKeepsModeAndLinks(t *testing.T) {
+func testLocalWriteKeepsModeAndLinks(t *testing.T) {
 	b := newLocal(t, LocalConfig{})
 	ctx := context.Background()
 	root := b.RootDir()
 	for _, mode := range []fs.FileMode{0o600, 0o755, 0o666, 0o400} {
 		name := fmt.Sprintf("mode-%o", mode)
-		mustWrite(t, b, name, "v1")
+		localWrite(t, b, name, "v1")
 		if err := os.Chmod(filepath.Join(root, name), mode); err != nil {
 			t.Fatal(err)
 		}
-		mustWrite(t, b, name, "v2")
+		localWrite(t, b, name, "v2")
 		fi, err := os.Stat(filepath.Join(root, name))
 		if err != nil || fi.Mode().Perm() != mode {
 			t.Errorf("%s after Write: %v %v, want %v", name, fi.Mode(), err, mode)
@@ -205,11 +207,11 @@ func testWriteKeepsModeAndLinks(t *testing.T) {
 	// Replacing someone else's file keeps its owner when this process may
 	// set it (as root): a daemon running as root must not take files over.
 	if os.Geteuid() == 0 {
-		mustWrite(t, b, "owned", "v1")
+		localWrite(t, b, "owned", "v1")
 		if err := os.Chown(filepath.Join(root, "owned"), 1234, 5678); err != nil {
 			t.Fatal(err)
 		}
-		mustWrite(t, b, "owned", "v2")
+		localWrite(t, b, "owned", "v2")
 		fi, _ := os.Stat(filepath.Join(root, "owned"))
 		if st := fi.Sys().(*syscall.Stat_t); st.Uid != 1234 || st.Gid != 5678 {
 			t.Errorf("owner after Write: %d:%d, want 1234:5678", st.Uid, st.Gid)
@@ -217,23 +219,23 @@ func testWriteKeepsModeAndLinks(t *testing.T) {
 	}
 	umask := syscall.Umask(0)
 	syscall.Umask(umask)
-	mustWrite(t, b, "fresh", "x")
+	localWrite(t, b, "fresh", "x")
 	if fi, _ := os.Stat(filepath.Join(root, "fresh")); fi.Mode().Perm() != 0o644&^fs.FileMode(umask) {
 		t.Errorf("new file mode %v", fi.Mode())
 	}
 
 	// Writing through a link inside the workspace replaces the target and
 	// keeps the link (CLAUDE.md -> AGENTS.md stays a link).
-	mustWrite(t, b, "docs/AGENTS.md", "v1")
+	localWrite(t, b, "docs/AGENTS.md", "v1")
 	if err := os.Symlink("docs/AGENTS.md", filepath.Join(root, "CLAUDE.md")); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Symlink("../CLAUDE.md", filepath.Join(root, "docs/chain.md")); err != nil {
 		t.Fatal(err)
 	}
-	mustWrite(t, b, "CLAUDE.md", "v2")
-	mustWrite(t, b, "docs/chain.md", "v3")
-	wantFile(t, filepath.Join(root, "docs/AGENTS.md"), "v3")
+	localWrite(t, b, "CLAUDE.md", "v2")
+	localWrite(t, b, "docs/chain.md", "v3")
+	localWantFile(t, filepath.Join(root, "docs/AGENTS.md"), "v3")
 	if fi, err := os.Lstat(filepath.Join(root, "CLAUDE.md")); err != nil || fi.Mode()&fs.ModeSymlink == 0 {
 		t.Errorf("the link was replaced: %v %v", fi.Mode(), err)
 	}
@@ -241,8 +243,8 @@ func testWriteKeepsModeAndLinks(t *testing.T) {
 	if err := os.Symlink("made/by-write.txt", filepath.Join(root, "dangling")); err != nil {
 		t.Fatal(err)
 	}
-	mustWrite(t, b, "dangling", "created")
-	wantFile(t, filepath.Join(root, "made/by-write.txt"), "created")
+	localWrite(t, b, "dangling", "created")
+	localWantFile(t, filepath.Join(root, "made/by-write.txt"), "created")
 	// A loop is an error, not a hang.
 	if err := os.Symlink("loop2", filepath.Join(root, "loop1")); err != nil {
 		t.Fatal(err)
@@ -251,20 +253,20 @@ func testWriteKeepsModeAndLinks(t *testing.T) {
 		t.Fatal(err)
 	}
 	err := b.Write(ctx, "loop1", []byte("x"))
-	if wantCode(t, err, CodeWriteFailed, "Write into a link loop"); !errors.Is(err, syscall.ELOOP) {
+	if localWantCode(t, err, CodeWriteFailed, "Write into a link loop"); !errors.Is(err, syscall.ELOOP) {
 		t.Errorf("link loop: %v", err)
 	}
 }
 
-func TestTouch(t *testing.T) {
+func TestLocalTouch(t *testing.T) {
 	b := newLocal(t, LocalConfig{})
 	ctx := context.Background()
 	root := b.RootDir()
 	if err := b.Touch(ctx, "new/dir/file"); err != nil {
 		t.Fatal(err)
 	}
-	wantFile(t, filepath.Join(root, "new/dir/file"), "")
-	mustWrite(t, b, "kept", "content")
+	localWantFile(t, filepath.Join(root, "new/dir/file"), "")
+	localWrite(t, b, "kept", "content")
 	old := time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC)
 	if err := os.Chtimes(filepath.Join(root, "kept"), old, old); err != nil {
 		t.Fatal(err)
@@ -272,7 +274,7 @@ func TestTouch(t *testing.T) {
 	if err := b.Touch(ctx, "kept"); err != nil {
 		t.Fatal(err)
 	}
-	wantFile(t, filepath.Join(root, "kept"), "content")
+	localWantFile(t, filepath.Join(root, "kept"), "content")
 	if fi, _ := os.Stat(filepath.Join(root, "kept")); !fi.ModTime().Equal(old) {
 		t.Errorf("Touch changed the modification time to %v", fi.ModTime())
 	}
@@ -292,16 +294,16 @@ func TestTouch(t *testing.T) {
 	if err := b.Mkdir(ctx, "adir"); err != nil {
 		t.Fatal(err)
 	}
-	wantCode(t, b.Touch(ctx, "adir"), CodeWriteFailed, "Touch dir")
-	wantCode(t, b.Touch(ctx, "kept/under"), CodeWriteFailed, "Touch under a file")
+	localWantCode(t, b.Touch(ctx, "adir"), CodeWriteFailed, "Touch dir")
+	localWantCode(t, b.Touch(ctx, "kept/under"), CodeWriteFailed, "Touch under a file")
 }
 
-func TestReadDirAndInfo(t *testing.T) {
+func TestLocalReadDirAndInfo(t *testing.T) {
 	b := newLocal(t, LocalConfig{})
 	ctx := context.Background()
 	root := b.RootDir()
 	for _, p := range []string{"d/b.txt", "d/a.txt", "d/sub/x"} {
-		mustWrite(t, b, p, p)
+		localWrite(t, b, p, p)
 	}
 	if err := os.Symlink("a.txt", filepath.Join(root, "d/link-in")); err != nil {
 		t.Fatal(err)
@@ -345,17 +347,17 @@ func TestReadDirAndInfo(t *testing.T) {
 		"ReadDirInfo": func(p string) error { _, err := b.ReadDirInfo(ctx, p); return err },
 	} {
 		err := fn("missing")
-		if wantCode(t, err, CodeLsFailed, "missing"); !errors.Is(err, fs.ErrNotExist) {
+		if localWantCode(t, err, CodeLsFailed, "missing"); !errors.Is(err, fs.ErrNotExist) {
 			t.Errorf("missing dir: %v", err)
 		}
 		err = fn("d/a.txt")
-		if wantCode(t, err, CodeLsFailed, "file"); !errors.Is(err, syscall.ENOTDIR) || strings.Contains(err.Error(), root) {
+		if localWantCode(t, err, CodeLsFailed, "file"); !errors.Is(err, syscall.ENOTDIR) || strings.Contains(err.Error(), root) {
 			t.Errorf("listing a file: %v", err)
 		}
 	}
 }
 
-func TestMkdirExistsStat(t *testing.T) {
+func TestLocalMkdirExistsStat(t *testing.T) {
 	b := newLocal(t, LocalConfig{})
 	ctx := context.Background()
 	root := b.RootDir()
@@ -364,9 +366,9 @@ func TestMkdirExistsStat(t *testing.T) {
 			t.Errorf("Mkdir(%q): %v", p, err)
 		}
 	}
-	mustWrite(t, b, "a/f.txt", "12345")
-	wantCode(t, b.Mkdir(ctx, "a/f.txt"), CodeWriteFailed, "Mkdir over a file")
-	wantCode(t, b.Mkdir(ctx, "a/f.txt/sub"), CodeWriteFailed, "Mkdir under a file")
+	localWrite(t, b, "a/f.txt", "12345")
+	localWantCode(t, b.Mkdir(ctx, "a/f.txt"), CodeWriteFailed, "Mkdir over a file")
+	localWantCode(t, b.Mkdir(ctx, "a/f.txt/sub"), CodeWriteFailed, "Mkdir under a file")
 	if err := os.Symlink("b", filepath.Join(root, "a/link-to-b")); err != nil {
 		t.Fatal(err)
 	}
@@ -392,21 +394,21 @@ func TestMkdirExistsStat(t *testing.T) {
 		}
 	}
 	_, err = b.Stat(ctx, "nope")
-	if wantCode(t, err, CodeReadFailed, "Stat missing"); !errors.Is(err, fs.ErrNotExist) {
+	if localWantCode(t, err, CodeReadFailed, "Stat missing"); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("Stat missing: %v", err)
 	}
 }
 
-func TestRemove(t *testing.T) {
+func TestLocalRemove(t *testing.T) {
 	b := newLocal(t, LocalConfig{})
 	ctx := context.Background()
 	root := b.RootDir()
-	mustWrite(t, b, "f", "x")
+	localWrite(t, b, "f", "x")
 	if err := b.Remove(ctx, "f", RemoveOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	err := b.Remove(ctx, "f", RemoveOptions{})
-	if wantCode(t, err, CodeWriteFailed, "Remove missing"); !errors.Is(err, fs.ErrNotExist) {
+	if localWantCode(t, err, CodeWriteFailed, "Remove missing"); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("Remove missing: %v", err)
 	}
 	for _, opts := range []RemoveOptions{{Force: true}, {Force: true, Recursive: true}} {
@@ -424,82 +426,82 @@ func TestRemove(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = b.Remove(ctx, "empty", RemoveOptions{Force: true})
-	if wantCode(t, err, CodeWriteFailed, "Remove dir"); !errors.Is(err, syscall.EISDIR) || !strings.Contains(err.Error(), "Recursive") {
+	if localWantCode(t, err, CodeWriteFailed, "Remove dir"); !errors.Is(err, syscall.EISDIR) || !strings.Contains(err.Error(), "Recursive") {
 		t.Errorf("Remove dir without Recursive: %v", err)
 	}
-	mustWrite(t, b, "tree/a/b/c", "c")
-	mustWrite(t, b, "tree-sibling", "keep")
+	localWrite(t, b, "tree/a/b/c", "c")
+	localWrite(t, b, "tree-sibling", "keep")
 	if err := b.Remove(ctx, "tree", RemoveOptions{Recursive: true}); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.Remove(ctx, "empty", RemoveOptions{Recursive: true}); err != nil {
 		t.Fatal(err)
 	}
-	if names := hostNames(t, root); !slices.Equal(names, []string{"tree-sibling"}) {
+	if names := localHostNames(t, root); !slices.Equal(names, []string{"tree-sibling"}) {
 		t.Errorf("after removals: %q", names)
 	}
 
 	// A link is removed, never its target.
-	mustWrite(t, b, "target/keep", "k")
+	localWrite(t, b, "target/keep", "k")
 	if err := os.Symlink("target", filepath.Join(root, "dirlink")); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.Remove(ctx, "dirlink", RemoveOptions{Recursive: true}); err != nil {
 		t.Fatal(err)
 	}
-	wantFile(t, filepath.Join(root, "target/keep"), "k")
+	localWantFile(t, filepath.Join(root, "target/keep"), "k")
 
 	// The workspace root is never removed, whatever the options.
 	for _, p := range []string{".", "/", root, "a/.."} {
 		for _, opts := range []RemoveOptions{{}, {Recursive: true}, {Recursive: true, Force: true}} {
 			err := b.Remove(ctx, p, opts)
-			if e := wantCode(t, err, CodeWriteFailed, "Remove root"); e != nil && (!errors.Is(err, errRemoveRoot) || e.Path != p) {
+			if e := localWantCode(t, err, CodeWriteFailed, "Remove root"); e != nil && (!errors.Is(err, errRemoveRoot) || e.Path != p) {
 				t.Errorf("Remove(%q, %+v): %v", p, opts, err)
 			}
 		}
 	}
-	wantFile(t, filepath.Join(root, "tree-sibling"), "keep")
+	localWantFile(t, filepath.Join(root, "tree-sibling"), "keep")
 }
 
-func TestRename(t *testing.T) {
+func TestLocalRename(t *testing.T) {
 	b := newLocal(t, LocalConfig{})
 	ctx := context.Background()
 	root := b.RootDir()
-	mustWrite(t, b, "a.txt", "A")
+	localWrite(t, b, "a.txt", "A")
 	if err := b.Rename(ctx, "a.txt", "new/parents/b.txt"); err != nil {
 		t.Fatal(err)
 	}
-	wantFile(t, filepath.Join(root, "new/parents/b.txt"), "A")
-	mustWrite(t, b, "c.txt", "C")
+	localWantFile(t, filepath.Join(root, "new/parents/b.txt"), "A")
+	localWrite(t, b, "c.txt", "C")
 	if err := b.Rename(ctx, "/c.txt", root+"/new/parents/b.txt"); err != nil {
 		t.Fatal(err)
 	}
-	wantFile(t, filepath.Join(root, "new/parents/b.txt"), "C")
+	localWantFile(t, filepath.Join(root, "new/parents/b.txt"), "C")
 
 	// A missing source fails without creating the destination's parents.
 	err := b.Rename(ctx, "missing", "made/up/x")
-	if e := wantCode(t, err, CodeWriteFailed, "Rename missing"); !errors.Is(err, fs.ErrNotExist) || e == nil || e.Path != "missing" {
+	if e := localWantCode(t, err, CodeWriteFailed, "Rename missing"); !errors.Is(err, fs.ErrNotExist) || e == nil || e.Path != "missing" {
 		t.Errorf("Rename missing: %v", err)
 	}
 	if _, err := os.Stat(filepath.Join(root, "made")); !errors.Is(err, fs.ErrNotExist) {
 		t.Error("a failed Rename created the destination's parents")
 	}
 	// A directory is not replaced.
-	mustWrite(t, b, "dir/x", "x")
-	mustWrite(t, b, "file", "f")
-	wantCode(t, b.Rename(ctx, "file", "dir"), CodeWriteFailed, "Rename over a directory")
-	wantFile(t, filepath.Join(root, "dir/x"), "x")
+	localWrite(t, b, "dir/x", "x")
+	localWrite(t, b, "file", "f")
+	localWantCode(t, b.Rename(ctx, "file", "dir"), CodeWriteFailed, "Rename over a directory")
+	localWantFile(t, filepath.Join(root, "dir/x"), "x")
 	// Both paths are checked: nothing moves when either escapes.
 	for _, pair := range [][2]string{{"../x", "file"}, {"file", "../x"}, {"file", "a/../../x"}, {root + "/../x", "y"}} {
 		err := b.Rename(ctx, pair[0], pair[1])
-		if e := wantCode(t, err, CodePathEscape, fmt.Sprint("Rename", pair)); e != nil && e.Path != pair[0] && e.Path != pair[1] {
+		if e := localWantCode(t, err, CodePathEscape, fmt.Sprint("Rename", pair)); e != nil && e.Path != pair[0] && e.Path != pair[1] {
 			t.Errorf("Rename%q names %q", pair, e.Path)
 		}
 	}
-	wantFile(t, filepath.Join(root, "file"), "f")
+	localWantFile(t, filepath.Join(root, "file"), "f")
 }
 
-func TestContextCancelledBeforeWork(t *testing.T) {
+func TestLocalContextCancelledBeforeWork(t *testing.T) {
 	b := newLocal(t, LocalConfig{})
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -519,7 +521,7 @@ func TestContextCancelledBeforeWork(t *testing.T) {
 			t.Errorf("%s with a cancelled ctx: %v", op, err)
 		}
 	}
-	if names := hostNames(t, b.RootDir()); len(names) != 0 {
+	if names := localHostNames(t, b.RootDir()); len(names) != 0 {
 		t.Errorf("work was done under a cancelled ctx: %q", names)
 	}
 }

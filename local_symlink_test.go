@@ -1,3 +1,5 @@
+//go:build unix
+
 package agentbackend
 
 import (
@@ -44,11 +46,11 @@ func newEscapeFixture(t *testing.T) escapeFixture {
 // checkOutside fails t if anything outside the workspace changed.
 func (f escapeFixture) checkOutside(t *testing.T) {
 	t.Helper()
-	if names := hostNames(t, f.outside); !slices.Equal(names, []string{"secret"}) {
+	if names := localHostNames(t, f.outside); !slices.Equal(names, []string{"secret"}) {
 		t.Errorf("outside directory now holds %q", names)
 	}
-	wantFile(t, filepath.Join(f.outside, "secret"), "secret")
-	if names := hostNames(t, filepath.Dir(f.outside)); !slices.Equal(names, []string{"outside", "ws"}) {
+	localWantFile(t, filepath.Join(f.outside, "secret"), "secret")
+	if names := localHostNames(t, filepath.Dir(f.outside)); !slices.Equal(names, []string{"outside", "ws"}) {
 		t.Errorf("the workspace's parent now holds %q", names)
 	}
 }
@@ -57,13 +59,13 @@ func (f escapeFixture) checkOutside(t *testing.T) {
 // PATH_ESCAPE_ATTEMPT naming the caller's path, and touches nothing
 // outside. The links to /etc are only read through: were the jail broken,
 // a test must not write to the host's /etc.
-func TestSymlinkEscapesRefused(t *testing.T) { forWriteImpls(t, testSymlinkEscapesRefused) }
+func TestLocalSymlinkEscapesRefused(t *testing.T) { forWriteImpls(t, testLocalSymlinkEscapesRefused) }
 
-func testSymlinkEscapesRefused(t *testing.T) {
-	noLeaks(t)
+func testLocalSymlinkEscapesRefused(t *testing.T) {
+	localNoLeaks(t)
 	f := newEscapeFixture(t)
 	b, ctx := f.b, context.Background()
-	mustWrite(t, b, "file", "inside")
+	localWrite(t, b, "file", "inside")
 	junk := fmt.Sprintf("agentbackend-test-%d", rand.Uint64())
 
 	type op struct {
@@ -91,7 +93,7 @@ func testSymlinkEscapesRefused(t *testing.T) {
 		for _, o := range ops {
 			for _, p := range paths {
 				err := o.do(p)
-				if e := wantCode(t, err, CodePathEscape, o.name+"("+p+")"); e != nil && e.Path != p {
+				if e := localWantCode(t, err, CodePathEscape, o.name+"("+p+")"); e != nil && e.Path != p {
 					t.Errorf("%s(%q): error names %q", o.name, p, e.Path)
 				}
 			}
@@ -108,20 +110,20 @@ func testSymlinkEscapesRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = scope.Read(ctx, "back/outside/secret")
-	wantCode(t, err, CodePathEscape, "scope Read through a link")
-	wantCode(t, scope.Write(ctx, "back/x", []byte("x")), CodePathEscape, "scope Write through a link")
+	localWantCode(t, err, CodePathEscape, "scope Read through a link")
+	localWantCode(t, scope.Write(ctx, "back/x", []byte("x")), CodePathEscape, "scope Write through a link")
 
 	f.checkOutside(t)
 	if _, err := os.Lstat(filepath.Join("/etc", junk)); err == nil {
 		os.RemoveAll(filepath.Join("/etc", junk))
 		t.Fatalf("a file was created in the host's /etc")
 	}
-	wantFile(t, filepath.Join(b.RootDir(), "file"), "inside")
+	localWantFile(t, filepath.Join(b.RootDir(), "file"), "inside")
 }
 
 // Operations on a link itself, not through it, act on the link, inside the
 // workspace: removing or renaming a link to /etc leaves /etc alone.
-func TestSymlinkItselfIsInside(t *testing.T) {
+func TestLocalSymlinkItselfIsInside(t *testing.T) {
 	f := newEscapeFixture(t)
 	b, ctx := f.b, context.Background()
 	if err := b.Rename(ctx, "outside", "moved-link"); err != nil {
@@ -144,11 +146,11 @@ func TestSymlinkItselfIsInside(t *testing.T) {
 }
 
 // A link that stays inside the workspace is followed, however it climbs.
-func TestSymlinkInsideFollowed(t *testing.T) {
+func TestLocalSymlinkInsideFollowed(t *testing.T) {
 	b := newLocal(t, LocalConfig{})
 	ctx := context.Background()
 	root := b.RootDir()
-	mustWrite(t, b, "data/file.txt", "data")
+	localWrite(t, b, "data/file.txt", "data")
 	for link, target := range map[string]string{"rel": "data", "a/b/climb": "../../data"} {
 		if err := os.MkdirAll(filepath.Dir(filepath.Join(root, link)), 0o755); err != nil {
 			t.Fatal(err)
@@ -159,7 +161,7 @@ func TestSymlinkInsideFollowed(t *testing.T) {
 		if got, err := b.Read(ctx, link+"/file.txt"); err != nil || string(got) != "data" {
 			t.Errorf("Read through %s: %q %v", link, got, err)
 		}
-		mustWrite(t, b, link+"/new-"+filepath.Base(link), "n")
+		localWrite(t, b, link+"/new-"+filepath.Base(link), "n")
 		if ok, err := b.Exists(ctx, link); !ok || err != nil {
 			t.Errorf("Exists(%s) = %v %v", link, ok, err)
 		}

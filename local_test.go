@@ -1,3 +1,5 @@
+//go:build unix
+
 package agentbackend
 
 import (
@@ -14,9 +16,9 @@ import (
 	"go.uber.org/goleak"
 )
 
-// noLeaks checks, when the test ends, that it left no goroutine behind.
+// localNoLeaks checks, when the test ends, that it left no goroutine behind.
 // Call it first, so that its check runs after every other cleanup (Close).
-func noLeaks(t *testing.T) {
+func localNoLeaks(t *testing.T) {
 	t.Helper()
 	ignore := goleak.IgnoreCurrent()
 	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
@@ -41,7 +43,7 @@ func newLocal(t *testing.T, cfg LocalConfig) *LocalBackend {
 	return b
 }
 
-func wantCode(t *testing.T, err error, code Code, what string) *Error {
+func localWantCode(t *testing.T, err error, code Code, what string) *Error {
 	t.Helper()
 	var e *Error
 	if !errors.As(err, &e) {
@@ -54,14 +56,14 @@ func wantCode(t *testing.T, err error, code Code, what string) *Error {
 	return e
 }
 
-func mustWrite(t *testing.T, b FileBackend, p, content string) {
+func localWrite(t *testing.T, b FileBackend, p, content string) {
 	t.Helper()
 	if err := b.Write(context.Background(), p, []byte(content)); err != nil {
 		t.Fatalf("Write %s: %v", p, err)
 	}
 }
 
-func wantFile(t *testing.T, path, want string) {
+func localWantFile(t *testing.T, path, want string) {
 	t.Helper()
 	data, err := os.ReadFile(path)
 	if err != nil || string(data) != want {
@@ -69,8 +71,8 @@ func wantFile(t *testing.T, path, want string) {
 	}
 }
 
-// hostNames lists a host directory, to check for stray temporary files.
-func hostNames(t *testing.T, dir string) []string {
+// localHostNames lists a host directory, to check for stray temporary files.
+func localHostNames(t *testing.T, dir string) []string {
 	t.Helper()
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -109,7 +111,7 @@ func TestNewLocalConfigErrors(t *testing.T) {
 				t.Errorf("got a backend: %v", b.RootDir())
 				b.Close()
 			}
-			if e := wantCode(t, err, tc.code, name); e != nil && !strings.Contains(e.Error(), tc.text) {
+			if e := localWantCode(t, err, tc.code, name); e != nil && !strings.Contains(e.Error(), tc.text) {
 				t.Errorf("message %q does not mention %q", e.Error(), tc.text)
 			}
 		})
@@ -117,7 +119,7 @@ func TestNewLocalConfigErrors(t *testing.T) {
 }
 
 func TestNewLocalRoot(t *testing.T) {
-	noLeaks(t)
+	localNoLeaks(t)
 	base := t.TempDir()
 
 	// A missing root is created, parents included.
@@ -151,15 +153,15 @@ func TestNewLocalRoot(t *testing.T) {
 		t.Errorf("RootDir() = %q, want the real path %q", lb.RootDir(), real)
 	}
 	ctx := context.Background()
-	mustWrite(t, lb, link+"/via-link.txt", "1")
-	mustWrite(t, lb, real+"/via-real.txt", "2")
-	wantFile(t, filepath.Join(real, "via-link.txt"), "1")
-	wantFile(t, filepath.Join(real, "via-real.txt"), "2")
+	localWrite(t, lb, link+"/via-link.txt", "1")
+	localWrite(t, lb, real+"/via-real.txt", "2")
+	localWantFile(t, filepath.Join(real, "via-link.txt"), "1")
+	localWantFile(t, filepath.Join(real, "via-real.txt"), "2")
 	_, err := lb.Read(ctx, link+"/../x")
-	wantCode(t, err, CodePathEscape, "escape under the configured spelling")
+	localWantCode(t, err, CodePathEscape, "escape under the configured spelling")
 	// A path that only shares the prefix is case 3 of the path rule.
-	mustWrite(t, lb, link+"ed/x", "3")
-	wantFile(t, filepath.Join(real, strings.TrimPrefix(link, "/")+"ed", "x"), "3")
+	localWrite(t, lb, link+"ed/x", "3")
+	localWantFile(t, filepath.Join(real, strings.TrimPrefix(link, "/")+"ed", "x"), "3")
 	// Re-pointing the link later does not move the workspace.
 	if err := os.Remove(link); err != nil {
 		t.Fatal(err)
@@ -167,8 +169,8 @@ func TestNewLocalRoot(t *testing.T) {
 	if err := os.Symlink(t.TempDir(), link); err != nil {
 		t.Fatal(err)
 	}
-	mustWrite(t, lb, "after.txt", "4")
-	wantFile(t, filepath.Join(real, "after.txt"), "4")
+	localWrite(t, lb, "after.txt", "4")
+	localWantFile(t, filepath.Join(real, "after.txt"), "4")
 }
 
 func TestNewLocalIsolationChoice(t *testing.T) {
@@ -179,7 +181,7 @@ func TestNewLocalIsolationChoice(t *testing.T) {
 		t.Errorf("auto without bwrap = %s, want software", b.Isolation())
 	}
 	_, err := NewLocal(LocalConfig{RootDir: t.TempDir(), Isolation: IsolationBwrap})
-	if e := wantCode(t, err, CodeMissingUtilities, "bwrap missing"); e != nil &&
+	if e := localWantCode(t, err, CodeMissingUtilities, "bwrap missing"); e != nil &&
 		e.Error() != "bwrap command not found. Install bubblewrap: apt install bubblewrap" {
 		t.Errorf("message: %q", e.Error())
 	}
@@ -200,7 +202,7 @@ func TestNewLocalIsolationChoice(t *testing.T) {
 		t.Errorf("auto with a broken bwrap = %s, want software", b.Isolation())
 	}
 	_, err = NewLocal(LocalConfig{RootDir: t.TempDir(), Isolation: IsolationBwrap})
-	if e := wantCode(t, err, CodeMissingUtilities, "broken bwrap"); e != nil && !strings.Contains(e.Error(), "No permissions") {
+	if e := localWantCode(t, err, CodeMissingUtilities, "broken bwrap"); e != nil && !strings.Contains(e.Error(), "No permissions") {
 		t.Errorf("message does not carry bwrap's reason: %q", e.Error())
 	}
 	for _, iso := range []Isolation{IsolationSoftware, IsolationNone} {
@@ -210,15 +212,15 @@ func TestNewLocalIsolationChoice(t *testing.T) {
 	}
 }
 
-func TestCloseLifecycle(t *testing.T) {
-	noLeaks(t)
+func TestLocalCloseLifecycle(t *testing.T) {
+	localNoLeaks(t)
 	b := newLocal(t, LocalConfig{})
 	ctx := context.Background()
-	mustWrite(t, b, "f", "x")
+	localWrite(t, b, "f", "x")
 	var changes []StatusChange
 	b.OnStatusChange(func(c StatusChange) { changes = append(changes, c) })
 	closed := 0
-	b.TrackCloser(closerFunc(func() error { closed++; return nil }))
+	b.TrackCloser(localCloser(func() error { closed++; return nil }))
 	scope, err := b.Scope("s", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -247,19 +249,19 @@ func TestCloseLifecycle(t *testing.T) {
 	_, ops["Scope"] = b.Scope("x", nil)
 	_, ops["scope Read"] = scope.Read(ctx, "f")
 	for op, err := range ops {
-		if e := wantCode(t, err, CodeDestroyed, op); e != nil && !errors.Is(err, fs.ErrClosed) {
+		if e := localWantCode(t, err, CodeDestroyed, op); e != nil && !errors.Is(err, fs.ErrClosed) {
 			t.Errorf("%s: BACKEND_DESTROYED does not wrap fs.ErrClosed", op)
 		}
 	}
-	wantFile(t, filepath.Join(b.RootDir(), "f"), "x") // Close deletes nothing
+	localWantFile(t, filepath.Join(b.RootDir(), "f"), "x") // Close deletes nothing
 }
 
-type closerFunc func() error
+type localCloser func() error
 
-func (f closerFunc) Close() error { return f() }
+func (f localCloser) Close() error { return f() }
 
-func TestConcurrentMixedOperations(t *testing.T) {
-	noLeaks(t)
+func TestLocalConcurrentMixedOperations(t *testing.T) {
+	localNoLeaks(t)
 	b := newLocal(t, LocalConfig{})
 	ctx := context.Background()
 	const workers, rounds = 12, 30
@@ -310,7 +312,7 @@ func TestConcurrentMixedOperations(t *testing.T) {
 	if err != nil || len(names) != workers*rounds {
 		t.Errorf("shared has %d entries, %v", len(names), err)
 	}
-	for _, name := range hostNames(t, b.RootDir()) {
+	for _, name := range localHostNames(t, b.RootDir()) {
 		if strings.Contains(name, ".tmp-") {
 			t.Errorf("temporary file left: %s", name)
 		}
