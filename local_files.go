@@ -340,12 +340,12 @@ func (b *LocalBackend) readDirInfo(rel string) ([]FileInfo, error) {
 				fi = target
 			}
 		}
-		infos = append(infos, fileInfoOf(name, fi))
+		infos = append(infos, localFileInfo(name, fi))
 	}
 	return infos, nil
 }
 
-func fileInfoOf(name string, fi fs.FileInfo) FileInfo {
+func localFileInfo(name string, fi fs.FileInfo) FileInfo {
 	return FileInfo{Name: name, Size: fi.Size(), Mode: fi.Mode(), ModTime: fi.ModTime(), IsDir: fi.IsDir()}
 }
 
@@ -404,7 +404,7 @@ func (b *LocalBackend) Stat(ctx context.Context, p string) (FileInfo, error) {
 	if err != nil {
 		return FileInfo{}, b.fileErr(CodeReadFailed, "stat", p, err)
 	}
-	return fileInfoOf(path.Base(rel), fi), nil
+	return localFileInfo(path.Base(rel), fi), nil
 }
 
 // errRemoveRoot refuses Remove of the workspace root itself.
