@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -289,6 +290,28 @@ func TestLocalExecOutputLimit(t *testing.T) {
 	if err != nil || !res.Truncated || !bytes.HasSuffix(res.Stdout, []byte("Full output was 10485765 bytes, showing first 10485760]")) {
 		t.Errorf("default limit: %d bytes, truncated %v, %v", len(res.Stdout), res.Truncated, err)
 	}
+}
+
+// Every byte arrives, in order, on both streams at once, with the command
+// exiting right after writing.
+func TestLocalExecLargeOutput(t *testing.T) {
+	forLocalIsolations(t, LocalConfig{MaxOutputLength: -1}, func(t *testing.T, b *LocalBackend) {
+		var want, wantErr strings.Builder
+		for i := 1; i <= 200000; i++ {
+			fmt.Fprintf(&want, "%d\n", i)
+		}
+		for i := 1; i <= 50000; i++ {
+			fmt.Fprintf(&wantErr, "%d\n", i)
+		}
+		for range 3 {
+			var live bytes.Buffer
+			res, err := b.Exec(context.Background(), "seq 1 50000 >&2 & seq 1 200000; wait", &ExecOptions{Stdout: &live})
+			if err != nil || string(res.Stdout) != want.String() || string(res.Stderr) != wantErr.String() || live.String() != want.String() {
+				t.Fatalf("large output: %d/%d stdout bytes, %d/%d stderr bytes, %d live, %v",
+					len(res.Stdout), want.Len(), len(res.Stderr), wantErr.Len(), live.Len(), err)
+			}
+		}
+	})
 }
 
 func TestLocalExecTimeoutKillsTheGroup(t *testing.T) {

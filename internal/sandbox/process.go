@@ -13,12 +13,10 @@ import (
 	"time"
 )
 
-// outputGrace is how long Wait waits for the output pipes to reach EOF once
-// the command and its process group are gone. Only processes that left the
-// group (setsid, daemons) can still hold the pipes then; after the grace
-// period Wait takes what is already in the pipes and stops reading, so it
-// returns promptly without losing output the command wrote.
-const outputGrace = 100 * time.Millisecond
+// stdinGrace bounds how long Wait waits, once the command has exited, for
+// the goroutine os/exec uses to copy a Stdin that is not a file (it may be
+// blocked in the caller's Read).
+const stdinGrace = 100 * time.Millisecond
 
 func setProcessGroup(cmd *exec.Cmd) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -79,7 +77,7 @@ func Start(cmd *exec.Cmd, stdout, stderr io.Writer) (*Process, error) {
 	if cmd.WaitDelay == 0 {
 		// Bounds how long Wait waits for the goroutine os/exec uses to copy
 		// a non-file Stdin, which may be blocked in the caller's Read.
-		cmd.WaitDelay = outputGrace
+		cmd.WaitDelay = stdinGrace
 	}
 	err := cmd.Start()
 	for _, f := range childEnds {
@@ -180,27 +178,22 @@ func (p *Process) Wait() (*os.ProcessState, error) {
 	return p.cmd.ProcessState, nil
 }
 
-// finishOutput waits for the copiers to reach EOF. If processes that left
-// the group still hold the pipes after outputGrace, it takes what is in the
-// pipes now and stops.
+// finishOutput ends the copying once the command has exited. Everything
+// the command wrote is in the pipes by then: the shell has exited, and in
+// bubblewrap so has the sandbox's init, which waits for it. Waiting for EOF
+// instead would also wait for whatever else holds the pipes: the rest of the
+// group as the kernel kills it, the sandbox's pid namespace as it is torn
+// down (about a millisecond), or, forever, a process that left the group.
+// So each copier is told to take what the pipe holds now, without waiting,
+// and stop.
 func (p *Process) finishOutput() {
 	if len(p.outputs) == 0 {
 		return
 	}
-	select {
-	case <-p.copiesEnd:
-	default:
-		timer := time.NewTimer(outputGrace)
-		select {
-		case <-p.copiesEnd:
-		case <-timer.C:
-			for _, r := range p.outputs {
-				_ = r.SetReadDeadline(time.Unix(1, 0)) // wakes the copier; it drains and returns
-			}
-			<-p.copiesEnd
-		}
-		timer.Stop()
+	for _, r := range p.outputs {
+		_ = r.SetReadDeadline(time.Unix(1, 0)) // wakes a copier blocked in Read; it drains and returns
 	}
+	<-p.copiesEnd
 	for _, r := range p.outputs {
 		r.Close()
 	}
@@ -239,14 +232,15 @@ func (p *Process) copy(r *os.File, w io.Writer) {
 }
 
 // drain reads what is in the pipe right now, without waiting for more, up to
-// a bound (a process outside the group may keep writing).
+// 32 MiB (more than a pipe can hold: a process outside the group may keep
+// writing).
 func drain(r *os.File, buf []byte, emit func([]byte)) {
 	_ = r.SetReadDeadline(time.Time{})
 	rc, err := r.SyscallConn()
 	if err != nil {
 		return
 	}
-	for range 64 {
+	for range 1024 {
 		var n int
 		var rerr error
 		if err := rc.Read(func(fd uintptr) bool {

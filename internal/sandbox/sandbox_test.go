@@ -235,7 +235,7 @@ func (w *slowWriter) Write(p []byte) (int, error) {
 
 // A process that leaves the group (setsid) keeps the output pipe open
 // forever; Wait must still return, and without losing what the command
-// wrote, even when the writer is slower than the grace period.
+// wrote, even when the writer is still busy with earlier output then.
 func TestEscapedProcessDoesNotBlockOrLoseOutput(t *testing.T) {
 	mark := proctest.SleepArg()
 	t.Cleanup(func() {
@@ -245,7 +245,7 @@ func TestEscapedProcessDoesNotBlockOrLoseOutput(t *testing.T) {
 		proctest.WaitGone(t, mark)
 	})
 	const size = 200_000
-	w := &slowWriter{delay: 2 * outputGrace / 3}
+	w := &slowWriter{delay: 50 * time.Millisecond}
 	p, err := Start(Command(hostSpec(t, "head -c 200000 /dev/zero; setsid sleep "+mark+" &")), w, nil)
 	if err != nil {
 		t.Fatal(err)
