@@ -1,0 +1,383 @@
+package agentbackend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/agentbackend/agentbackend/internal/pathjail"
+	"github.com/agentbackend/agentbackend/internal/sandbox"
+)
+
+// Isolation selects how LocalBackend contains the commands it runs.
+type Isolation string
+
+// The isolation modes of the specification.
+const (
+	// IsolationAuto (the zero value) uses bubblewrap when it is installed and
+	// can create a sandbox on this host, and software isolation otherwise.
+	// LocalBackend.Isolation reports the choice.
+	IsolationAuto Isolation = ""
+	// IsolationBwrap runs every command in a bubblewrap sandbox: the host's
+	// system directories read-only, the workspace read-write at
+	// SandboxWorkspaceDir, a private /tmp, every namespace unshared except
+	// the network. NewLocal fails with MISSING_UTILITIES when bwrap is
+	// missing or cannot create a sandbox here.
+	IsolationBwrap Isolation = "bwrap"
+	// IsolationSoftware runs commands on the host after a heuristic check
+	// that refuses commands that look like they leave the workspace (cd,
+	// ../, $HOME, ...) with UNSAFE_COMMAND. It is a guard-rail against
+	// mistakes, not a security boundary.
+	IsolationSoftware Isolation = "software"
+	// IsolationNone runs commands on the host with no containment, for
+	// environments that are sandboxed already (a container, a VM).
+	IsolationNone Isolation = "none"
+)
+
+// Shell selects the shell commands run in.
+type Shell string
+
+// The shells of the specification. Commands run as `<shell> -c <command>`.
+const (
+	ShellAuto Shell = ""     // /bin/bash if present, else /bin/sh; "auto" means the same
+	ShellBash Shell = "bash" // /bin/bash
+	ShellSh   Shell = "sh"   // /bin/sh
+)
+
+// SandboxWorkspaceDir is where the workspace appears inside a bubblewrap
+// sandbox: commands there see their working directory, HOME and PWD under
+// it. It is outside /tmp, which is a private tmpfs in the sandbox.
+const SandboxWorkspaceDir = sandbox.WorkspaceDir
+
+// DefaultMaxOutputLength is how many bytes of each output stream Exec keeps
+// when LocalConfig.MaxOutputLength is zero.
+const DefaultMaxOutputLength = 10 << 20
+
+// LocalConfig configures a LocalBackend. Only RootDir is required; the zero
+// value of every other field is the safe default.
+type LocalConfig struct {
+	// RootDir is the workspace directory. It is made absolute and clean,
+	// created if missing, and symbolic links in it are resolved once, so the
+	// workspace is the real directory (RootDir() reports that path; absolute
+	// paths under either spelling are accepted as inside the workspace).
+	RootDir string
+	// Isolation selects how commands are contained; the zero value is auto.
+	Isolation Isolation
+	// Shell selects the shell; the zero value is auto.
+	Shell Shell
+	// AllowDangerous turns off the dangerous-command check (see
+	// CheckCommand). The zero value keeps it on.
+	AllowDangerous bool
+	// Safety is the dangerous-command policy; nil means DefaultSafety.
+	Safety *SafetyPolicy
+	// MaxOutputLength bounds how many bytes of each of stdout and stderr
+	// Exec keeps; the rest is counted, not stored, and the kept output ends
+	// with a line giving the full length. 0 means DefaultMaxOutputLength;
+	// negative means no limit.
+	MaxOutputLength int
+	// Env is laid over this process's environment for every command; scope
+	// and per-call variables go over it. Checked with ValidateEnv.
+	Env map[string]string
+	// SandboxReadOnly lists extra host paths to mount read-only, at the same
+	// place, inside the bubblewrap sandbox (missing ones are skipped). The
+	// specification's sandbox has no /etc, so by default names do not
+	// resolve (no /etc/resolv.conf), TLS has no CA certificates and
+	// Debian's /usr/bin/awk, a link into /etc/alternatives, is missing. For
+	// example: "/etc/alternatives", "/etc/resolv.conf", "/etc/hosts",
+	// "/etc/ssl". Paths must be absolute.
+	SandboxReadOnly []string
+}
+
+// LocalBackend is a workspace that is a directory on this host.
+//
+// File operations go through one os.Root opened on the workspace, so besides
+// the path rule (which decides what a path means) the kernel guarantees
+// where it may go: a symbolic link inside the workspace that points outside
+// it is refused with PATH_ESCAPE_ATTEMPT, for every operation. Writes are
+// atomic (a temporary file in the same directory, renamed over the target).
+//
+// Commands run in a shell in the workspace, each in its own process group,
+// contained according to the configured Isolation. A LocalBackend is safe
+// for concurrent use; Close releases the directory handle and kills the
+// commands still running.
+type LocalBackend struct {
+	lifecycle
+
+	root      string   // the workspace: real, absolute, clean; RootDir()
+	alias     string   // the configured spelling of root, when it differs (symlinks), else ""
+	fsys      *os.Root // every file operation goes through it
+	rootFile  *os.File // the root directory, for *at calls (writeOnceAt)
+	isolation Isolation
+	shell     string // absolute path
+	bwrap     *sandbox.Bwrap
+	safety    *SafetyPolicy
+	dangerOK  bool
+	maxOutput int      // < 0: unlimited
+	env       []string // cfg.Env as KEY=value
+
+	procMu sync.Mutex
+	procs  map[*sandbox.Process]struct{} // running commands, killed by Close
+}
+
+var (
+	_ FileBackend = (*LocalBackend)(nil)
+	_ InfoLister  = (*LocalBackend)(nil)
+)
+
+// NewLocal opens a workspace directory. It fails with INVALID_CONFIGURATION
+// for a bad configuration, MISSING_UTILITIES when the requested isolation or
+// shell is not available, and WRITE_FAILED when the directory cannot be
+// created or opened.
+func NewLocal(cfg LocalConfig) (*LocalBackend, error) {
+	b := &LocalBackend{safety: cfg.Safety, dangerOK: cfg.AllowDangerous}
+	if err := b.configure(cfg); err != nil {
+		return nil, err
+	}
+	if err := b.openRoot(cfg.RootDir); err != nil {
+		return nil, err
+	}
+	if err := b.chooseIsolation(cfg); err != nil {
+		b.rootFile.Close()
+		b.fsys.Close()
+		return nil, err
+	}
+	b.init(TypeLocal, StatusConnected)
+	return b, nil
+}
+
+// configure checks and records everything that does not touch the disk.
+func (b *LocalBackend) configure(cfg LocalConfig) error {
+	if strings.TrimSpace(cfg.RootDir) == "" {
+		return errConfig("LocalConfig.RootDir is required")
+	}
+	if strings.IndexByte(cfg.RootDir, 0) >= 0 {
+		return errConfig("LocalConfig.RootDir contains a NUL byte")
+	}
+	switch cfg.Isolation {
+	case IsolationAuto, IsolationBwrap, IsolationSoftware, IsolationNone, "auto":
+	default:
+		return errConfig("LocalConfig.Isolation %q is not one of auto, bwrap, software, none", cfg.Isolation)
+	}
+	switch cfg.Shell {
+	case ShellAuto, "auto":
+		b.shell = "/bin/bash"
+		if _, err := os.Stat(b.shell); err != nil {
+			b.shell = "/bin/sh"
+		}
+	case ShellBash:
+		b.shell = "/bin/bash"
+	case ShellSh:
+		b.shell = "/bin/sh"
+	default:
+		return errConfig("LocalConfig.Shell %q is not one of auto, bash, sh", cfg.Shell)
+	}
+	if _, err := os.Stat(b.shell); err != nil {
+		return &Error{Code: CodeMissingUtilities, Op: "config", Err: err,
+			Message: fmt.Sprintf("Shell %s not found: %v", b.shell, reason(err))}
+	}
+	if err := ValidateEnv(cfg.Env); err != nil {
+		return err
+	}
+	for k, v := range cfg.Env {
+		b.env = append(b.env, k+"="+v)
+	}
+	for _, p := range cfg.SandboxReadOnly {
+		if !filepath.IsAbs(p) || strings.IndexByte(p, 0) >= 0 {
+			return errConfig("LocalConfig.SandboxReadOnly path %q is not an absolute path", p)
+		}
+	}
+	b.maxOutput = cfg.MaxOutputLength
+	if b.maxOutput == 0 {
+		b.maxOutput = DefaultMaxOutputLength
+	}
+	return nil
+}
+
+// openRoot creates the workspace if needed, resolves symbolic links in its
+// path once and opens the os.Root every file operation goes through.
+func (b *LocalBackend) openRoot(dir string) error {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return errConfig("LocalConfig.RootDir %q: %v", dir, err)
+	}
+	fail := func(err error) error {
+		return &Error{Code: CodeWriteFailed, Op: "mkdir", Path: abs, Err: err,
+			Message: fmt.Sprintf("Failed to create root directory: %s: %v", abs, reason(err))}
+	}
+	if err := os.MkdirAll(abs, 0o755); err != nil {
+		return fail(err)
+	}
+	real, err := filepath.EvalSymlinks(abs)
+	if err != nil {
+		return fail(err)
+	}
+	b.fsys, err = os.OpenRoot(real)
+	if err != nil {
+		return fail(err)
+	}
+	b.rootFile, err = b.fsys.OpenFile(".", dirFlags, 0)
+	if err != nil {
+		b.fsys.Close()
+		return fail(err)
+	}
+	b.root = cleanRoot(filepath.ToSlash(real))
+	if configured := cleanRoot(filepath.ToSlash(abs)); configured != b.root {
+		b.alias = configured
+	}
+	learnEscapeError(b.fsys)
+	return nil
+}
+
+// chooseIsolation resolves auto isolation once, and checks that explicit
+// bwrap works.
+func (b *LocalBackend) chooseIsolation(cfg LocalConfig) error {
+	b.isolation = cfg.Isolation
+	if b.isolation == "auto" {
+		b.isolation = IsolationAuto
+	}
+	if b.isolation != IsolationAuto && b.isolation != IsolationBwrap {
+		return nil
+	}
+	path, err := exec.LookPath("bwrap")
+	if err == nil {
+		bw := sandbox.NewBwrap(path, cfg.SandboxReadOnly)
+		if err = bw.Probe(b.shell); err == nil {
+			b.bwrap, b.isolation = bw, IsolationBwrap
+			return nil
+		}
+		if b.isolation == IsolationBwrap {
+			return &Error{Code: CodeMissingUtilities, Op: "config", Err: err,
+				Message: "bwrap cannot create a sandbox on this host: " + err.Error()}
+		}
+	} else if b.isolation == IsolationBwrap {
+		return &Error{Code: CodeMissingUtilities, Op: "config", Err: err,
+			Message: "bwrap command not found. Install bubblewrap: apt install bubblewrap"}
+	}
+	b.isolation = IsolationSoftware
+	return nil
+}
+
+// RootDir returns the workspace directory: absolute, clean, with symbolic
+// links resolved.
+func (b *LocalBackend) RootDir() string { return b.root }
+
+// Isolation returns the isolation commands actually run with: bwrap,
+// software or none, never auto.
+func (b *LocalBackend) Isolation() Isolation { return b.isolation }
+
+// Scope returns a view of the subdirectory path that cannot reach outside
+// it. See ScopedBackend.
+func (b *LocalBackend) Scope(path string, cfg *ScopeConfig) (*ScopedBackend, error) {
+	return NewScope(b, path, cfg)
+}
+
+// Close ("destroy") kills the commands still running, closes the tracked
+// closers and the workspace handle, and moves the status to destroyed.
+// Later operations fail with BACKEND_DESTROYED. It is idempotent and
+// touches nothing else: the directory and its files stay.
+func (b *LocalBackend) Close() error {
+	first, err := b.destroy()
+	if !first {
+		return nil
+	}
+	b.procMu.Lock()
+	for p := range b.procs {
+		p.Kill(errBackendClosed)
+	}
+	b.procMu.Unlock()
+	return errors.Join(err, b.rootFile.Close(), b.fsys.Close())
+}
+
+// errBackendClosed is the kill cause of commands ended by Close.
+var errBackendClosed = errors.New("backend closed")
+
+// rel applies the path rule to p and returns it relative to the workspace.
+// An absolute path under the configured spelling of a symlinked root counts
+// as inside, like one under the real path.
+func (b *LocalBackend) rel(op, p string) (string, error) {
+	if b.alias != "" && strings.HasPrefix(p, b.alias) && (len(p) == len(b.alias) || p[len(b.alias)] == '/') {
+		rel, ok := pathjail.Resolve(b.alias, p)
+		if !ok {
+			return "", errPathEscape(op, p)
+		}
+		return rel, nil
+	}
+	return resolve(b.root, op, p)
+}
+
+// begin is the prologue of every file operation: closed backends and done
+// contexts fail before any work.
+func (b *LocalBackend) begin(ctx context.Context, code Code, op, p string) error {
+	if err := b.checkOpen(op); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return errFileOp(code, op, p, err)
+	}
+	return nil
+}
+
+// escapeErr is the error os.Root returns for a path that a symbolic link
+// leads out of the root. os does not export it, so the first root opened
+// provokes it once (with an absolute name, refused before any system call).
+var (
+	escapeOnce sync.Once
+	escapeErr  error
+)
+
+func learnEscapeError(r *os.Root) {
+	escapeOnce.Do(func() {
+		_, err := r.Lstat("/")
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			escapeErr = pe.Err
+		}
+	})
+}
+
+// errLinkEscapes is this package's own report of a symbolic link that
+// leads out of the workspace (Write follows links itself).
+var errLinkEscapes = errors.New("symbolic link escapes the workspace")
+
+func isEscape(cause error) bool {
+	return cause == errLinkEscapes || (escapeErr != nil && cause == escapeErr)
+}
+
+// fileErr converts a failure of os.Root into the SDK's error for op on the
+// caller's path p: PATH_ESCAPE_ATTEMPT when a symbolic link led outside,
+// BACKEND_DESTROYED when Close raced with the operation, else code. The
+// cause keeps its errno (errors.Is(err, fs.ErrNotExist) works) but names p,
+// never the host path.
+func (b *LocalBackend) fileErr(code Code, op, p string, err error) error {
+	cause := rootCause(err)
+	switch {
+	case isEscape(cause):
+		return errPathEscape(op, p)
+	case errors.Is(cause, os.ErrClosed) && b.destroyed.Load():
+		return errDestroyed(op, TypeLocal)
+	}
+	return errFileOp(code, op, p, &fs.PathError{Op: op, Path: p, Err: cause})
+}
+
+// rootCause strips the *fs.PathError and *os.LinkError layers, which carry
+// internal paths, down to the errno (or other cause) beneath.
+func rootCause(err error) error {
+	for {
+		var pe *fs.PathError
+		var le *os.LinkError
+		switch {
+		case errors.As(err, &pe):
+			err = pe.Err
+		case errors.As(err, &le):
+			err = le.Err
+		default:
+			return err
+		}
+	}
+}

@@ -1,0 +1,257 @@
+package agentbackend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/agentbackend/agentbackend/internal/sandbox"
+)
+
+// errTimeout is the kill cause of a command that ran past ExecOptions.Timeout.
+var errTimeout = errors.New("timeout")
+
+// Exec runs command as `<shell> -c <command>` in the workspace, contained
+// according to the backend's Isolation.
+//
+// Before anything is spawned: an empty command is EMPTY_COMMAND; unless
+// AllowDangerous, a command matching the dangerous patterns is
+// DANGEROUS_OPERATION; under software isolation one that looks like it
+// leaves the workspace is UNSAFE_COMMAND; opts.Env is checked with
+// ValidateEnv; opts.Cwd must name a directory inside the workspace
+// (PATH_ESCAPE_ATTEMPT, or EXEC_ERROR when it is missing or not a
+// directory).
+//
+// The working directory is the workspace root or opts.Cwd, and HOME and PWD
+// are set to it (inside bubblewrap: its path under SandboxWorkspaceDir). The
+// environment is this process's, then LocalConfig.Env, then opts.Env, later
+// ones winning; under bubblewrap TMPDIR is set to the sandbox's private /tmp
+// before LocalConfig.Env.
+//
+// The command runs in its own process group. When its shell exits,
+// whatever it left running in the background is killed, so an Exec never
+// leaves a process behind (on Linux; under bubblewrap the pid namespace
+// also catches processes that left the group). opts.Timeout and the
+// cancellation of ctx kill the whole group and Exec returns at once; the
+// error is EXEC_FAILED wrapping context.DeadlineExceeded (timeout) or
+// ctx.Err(), returned with the output produced so far.
+//
+// Each output stream is kept up to MaxOutputLength bytes; the rest is
+// counted and dropped, Truncated is set and the kept output ends with
+// "\n\n... [Output truncated. Full output was N bytes, showing first M]".
+// opts.Stdout and opts.Stderr receive everything, live; Exec returns once
+// they have taken all of it, so a writer that blocks holds Exec. A non-zero exit
+// returns the result AND an EXEC_FAILED error carrying the exit code and
+// stderr (or stdout when stderr is empty); a command killed by a signal
+// exits 128+signal, as in the shell. A failure to start is EXEC_ERROR.
+//
+// A Stdin that is not an *os.File is copied by a goroutine, as os/exec
+// does; if that Stdin is still blocked in Read when the command ends, Exec
+// returns anyway (after a short grace period) and the goroutine ends when
+// the Read returns.
+func (b *LocalBackend) Exec(ctx context.Context, command string, opts *ExecOptions) (*ExecResult, error) {
+	if err := b.checkOpen("exec"); err != nil {
+		return nil, err
+	}
+	var o ExecOptions
+	if opts != nil {
+		o = *opts
+	}
+	if err := commandCheck(command, b.safety, b.dangerOK, b.isolation == IsolationSoftware); err != nil {
+		return nil, err
+	}
+	if err := ValidateEnv(o.Env); err != nil {
+		return nil, err
+	}
+	cwd := "."
+	if o.Cwd != "" {
+		var err error
+		if cwd, err = b.execDir(o.Cwd); err != nil {
+			return nil, err
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, &Error{Code: CodeExecError, Op: "exec", Command: command, Err: err,
+			Message: "Command not started: " + err.Error()}
+	}
+
+	cmd := sandbox.Command(sandbox.Spec{Shell: b.shell, Command: command, Root: b.root, Cwd: cwd,
+		Env: b.environ(o.Env), Bwrap: b.bwrap})
+	cmd.Stdin = o.Stdin
+	stdout := &execCapture{limit: b.maxOutput, live: o.Stdout}
+	stderr := &execCapture{limit: b.maxOutput, live: o.Stderr}
+	if o.Stdout != nil && sameWriter(o.Stdout, o.Stderr) {
+		// One writer fed by two goroutines: serialise, as os/exec does.
+		mu := new(sync.Mutex)
+		stdout.mu, stderr.mu = mu, mu
+	}
+
+	start := time.Now()
+	p, err := sandbox.Start(cmd, stdout, stderr)
+	if err != nil {
+		if b.bwrap != nil && errors.Is(err, fs.ErrNotExist) && cmd.Path == b.bwrap.Path() {
+			return nil, &Error{Code: CodeMissingUtilities, Op: "exec", Command: command, Err: err,
+				Message: "bwrap command not found. Install bubblewrap: apt install bubblewrap"}
+		}
+		return nil, &Error{Code: CodeExecError, Op: "exec", Command: command, Err: err,
+			Message: "Failed to execute command: " + err.Error()}
+	}
+	b.track(p)
+	if o.Timeout > 0 {
+		t := time.AfterFunc(o.Timeout, func() { p.Kill(errTimeout) })
+		defer t.Stop()
+	}
+	if ctx.Done() != nil {
+		stop := context.AfterFunc(ctx, func() { p.Kill(ctx.Err()) })
+		defer stop()
+	}
+	state, err := p.Wait()
+	b.untrack(p)
+
+	res := &ExecResult{ExitCode: sandbox.ExitCode(state), Duration: time.Since(start)}
+	var cut1, cut2 bool
+	res.Stdout, cut1 = stdout.result()
+	res.Stderr, cut2 = stderr.result()
+	res.Truncated = cut1 || cut2
+	if err != nil {
+		return res, &Error{Code: CodeExecError, Op: "exec", Command: command, Err: err,
+			Message: "Failed to wait for command: " + err.Error()}
+	}
+	if cause := p.KillCause(); cause != nil && sandbox.Killed(state) {
+		return res, killedErr(command, res.ExitCode, cause, o.Timeout)
+	}
+	if res.ExitCode != 0 {
+		return res, errExecFailed(command, res.ExitCode, res.Stdout, res.Stderr)
+	}
+	return res, nil
+}
+
+// killedErr reports a command that Exec killed, and why.
+func killedErr(command string, exitCode int, cause error, timeout time.Duration) error {
+	switch cause {
+	case errBackendClosed:
+		return errDestroyed("exec", TypeLocal)
+	case errTimeout:
+		return &Error{Code: CodeExecFailed, Op: "exec", Command: command, ExitCode: exitCode,
+			Err:     context.DeadlineExceeded,
+			Message: fmt.Sprintf("Command timed out after %v and was killed: %s", timeout, command)}
+	default:
+		return &Error{Code: CodeExecFailed, Op: "exec", Command: command, ExitCode: exitCode, Err: cause,
+			Message: fmt.Sprintf("Command cancelled (%v) and was killed: %s", cause, command)}
+	}
+}
+
+// execDir validates ExecOptions.Cwd: inside the workspace under the path
+// rule, through no symbolic link that leads out, an existing directory.
+func (b *LocalBackend) execDir(cwd string) (string, error) {
+	rel, err := b.rel("exec", cwd)
+	if err != nil || rel == "." {
+		return rel, err
+	}
+	fi, err := b.fsys.Stat(rel)
+	if err == nil && !fi.IsDir() {
+		err = syscall.ENOTDIR
+	}
+	if err != nil {
+		if isEscape(rootCause(err)) {
+			return "", errPathEscape("exec", cwd)
+		}
+		return "", b.fileErr(CodeExecError, "exec", cwd, fmt.Errorf("working directory: %w", rootCause(err)))
+	}
+	return rel, nil
+}
+
+// environ builds a command's environment: this process's, TMPDIR for the
+// sandbox, LocalConfig.Env, the call's. os/exec keeps the last of repeated
+// names. sandbox.Command appends HOME and PWD.
+func (b *LocalBackend) environ(call map[string]string) []string {
+	env := os.Environ() // a fresh copy, ours to extend
+	if b.bwrap != nil {
+		env = append(env, "TMPDIR=/tmp") // host TMPDIRs do not exist in the sandbox
+	}
+	env = append(env, b.env...)
+	for k, v := range call {
+		env = append(env, k+"="+v)
+	}
+	return env
+}
+
+// track registers a running command so Close can kill it; a command that
+// starts while Close runs is killed here.
+func (b *LocalBackend) track(p *sandbox.Process) {
+	b.procMu.Lock()
+	if b.procs == nil {
+		b.procs = make(map[*sandbox.Process]struct{})
+	}
+	b.procs[p] = struct{}{}
+	closed := b.destroyed.Load()
+	b.procMu.Unlock()
+	if closed {
+		p.Kill(errBackendClosed)
+	}
+}
+
+func (b *LocalBackend) untrack(p *sandbox.Process) {
+	b.procMu.Lock()
+	delete(b.procs, p)
+	b.procMu.Unlock()
+}
+
+// sameWriter reports whether two writers are the same comparable value.
+func sameWriter(a, b io.Writer) (same bool) {
+	defer func() {
+		if recover() != nil { // not comparable (e.g. a func type)
+			same = false
+		}
+	}()
+	return a == b
+}
+
+// execCapture keeps the first limit bytes of a stream (all of it when limit
+// is negative), counts the rest, and passes everything on to live. It never
+// fails, so the command is never stopped by it; an error from live stops
+// only the live copy.
+type execCapture struct {
+	limit   int
+	buf     []byte
+	total   int64
+	live    io.Writer
+	liveErr error
+	mu      *sync.Mutex // shared with the other stream when both go to one writer
+}
+
+func (c *execCapture) Write(p []byte) (int, error) {
+	c.total += int64(len(p))
+	if c.limit < 0 {
+		c.buf = append(c.buf, p...)
+	} else if room := c.limit - len(c.buf); room > 0 {
+		c.buf = append(c.buf, p[:min(room, len(p))]...)
+	}
+	if c.live != nil && c.liveErr == nil {
+		if c.mu != nil {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+		}
+		_, c.liveErr = c.live.Write(p)
+	}
+	return len(p), nil
+}
+
+// result returns the kept output and whether it was cut, in which case it
+// ends with the reference implementation's notice (in bytes, not
+// characters).
+func (c *execCapture) result() ([]byte, bool) {
+	if int64(len(c.buf)) == c.total {
+		return c.buf, false
+	}
+	note := "\n\n... [Output truncated. Full output was " + strconv.FormatInt(c.total, 10) +
+		" bytes, showing first " + strconv.Itoa(len(c.buf)) + "]"
+	return append(c.buf, note...), true
+}
