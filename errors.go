@@ -37,6 +37,11 @@ const (
 	// code; a distinct code lets callers tell "you closed it" apart from a
 	// lost connection, which CONNECTION_CLOSED reports.
 	CodeDestroyed Code = "BACKEND_DESTROYED"
+	// CodeInvalidArgument reports a tool call whose arguments cannot be
+	// carried out as given: an edit whose text is not found (or found more
+	// than once), a read offset past the end, a bad pattern. The message
+	// says what to change.
+	CodeInvalidArgument Code = "INVALID_ARGUMENT"
 )
 
 // Error is the one error type every backend returns. Code says what kind of
@@ -111,6 +116,7 @@ var (
 	ErrKeyNotFound          = &Error{Code: CodeKeyNotFound}
 	ErrNotImplemented       = &Error{Code: CodeNotImplemented}
 	ErrDestroyed            = &Error{Code: CodeDestroyed}
+	ErrInvalidArgument      = &Error{Code: CodeInvalidArgument}
 )
 
 // ErrorCode returns the code of the first *Error in err's chain, or "" when
@@ -145,6 +151,11 @@ func errDestroyed(op string, t BackendType) *Error {
 // errConfig reports invalid configuration.
 func errConfig(format string, args ...any) *Error {
 	return &Error{Code: CodeInvalidConfiguration, Message: fmt.Sprintf(format, args...)}
+}
+
+// errArgument reports tool arguments that cannot be carried out.
+func errArgument(op, path, format string, args ...any) *Error {
+	return &Error{Code: CodeInvalidArgument, Op: op, Path: path, Message: fmt.Sprintf(format, args...)}
 }
 
 // errExecFailed reports a command that exited non-zero. Like the reference

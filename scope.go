@@ -452,3 +452,43 @@ func (s *ScopedBackend) exec(ctx context.Context, command string, opts *ExecOpti
 	}
 	return s.base.Exec(ctx, command, &o)
 }
+
+// Glob matches a pattern below dir in the scope, with the backend's own
+// fast path when it has one. Paths are relative to dir, as for Glob.
+func (s *ScopedBackend) Glob(ctx context.Context, pattern, dir string) ([]string, error) {
+	in, err := s.inner("glob", dir)
+	if err != nil {
+		return nil, err
+	}
+	names, err := Glob(ctx, s.base, pattern, in)
+	return names, withPath(err, in, dir)
+}
+
+// Grep searches the scope, with the backend's own fast path when it has
+// one. Paths in the result are relative to the scope root.
+func (s *ScopedBackend) Grep(ctx context.Context, opts GrepOptions) (*GrepResult, error) {
+	in, err := s.inner("grep", opts.Path)
+	if err != nil {
+		return nil, err
+	}
+	o := opts
+	o.Path = in
+	res, err := Grep(ctx, s.base, o)
+	if err != nil {
+		return nil, withPath(err, in, opts.Path)
+	}
+	if s.prefix == "." {
+		return res, nil
+	}
+	strip := func(p string) string { below, _ := belowOrSame(s.prefix, p); return below }
+	for i := range res.Files {
+		res.Files[i] = strip(res.Files[i])
+	}
+	for i := range res.Counts {
+		res.Counts[i].Path = strip(res.Counts[i].Path)
+	}
+	for i := range res.Lines {
+		res.Lines[i].Path = strip(res.Lines[i].Path)
+	}
+	return res, nil
+}

@@ -33,10 +33,21 @@ import (
 // (Close must be idempotent, so a t.Cleanup of the factory's own is fine).
 type Factory func(t *testing.T) ab.FileBackend
 
+// Options adapts the suite to a backend.
+type Options struct {
+	// RootEntries are names a fresh backend already shows at its root,
+	// such as the mount points of a composite; listings of the root expect
+	// them besides what the suite wrote.
+	RootEntries []string
+}
+
 // Run runs the whole suite against backends made by newBackend, each
 // subtest on a fresh backend.
-func Run(t *testing.T, newBackend Factory) {
-	s := suite{newBackend: newBackend}
+func Run(t *testing.T, newBackend Factory) { RunWith(t, newBackend, Options{}) }
+
+// RunWith is Run with options.
+func RunWith(t *testing.T, newBackend Factory, opts Options) {
+	s := suite{newBackend: newBackend, opts: opts}
 	t.Run("Paths", s.testPaths)
 	t.Run("ReadWrite", s.testReadWrite)
 	t.Run("ReadDir", s.testReadDir)
@@ -54,6 +65,7 @@ func Run(t *testing.T, newBackend Factory) {
 
 type suite struct {
 	newBackend Factory
+	opts       Options
 }
 
 // fresh returns a new backend that is closed when the test ends.

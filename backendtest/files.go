@@ -36,7 +36,7 @@ func (s suite) testPaths(t *testing.T) {
 	wantRead(t, b, "etc/passwd", "not the host's")
 
 	// Every operation refuses every escape, naming the path.
-	for _, p := range append(escapes, path.Join(root, "../outside")) {
+	for _, p := range append(escapes, root+"/../outside") {
 		ops := map[string]error{}
 		_, ops["Read"] = b.Read(c, p)
 		ops["Write"] = b.Write(c, p, []byte("x"))
@@ -134,7 +134,9 @@ func (s suite) testReadDir(t *testing.T) {
 	}
 	root, err := b.ReadDir(c, ".")
 	must(t, err, "ReadDir .")
-	if want := []string{"d", "other"}; !slices.Equal(root, want) {
+	want := append([]string{"d", "other"}, s.opts.RootEntries...)
+	slices.Sort(want)
+	if !slices.Equal(root, want) {
 		t.Errorf("ReadDir(.) = %q, want %q", root, want)
 	}
 	if again, err := b.ReadDir(c, "/"); err != nil || !slices.Equal(again, root) {

@@ -1,0 +1,302 @@
+package agentbackend
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"hash/maphash"
+	"path"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/agentbackend/agentbackend/internal/pathjail"
+)
+
+// The agent tools: what harnesses give a model besides read and write —
+// ls with metadata, numbered reads with paging, exact-string edits, glob and
+// grep. Each works on any FileBackend through its ordinary methods, and uses
+// a backend's own faster implementation when it has one (Globber, Grepper,
+// InfoLister). The MCP server and the plain tool definitions are built on
+// these functions, so each tool behaves the same everywhere.
+
+// Globber is an optional interface for backends that match glob patterns
+// themselves (next to the data, or through an index) instead of listing
+// every directory through ReadDir. Glob uses it when present; it must
+// behave exactly like the generic implementation.
+type Globber interface {
+	Glob(ctx context.Context, pattern, dir string) ([]string, error)
+}
+
+// Grepper is an optional interface for backends that search file contents
+// themselves instead of reading every file through Read. Grep uses it when
+// present; it must behave exactly like the generic implementation.
+type Grepper interface {
+	Grep(ctx context.Context, opts GrepOptions) (*GrepResult, error)
+}
+
+// LsEntry is one entry of LsInfo.
+type LsEntry struct {
+	Name    string    // base name
+	Path    string    // path relative to the backend root, slash-separated
+	IsDir   bool      // a directory
+	Size    int64     // bytes, for files
+	ModTime time.Time // last modification
+}
+
+// LsInfo lists a directory with each entry's metadata, sorted by name. On a
+// file it returns that file's one entry.
+func LsInfo(ctx context.Context, b FileBackend, dir string) ([]LsEntry, error) {
+	rel, err := resolve(cleanRoot(b.RootDir()), "ls", dir)
+	if err != nil {
+		return nil, err
+	}
+	infos, err := readDirInfo(ctx, b, dir)
+	if err != nil {
+		// A file is listed as itself, like ls does.
+		if fi, serr := b.Stat(ctx, dir); serr == nil && !fi.IsDir {
+			fi.Name = path.Base(rel)
+			return []LsEntry{lsEntry(fi, rel)}, nil
+		}
+		return nil, err
+	}
+	entries := make([]LsEntry, len(infos))
+	for i, fi := range infos {
+		entries[i] = lsEntry(fi, pathjail.JoinRel(rel, fi.Name))
+	}
+	return entries, nil
+}
+
+func lsEntry(fi FileInfo, path string) LsEntry {
+	return LsEntry{Name: fi.Name, Path: path, IsDir: fi.IsDir, Size: fi.Size, ModTime: fi.ModTime}
+}
+
+// DefaultReadLimit is how many lines ReadLines and ReadPage return when no
+// limit is given.
+const DefaultReadLimit = 2000
+
+// MaxLineLength is the longest line ReadLines shows whole; longer lines are
+// cut with a marker saying how long they were.
+const MaxLineLength = 2000
+
+// ReadOptions pages through a file by lines.
+type ReadOptions struct {
+	Offset int // first line to return, 1-based; 0 means 1
+	Limit  int // how many lines; 0 means DefaultReadLimit
+}
+
+// Page is a run of a text file's lines.
+type Page struct {
+	Lines     []string // the lines, without line endings (a trailing \r is dropped)
+	First     int      // line number of Lines[0], 1-based
+	Total     int      // lines in the whole file
+	Size      int64    // bytes in the whole file
+	Truncated bool     // some line was longer than MaxLineLength and was cut
+}
+
+// Last returns the line number of the page's last line (First-1 when empty).
+func (p *Page) Last() int { return p.First + len(p.Lines) - 1 }
+
+// WholeFile reports whether the page holds every line of the file.
+func (p *Page) WholeFile() bool { return p.First == 1 && len(p.Lines) >= p.Total }
+
+// BeyondEnd reports whether the page starts past the file's last line.
+func (p *Page) BeyondEnd() bool { return p.First > p.Total && p.Total > 0 }
+
+// ReadPage returns a page of a text file's lines. Lines longer than
+// MaxLineLength are cut, ending with "… [line truncated, original N chars]".
+// A binary file is refused with INVALID_ARGUMENT rather than dumped. An
+// offset past the end returns an empty page (check Total).
+func ReadPage(ctx context.Context, b FileBackend, path string, opts ReadOptions) (*Page, error) {
+	data, err := b.Read(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	if isBinary(data) {
+		return nil, errArgument("read", path, "%s is a binary file (%d bytes); read it as bytes, not as text lines", path, len(data))
+	}
+	offset, limit := max(opts.Offset, 1), opts.Limit
+	if limit <= 0 {
+		limit = DefaultReadLimit
+	}
+	p := &Page{First: offset, Size: int64(len(data)), Total: countLines(data)}
+	rest := data
+	for line := 1; len(rest) > 0 && line < offset+limit; line++ {
+		var text []byte
+		text, rest, _ = bytes.Cut(rest, []byte{'\n'})
+		if line < offset {
+			continue
+		}
+		text = bytes.TrimSuffix(text, []byte{'\r'})
+		s := string(text)
+		if utf8.RuneCountInString(s) > MaxLineLength {
+			s = truncateLine(s)
+			p.Truncated = true
+		}
+		p.Lines = append(p.Lines, s)
+	}
+	return p, nil
+}
+
+// ReadLines returns a page of a text file numbered like `cat -n`: each line
+// is its number right-aligned in six columns, a tab, and the line. When the
+// page does not cover the whole file a footer says which lines were shown,
+// how many there are, and how to read on. An offset past the end is
+// INVALID_ARGUMENT; an empty file gives "".
+func ReadLines(ctx context.Context, b FileBackend, path string, opts ReadOptions) (string, error) {
+	p, err := ReadPage(ctx, b, path, opts)
+	if err != nil {
+		return "", err
+	}
+	if p.BeyondEnd() {
+		return "", errArgument("read", path, "offset %d is beyond the end of %s (%d lines)", p.First, path, p.Total)
+	}
+	var sb strings.Builder
+	for i, line := range p.Lines {
+		fmt.Fprintf(&sb, "%6d\t%s\n", p.First+i, line)
+	}
+	if !p.WholeFile() && p.Total > 0 {
+		fmt.Fprintf(&sb, "\n[Showing lines %d-%d of %d.", p.First, p.Last(), p.Total)
+		if p.Last() < p.Total {
+			fmt.Fprintf(&sb, " Use offset=%d to read more.", p.Last()+1)
+		}
+		sb.WriteString("]\n")
+	}
+	return sb.String(), nil
+}
+
+// truncateLine cuts a line at MaxLineLength characters with the marker the
+// reference daemon uses, so the model can tell the content is partial.
+func truncateLine(s string) string {
+	n := utf8.RuneCountInString(s)
+	cut := 0
+	for i := range s {
+		if cut == MaxLineLength {
+			return fmt.Sprintf("%s… [line truncated, original %d chars]", s[:i], n)
+		}
+		cut++
+	}
+	return s
+}
+
+// countLines counts lines the way an editor does: a final line without a
+// newline counts, a trailing newline does not start another.
+func countLines(data []byte) int {
+	if len(data) == 0 {
+		return 0
+	}
+	n := bytes.Count(data, []byte{'\n'})
+	if data[len(data)-1] != '\n' {
+		n++
+	}
+	return n
+}
+
+// sniffLen is how much of a file decides whether it is binary, as in git
+// and ripgrep.
+const sniffLen = 8000
+
+// isBinary reports whether data looks binary: a NUL byte in its first
+// sniffLen bytes, or bytes there that are not UTF-8.
+func isBinary(data []byte) bool {
+	head := data[:min(len(data), sniffLen)]
+	if bytes.IndexByte(head, 0) >= 0 {
+		return true
+	}
+	if len(head) < len(data) {
+		// Don't hold a rune cut in half by the window against the file.
+		for i := 1; i < utf8.UTFMax && i <= len(head); i++ {
+			if utf8.RuneStart(head[len(head)-i]) {
+				if !utf8.FullRune(head[len(head)-i:]) {
+					head = head[:len(head)-i]
+				}
+				break
+			}
+		}
+	}
+	return !utf8.Valid(head)
+}
+
+// Edit replaces old with new in a file and returns how many replacements it
+// made. old must occur exactly once unless replaceAll is set; otherwise the
+// error (INVALID_ARGUMENT) says it was not found, or how many times it was
+// found and to add surrounding context or use replaceAll. When the file uses
+// CRLF line endings and old (with \n endings) is not found as given, it is
+// matched with CRLF endings and new is written with them. The file is
+// rewritten with the backend's atomic Write, and concurrent Edits of the
+// same file in this process are serialised so none is lost.
+func Edit(ctx context.Context, b FileBackend, path, old, new string, replaceAll bool) (int, error) {
+	switch {
+	case old == "":
+		return 0, errArgument("edit", path, "the text to replace is empty; give the exact text to find in %s", path)
+	case old == new:
+		return 0, errArgument("edit", path, "the replacement is identical to the text it replaces; nothing to change in %s", path)
+	}
+	unlock := lockPath(b, path)
+	defer unlock()
+
+	data, err := b.Read(ctx, path)
+	if err != nil {
+		return 0, err
+	}
+	if isBinary(data) {
+		return 0, errArgument("edit", path, "%s is a binary file; Edit changes text files only", path)
+	}
+	content := string(data)
+	n := strings.Count(content, old)
+	if n == 0 && strings.Contains(content, "\r\n") && strings.Contains(old, "\n") && !strings.Contains(old, "\r\n") {
+		old, new = toCRLF(old), toCRLF(new)
+		n = strings.Count(content, old)
+	}
+	switch {
+	case n == 0:
+		return 0, errArgument("edit", path, "the text to replace was not found in %s; read the file and copy the exact text, including whitespace and indentation", path)
+	case n > 1 && !replaceAll:
+		return 0, errArgument("edit", path, "the text to replace was found %d times in %s; add surrounding lines to make it unique, or set replaceAll to replace every occurrence", n, path)
+	}
+	if replaceAll {
+		content = strings.ReplaceAll(content, old, new)
+	} else {
+		content = strings.Replace(content, old, new, 1)
+	}
+	if err := b.Write(ctx, path, []byte(content)); err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+func toCRLF(s string) string {
+	return strings.ReplaceAll(strings.ReplaceAll(s, "\r\n", "\n"), "\n", "\r\n")
+}
+
+// pathLocks serialises read-modify-write tool calls (Edit) on the same
+// file. Locks are striped by a hash of the backend type and the file's
+// absolute path, so two views of one file (a scope and its parent) share a
+// lock.
+var (
+	pathLocks    [64]sync.Mutex
+	pathLockSeed = maphash.MakeSeed()
+)
+
+func lockPath(b FileBackend, path string) (unlock func()) {
+	key := string(b.Type()) + "\x00" + path
+	if abs, err := ResolvePath(b.RootDir(), path); err == nil {
+		key = string(b.Type()) + "\x00" + abs
+	}
+	m := &pathLocks[maphash.String(pathLockSeed, key)%uint64(len(pathLocks))]
+	m.Lock()
+	return m.Unlock
+}
+
+// Glob returns the paths under dir matching a doublestar pattern (`*`, `?`,
+// `[a-z]`, `{a,b}`, `**` for any number of directories), relative to dir
+// and sorted. Files and directories both match; version-control directories
+// (.git, .hg, .svn, ...) are not searched. A bad pattern is
+// INVALID_ARGUMENT.
+func Glob(ctx context.Context, b FileBackend, pattern, dir string) ([]string, error) {
+	if g, ok := b.(Globber); ok {
+		return g.Glob(ctx, pattern, dir)
+	}
+	return globTree(ctx, backendTree(b), pattern, dir)
+}
