@@ -133,6 +133,18 @@ func (p *Process) Kill(cause error) bool {
 	return true
 }
 
+// Signal sends sig to the command's whole process group, if the command is
+// still running (not yet reaped), and reports whether it did. Unlike Kill
+// it records no cause: the command decides what the signal means.
+func (p *Process) Signal(sig syscall.Signal) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.reaped || p.exited {
+		return false
+	}
+	return syscall.Kill(-p.pid, sig) == nil
+}
+
 // KillCause returns the cause given to the first Kill that found the command
 // running, or nil.
 func (p *Process) KillCause() error {
