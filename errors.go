@@ -26,6 +26,7 @@ const (
 	CodeInvalidConfiguration Code = "INVALID_CONFIGURATION" // configuration validation failed
 	CodeDangerousOperation   Code = "DANGEROUS_OPERATION"   // dangerous command blocked
 	CodeConnectionClosed     Code = "CONNECTION_CLOSED"     // connection lost (remote)
+	CodeAuthFailed           Code = "AUTH_FAILED"           // the daemon refused the auth token (remote)
 	CodeKeyNotFound          Code = "KEY_NOT_FOUND"         // key does not exist (memory)
 	CodeNotImplemented       Code = "NOT_IMPLEMENTED"       // operation unsupported by this backend type
 )
@@ -113,6 +114,7 @@ var (
 	ErrInvalidConfiguration = &Error{Code: CodeInvalidConfiguration}
 	ErrDangerous            = &Error{Code: CodeDangerousOperation}
 	ErrConnectionClosed     = &Error{Code: CodeConnectionClosed}
+	ErrAuthFailed           = &Error{Code: CodeAuthFailed}
 	ErrKeyNotFound          = &Error{Code: CodeKeyNotFound}
 	ErrNotImplemented       = &Error{Code: CodeNotImplemented}
 	ErrDestroyed            = &Error{Code: CodeDestroyed}

@@ -66,7 +66,6 @@ func (d *Daemon) search(ctx context.Context, req searchwire.Request) searchwire.
 	return resp
 }
 
-
 // wireError describes err for the client.
 func wireError(err error) *searchwire.Error {
 	e := &searchwire.Error{Code: string(ab.ErrorCode(err)), Message: err.Error(), NotExist: errors.Is(err, fs.ErrNotExist)}

@@ -229,9 +229,9 @@ func (s *session) signal(payload []byte) bool {
 // ptyRequest records the terminal a "pty-req" describes.
 func (s *session) ptyRequest(payload []byte) bool {
 	var p struct {
-		Term                   string
-		Cols, Rows, W, H       uint32
-		Modes                  string
+		Term             string
+		Cols, Rows, W, H uint32
+		Modes            string
 	}
 	if ssh.Unmarshal(payload, &p) != nil {
 		return false

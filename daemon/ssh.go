@@ -44,11 +44,13 @@ func (d *Daemon) serveSSH(w http.ResponseWriter, r *http.Request) {
 func (d *Daemon) sshConfig() *ssh.ServerConfig {
 	accept := func(ssh.ConnMetadata) (*ssh.Permissions, error) { return nil, nil }
 	cfg := &ssh.ServerConfig{
-		NoClientAuth:                true,
-		PasswordCallback:            func(m ssh.ConnMetadata, _ []byte) (*ssh.Permissions, error) { return accept(m) },
-		PublicKeyCallback:           func(m ssh.ConnMetadata, _ ssh.PublicKey) (*ssh.Permissions, error) { return accept(m) },
-		KeyboardInteractiveCallback: func(m ssh.ConnMetadata, _ ssh.KeyboardInteractiveChallenge) (*ssh.Permissions, error) { return accept(m) },
-		ServerVersion:               "SSH-2.0-agentbe-daemon",
+		NoClientAuth:      true,
+		PasswordCallback:  func(m ssh.ConnMetadata, _ []byte) (*ssh.Permissions, error) { return accept(m) },
+		PublicKeyCallback: func(m ssh.ConnMetadata, _ ssh.PublicKey) (*ssh.Permissions, error) { return accept(m) },
+		KeyboardInteractiveCallback: func(m ssh.ConnMetadata, _ ssh.KeyboardInteractiveChallenge) (*ssh.Permissions, error) {
+			return accept(m)
+		},
+		ServerVersion: "SSH-2.0-agentbe-daemon",
 	}
 	cfg.AddHostKey(d.hostKey)
 	return cfg

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/coder/websocket"
 )
@@ -51,6 +52,23 @@ func (c *Conn) PeerCloseStatus() websocket.StatusCode {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return websocket.CloseStatus(c.readErr)
+}
+
+// AwaitCloseStatus returns the close code the peer sent, reading (and
+// discarding) what arrives for up to d if no Read has failed yet: a peer
+// that refuses a connection may close it just after the caller's own
+// protocol gave up on it. It returns -1 when no close frame came.
+func (c *Conn) AwaitCloseStatus(d time.Duration) websocket.StatusCode {
+	if code := c.PeerCloseStatus(); code != -1 {
+		return code
+	}
+	_ = c.SetReadDeadline(time.Now().Add(d))
+	var buf [512]byte
+	for {
+		if _, err := c.Read(buf[:]); err != nil {
+			return c.PeerCloseStatus()
+		}
+	}
 }
 
 // CloseWith closes the WebSocket with the given code and reason.
