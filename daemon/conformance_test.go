@@ -2,12 +2,12 @@ package daemon_test
 
 import (
 	"context"
+	"errors"
 	"crypto/ed25519"
 	"crypto/rand"
 	"io"
 	"log/slog"
 	"net"
-	"strconv"
 	"testing"
 
 	"golang.org/x/crypto/ssh"
@@ -77,7 +77,6 @@ func remoteFor(t testing.TB, d *daemon.Daemon, port int, cfg ab.RemoteConfig) *a
 	return b
 }
 
-var _ = strconv.Itoa
 
 func TestConformanceRemote(t *testing.T) {
 	backendtest.Run(t, func(t *testing.T) ab.FileBackend {
@@ -85,3 +84,7 @@ func TestConformanceRemote(t *testing.T) {
 		return remoteFor(t, d, port, ab.RemoteConfig{AuthToken: "secret"})
 	})
 }
+
+func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func errorsAs(err error, target any) bool { return errors.As(err, target) }
