@@ -346,15 +346,17 @@ func (b *RemoteBackend) dial(call *dialCall, status Status) {
 		b.authFail = errors.Is(err, ErrAuthFailed)
 	}
 	b.mu.Unlock()
-	close(call.done)
 
+	// The status settles before the waiters return, so that a caller sees
+	// connected (or disconnected) as soon as its operation has connected.
 	if err != nil {
 		b.setStatus(StatusDisconnected, err)
 		b.scheduleRetry()
-		return
+	} else {
+		b.setStatus(StatusConnected, nil)
+		go b.watch(c)
 	}
-	b.setStatus(StatusConnected, nil)
-	go b.watch(c)
+	close(call.done)
 }
 
 // watch waits for a connection to end and, unless Close ended it, reports

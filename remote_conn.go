@@ -89,6 +89,25 @@ func (c *remoteConn) close(err error) {
 	})
 }
 
+// lost reports whether the connection has ended, waiting up to a second
+// for the news when err looks like a symptom of a lost connection (an
+// operation can fail a moment before the connection's own reader notices).
+func (c *remoteConn) lost(err error) bool {
+	if c.dead() {
+		return true
+	}
+	var missing *ssh.ExitMissingError
+	if !isConnLoss(err) && !errors.As(err, &missing) {
+		return false
+	}
+	select {
+	case <-c.done:
+		return true
+	case <-time.After(time.Second):
+		return isConnLoss(err)
+	}
+}
+
 // dead reports whether the connection has ended.
 func (c *remoteConn) dead() bool {
 	select {

@@ -156,7 +156,7 @@ var signalNumbers = map[string]int{"HUP": 1, "INT": 2, "QUIT": 3, "ILL": 4, "ABR
 
 // execErr is the error of an exec session that failed to run.
 func (b *RemoteBackend) execErr(c *remoteConn, command string, err error) error {
-	if c.dead() || isConnLoss(err) || b.destroyed.Load() {
+	if b.destroyed.Load() || c.lost(err) {
 		cause := err
 		if c.dead() {
 			cause = c.err

@@ -98,7 +98,7 @@ func (b *RemoteBackend) fail(c *remoteConn, code Code, op, p string, err error) 
 	if errors.As(err, &e) {
 		return err
 	}
-	if c.dead() || isConnLoss(err) {
+	if c.lost(err) {
 		if b.destroyed.Load() {
 			return connClosed(op, p, errRemoteDestroyed)
 		}

@@ -2,9 +2,9 @@ package daemon_test
 
 import (
 	"context"
-	"errors"
 	"crypto/ed25519"
 	"crypto/rand"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -76,7 +76,6 @@ func remoteFor(t testing.TB, d *daemon.Daemon, port int, cfg ab.RemoteConfig) *a
 	t.Cleanup(func() { b.Close() })
 	return b
 }
-
 
 func TestConformanceRemote(t *testing.T) {
 	backendtest.Run(t, func(t *testing.T) ab.FileBackend {
