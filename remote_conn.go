@@ -11,6 +11,7 @@ import (
 	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
 
+	"github.com/agentbackend/agentbackend/internal/sftpbulk"
 	"github.com/agentbackend/agentbackend/internal/wsnet"
 )
 
@@ -28,7 +29,41 @@ type remoteConn struct {
 
 	sftpMu sync.Mutex
 	sftp   *sftp.Client
-	posix  bool // the SFTP server has posix-rename@openssh.com
+	posix  bool              // the SFTP server has posix-rename@openssh.com
+	bulk   *sftpbulk.Session // a second SFTP session for large files (see bulkSize)
+}
+
+// bulkSize is the file size from which Read and Write move data over the
+// bulk session, which reads replies straight into the result instead of
+// through a buffer per reply.
+const bulkSize = 1 << 20
+
+// bulkSession returns the connection's bulk SFTP session, opening it on
+// first use.
+func (c *remoteConn) bulkSession() (*sftpbulk.Session, error) {
+	c.sftpMu.Lock()
+	defer c.sftpMu.Unlock()
+	if c.bulk != nil && c.bulk.Err() == nil {
+		return c.bulk, nil
+	}
+	ch, reqs, err := c.client.OpenChannel("session", nil)
+	if err != nil {
+		return nil, err
+	}
+	go ssh.DiscardRequests(reqs)
+	ok, err := ch.SendRequest("subsystem", true, ssh.Marshal(struct{ Name string }{"sftp"}))
+	if err == nil && !ok {
+		err = errors.New("the daemon refused the sftp subsystem")
+	}
+	if err != nil {
+		ch.Close()
+		return nil, err
+	}
+	if c.bulk, err = sftpbulk.Open(ch); err != nil {
+		ch.Close()
+		return nil, err
+	}
+	return c.bulk, nil
 }
 
 // sshUser and sshPassword are the credentials of the SSH layer: the daemon

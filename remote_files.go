@@ -15,6 +15,8 @@ import (
 	"syscall"
 
 	"github.com/pkg/sftp"
+
+	"github.com/agentbackend/agentbackend/internal/sftpbulk"
 )
 
 // File operations of RemoteBackend, over the connection's SFTP session.
@@ -118,8 +120,10 @@ func (b *RemoteBackend) fail(c *remoteConn, code Code, op, p string, err error) 
 // isConnLoss reports whether err says the SSH or SFTP connection went away
 // rather than that the operation failed.
 func isConnLoss(err error) bool {
+	var oe *net.OpError
 	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) ||
-		errors.Is(err, sftp.ErrSSHFxConnectionLost) || errors.Is(err, sftp.ErrSSHFxNoConnection)
+		errors.Is(err, sftp.ErrSSHFxConnectionLost) || errors.Is(err, sftp.ErrSSHFxNoConnection) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.As(err, &oe)
 }
 
 // errRemoteEscape stands for the daemon refusing a path that leaves the
@@ -138,10 +142,11 @@ func sftpCause(err error) error {
 		return syscall.EACCES
 	}
 	var se *sftp.StatusError
-	if !errors.As(err, &se) {
+	var be *sftpbulk.StatusError
+	if !errors.As(err, &se) && !errors.As(err, &be) {
 		return err
 	}
-	msg := strings.ToLower(se.Error())
+	msg := strings.ToLower(err.Error())
 	for _, m := range statusMessages {
 		if strings.Contains(msg, m.text) {
 			return m.cause
@@ -194,6 +199,15 @@ func (b *RemoteBackend) Read(ctx context.Context, p string) ([]byte, error) {
 		case !fi.Mode().IsRegular():
 			return errNotRegular
 		}
+		if fi.Size() >= bulkSize {
+			f.Close()
+			bulk, err := o.c.bulkSession()
+			if err != nil {
+				return err
+			}
+			data, err = bulk.ReadFile(full)
+			return err
+		}
 		buf := make([]byte, fi.Size())
 		n, err := f.ReadAt(buf, 0)
 		if err != nil && err != io.EOF {
@@ -224,11 +238,11 @@ func (b *RemoteBackend) Write(ctx context.Context, p string, data []byte) error 
 	return b.do(ctx, CodeWriteFailed, "write", p, func(o *remoteOp) error {
 		var fi os.FileInfo
 		var statErr error
-		var wg sync.WaitGroup
-		wg.Go(func() { fi, statErr = o.sc.Stat(full) })
-		f, err := o.sc.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL)
-		wg.Wait()
-		if err != nil {
+		if len(data) >= bulkSize {
+			if err := o.writeBulk(tmp, data, func() { fi, statErr = o.sc.Stat(full) }); err != nil {
+				return err
+			}
+		} else if err := o.writeSmall(tmp, data, func() { fi, statErr = o.sc.Stat(full) }); err != nil {
 			return err
 		}
 		done := false
@@ -238,23 +252,12 @@ func (b *RemoteBackend) Write(ctx context.Context, p string, data []byte) error 
 			}
 		}()
 		if statErr == nil && fi.IsDir() {
-			f.Close()
 			return syscall.EISDIR
 		}
-		if len(data) > 0 {
-			if _, err := f.WriteAt(data, 0); err != nil {
-				f.Close()
-				return err
-			}
-		}
 		if statErr == nil && fi.Mode().Perm() != 0o644 {
-			if err := f.Chmod(fi.Mode().Perm()); err != nil {
-				f.Close()
+			if err := o.sc.Chmod(tmp, fi.Mode().Perm()); err != nil {
 				return err
 			}
-		}
-		if err := f.Close(); err != nil {
-			return err
 		}
 		if !o.commit() {
 			return context.Canceled
@@ -265,6 +268,44 @@ func (b *RemoteBackend) Write(ctx context.Context, p string, data []byte) error 
 		done = true
 		return nil
 	})
+}
+
+// writeSmall writes data to the new file tmp over the SFTP session, with
+// stat running alongside the open. On failure tmp does not exist.
+func (o *remoteOp) writeSmall(tmp string, data []byte, stat func()) error {
+	var wg sync.WaitGroup
+	wg.Go(stat)
+	f, err := o.sc.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL)
+	wg.Wait()
+	if err != nil {
+		return err
+	}
+	if len(data) > 0 {
+		_, err = f.WriteAt(data, 0)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		_ = o.sc.Remove(tmp)
+	}
+	return err
+}
+
+// writeBulk writes data to the new file tmp over the bulk session, with
+// stat running alongside. On failure tmp does not exist.
+func (o *remoteOp) writeBulk(tmp string, data []byte, stat func()) error {
+	var wg sync.WaitGroup
+	wg.Go(stat)
+	bulk, err := o.c.bulkSession()
+	if err == nil {
+		err = bulk.WriteFile(tmp, sftpbulk.FlagWrite|sftpbulk.FlagCreat|sftpbulk.FlagExcl, data)
+	}
+	wg.Wait()
+	if err != nil {
+		_ = o.sc.Remove(tmp)
+	}
+	return err
 }
 
 // rename renames with replace semantics: posix-rename where the server has
