@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/client"
@@ -319,7 +320,7 @@ func (b *DockerBackend) tearDown() error {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		err := b.cli.ContainerRemove(ctx, b.id, container.RemoveOptions{Force: true, RemoveVolumes: true})
 		cancel()
-		if err != nil && !client.IsErrNotFound(err) {
+		if err != nil && !cerrdefs.IsNotFound(err) {
 			errs = append(errs, dockerErr("remove container", err))
 		}
 	}
@@ -408,7 +409,7 @@ func RemoveDockerOrphans(ctx context.Context, cli client.APIClient, labels map[s
 		switch {
 		case err == nil:
 			removed = append(removed, c.ID)
-		case !client.IsErrNotFound(err):
+		case !cerrdefs.IsNotFound(err):
 			errs = append(errs, dockerErr("remove container "+c.ID, err))
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/client"
 	"go.uber.org/goleak"
@@ -330,7 +331,7 @@ func TestDockerRemoveOrphans(t *testing.T) {
 	if err != nil || len(removed) != 1 || removed[0] != b.ContainerID() {
 		t.Fatalf("RemoveDockerOrphans = %q, %v; want exactly %s", removed, err, b.ContainerID())
 	}
-	if _, err := cli.ContainerInspect(ctx, b.ContainerID()); !client.IsErrNotFound(err) {
+	if _, err := cli.ContainerInspect(ctx, b.ContainerID()); !cerrdefs.IsNotFound(err) {
 		t.Errorf("orphan still there: %v", err)
 	}
 	if _, err := cli.ContainerInspect(ctx, other.ContainerID()); err != nil {
@@ -422,7 +423,7 @@ func TestDockerCloseLeaksNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cli.Close()
-	if _, err := cli.ContainerInspect(ctx, id); !client.IsErrNotFound(err) {
+	if _, err := cli.ContainerInspect(ctx, id); !cerrdefs.IsNotFound(err) {
 		t.Errorf("container after Close: %v, want it removed", err)
 	}
 }

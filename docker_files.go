@@ -16,8 +16,8 @@ import (
 	"syscall"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/client"
 )
 
 // File operations of DockerBackend. Each resolves its path with the
@@ -464,7 +464,7 @@ func errnoFromMessage(msg string) error {
 // engineCause turns an Engine API error about a file into a cause that
 // answers errors.Is(err, fs.ErrNotExist) when the engine says not found.
 func engineCause(op, p string, err error) error {
-	if client.IsErrNotFound(err) {
+	if cerrdefs.IsNotFound(err) {
 		return &fs.PathError{Op: op, Path: p, Err: errors.Join(fs.ErrNotExist, err)}
 	}
 	return err

@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/build"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
@@ -215,7 +216,7 @@ func (r *RuntimeConfig) Image(ctx context.Context, cli client.APIClient) (string
 	}
 	if _, err := cli.ImageInspect(ctx, tag); err == nil {
 		return tag, nil
-	} else if !client.IsErrNotFound(err) {
+	} else if !cerrdefs.IsNotFound(err) {
 		return "", dockerErr("inspect image "+tag, err)
 	}
 	if r.ImageRef != "" {

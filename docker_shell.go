@@ -68,7 +68,8 @@ const (
 // dockerPrelude defines the file operations. Paths are always absolute
 // (they start with the workspace dir), so no argument can look like an
 // option; "--" is passed anyway where the tools accept it. Every tool used
-// exists in busybox and in GNU coreutils/findutils.
+// exists in busybox and in GNU coreutils/findutils. find is given "dir/" so
+// that a directory reached through a symbolic link is listed too.
 const dockerPrelude = `exec 2>&1
 ab_ctl() { printf '\001AB%s\002%s\n' "$AB_T" "$1"; }
 ab_missing() { ! [ -e "$1" ] && ! [ -L "$1" ]; }
@@ -77,12 +78,12 @@ ab_stat() { if ab_missing "$1"; then return 100; fi; stat -c '%f %s %y %n' -- "$
 ab_ls() {
 	if ab_missing "$1"; then return 100; fi
 	[ -d "$1" ] || return 101
-	find "$1" -mindepth 1 -maxdepth 1 -print0
+	find "$1/" -mindepth 1 -maxdepth 1 -print0
 }
 ab_lsinfo() {
 	if ab_missing "$1"; then return 100; fi
 	[ -d "$1" ] || return 101
-	find "$1" -mindepth 1 -maxdepth 1 -exec stat -c '%f %s %y %n' -- {} + 2>/dev/null
+	find "$1/" -mindepth 1 -maxdepth 1 -exec stat -c '%f %s %y %n' -- {} + 2>/dev/null
 	return 0
 }
 ab_mkdir() { [ -d "$1" ] || mkdir -p -- "$1"; }
