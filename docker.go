@@ -369,13 +369,25 @@ func (b *DockerBackend) shellRun(ctx context.Context, fn string, input []byte, a
 		ctx, cancel = context.WithTimeout(ctx, dockerShellTimeout)
 		defer cancel()
 	}
-	s, err := b.shells.acquire(ctx)
-	if err != nil {
-		return dockerShellReply{}, err
+	for attempt := 0; ; attempt++ {
+		s, err := b.shells.acquire(ctx)
+		if err != nil {
+			return dockerShellReply{}, err
+		}
+		reply, err := s.run(ctx, call, input)
+		b.shells.release(s)
+		// A shell that died under an operation (killed inside the container)
+		// costs that operation; one that only reads is tried once more.
+		if err == nil || ctx.Err() != nil || attempt > 0 || !dockerReadOnly[fn] {
+			return reply, err
+		}
 	}
-	reply, err := s.run(ctx, call, input)
-	b.shells.release(s)
-	return reply, err
+}
+
+// dockerReadOnly are the prelude functions that may be run again when the
+// shell running them died: running them twice changes nothing.
+var dockerReadOnly = map[string]bool{
+	"ab_get": true, "ab_stat": true, "ab_ls": true, "ab_lsinfo": true, "ab_exists": true, "ab_mkdir": true,
 }
 
 // RemoveDockerOrphans removes (forcibly, with their anonymous volumes) the

@@ -427,3 +427,39 @@ func TestDockerCloseLeaksNothing(t *testing.T) {
 		t.Errorf("container after Close: %v, want it removed", err)
 	}
 }
+
+func TestDockerSymlinksAndShellRecovery(t *testing.T) {
+	needDocker(t)
+	t.Parallel()
+	b := newDockerBackend(t, ab.DockerConfig{NetworkDisabled: true, AllowDangerous: true})
+	ctx := dockerCtx(t)
+	if out, code := dockerRaw(t, b.ContainerID(), "sh", "-c",
+		"mkdir -p /workspace/real && echo hi > /workspace/real/a && head -c 2000000 /dev/zero > /workspace/real/big && ln -s real /workspace/link"); code != 0 {
+		t.Fatal(out)
+	}
+	if names, err := b.ReadDir(ctx, "link"); err != nil || strings.Join(names, ",") != "a,big" {
+		t.Errorf("ReadDir through a link = %q, %v", names, err)
+	}
+	if infos, err := b.ReadDirInfo(ctx, "link"); err != nil || len(infos) != 2 || infos[1].Size != 2000000 {
+		t.Errorf("ReadDirInfo through a link = %+v, %v", infos, err)
+	}
+	if data, err := b.Read(ctx, "link/big"); err != nil || len(data) != 2000000 {
+		t.Errorf("large Read through a link: %d bytes, %v", len(data), err)
+	}
+	if fi, err := b.Stat(ctx, "link"); err != nil || fi.Mode&fs.ModeSymlink == 0 {
+		t.Errorf("Stat(link) = %+v, %v; want the link itself", fi, err)
+	}
+
+	// A command that kills every shell in the container kills the op
+	// shells too (and itself); the next operations start new ones.
+	if _, err := b.Exec(ctx, "pkill -9 -x sh", nil); err == nil {
+		t.Log("pkill -9 -x sh survived itself")
+	}
+	time.Sleep(300 * time.Millisecond)
+	if err := b.Write(ctx, "after.txt", []byte("recovered")); err != nil {
+		t.Fatalf("Write after the shells were killed: %v", err)
+	}
+	if data, err := b.Read(ctx, "after.txt"); err != nil || string(data) != "recovered" {
+		t.Fatalf("Read after the shells were killed: %q, %v", data, err)
+	}
+}

@@ -218,6 +218,18 @@ func startDockerShell(ctx context.Context, cli dockerAPI, id, user string) (*doc
 	return s, nil
 }
 
+// alive reports whether the shell's output is still open: a shell killed
+// inside the container (by a command's kill -9 -1, or the OOM killer) is
+// noticed here before a request is sent to it.
+func (s *dockerShell) alive() bool {
+	select {
+	case <-s.done:
+		return false
+	default:
+		return true
+	}
+}
+
 // close ends the shell: closing its stdin makes it exit, closing the
 // connection ends the demultiplexer, which close waits for.
 func (s *dockerShell) close() {
@@ -399,12 +411,20 @@ func (p *dockerShells) acquire(ctx context.Context) (*dockerShell, error) {
 		}
 		select {
 		case s := <-p.idle:
-			return s, nil
+			if s.alive() {
+				return s, nil
+			}
+			p.discard(s)
+			continue
 		default:
 		}
 		select {
 		case s := <-p.idle:
-			return s, nil
+			if s.alive() {
+				return s, nil
+			}
+			p.discard(s)
+			continue
 		case p.sem <- struct{}{}:
 			s, err := p.start(ctx)
 			if err != nil {
@@ -441,6 +461,13 @@ func (p *dockerShells) release(s *dockerShell) {
 		p.idle <- s // cannot block: there are no more shells than slots
 		return
 	}
+	p.mu.Unlock()
+	p.discard(s)
+}
+
+// discard ends a shell and frees its slot.
+func (p *dockerShells) discard(s *dockerShell) {
+	p.mu.Lock()
 	delete(p.all, s)
 	p.mu.Unlock()
 	s.close()
