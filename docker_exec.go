@@ -37,6 +37,10 @@ const dockerKillGrace = 5 * time.Second
 // command's process group is killed inside the container and the error
 // (EXEC_FAILED, with the partial result) wraps context.DeadlineExceeded or
 // context.Canceled.
+//
+// The command is /bin/sh -c command, so the image's sh decides the syntax
+// (busybox ash, dash, bash). A Stdin whose Read blocks after the command has
+// ended keeps one goroutine until that Read returns, as with os/exec.
 func (b *DockerBackend) Exec(ctx context.Context, command string, opts *ExecOptions) (*ExecResult, error) {
 	if err := b.checkOpen("exec"); err != nil {
 		return nil, err

@@ -82,9 +82,12 @@ func (b *DockerBackend) readTar(ctx context.Context, p, target string) ([]byte, 
 }
 
 // Write creates or replaces a file, creating missing parent directories.
-// The data goes to a temporary file in the same directory, which is then
-// renamed over the target, so readers see the old contents or the new,
-// never a part, and a failed write leaves the old file in place.
+// The data goes to a temporary file in the same directory
+// (".agentbe-<random>.tmp", visible to a concurrent listing for that
+// moment), which is then renamed over the target: readers see the old
+// contents or the new, never a part, and a failed or interrupted write
+// leaves the old file in place. Up to 1 MiB travels through an op shell;
+// more goes as a tar stream through CopyToContainer.
 func (b *DockerBackend) Write(ctx context.Context, p string, data []byte) error {
 	rel, abs, err := b.locate("write", p)
 	if err != nil {
