@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -462,4 +463,52 @@ func TestDockerSymlinksAndShellRecovery(t *testing.T) {
 	if data, err := b.Read(ctx, "after.txt"); err != nil || string(data) != "recovered" {
 		t.Fatalf("Read after the shells were killed: %q, %v", data, err)
 	}
+}
+
+func TestDockerExecDetails(t *testing.T) {
+	needDocker(t)
+	t.Parallel()
+	b := newDockerBackend(t, ab.DockerConfig{NetworkDisabled: true, Env: map[string]string{"BASE": "base", "OVER": "base"}})
+	ctx := dockerCtx(t)
+
+	// Environment: the backend's under the call's; HOME is the working
+	// directory whatever the caller passes.
+	res, err := b.Exec(ctx, `echo "$BASE $OVER $HOME $PWD"`, &ab.ExecOptions{Env: map[string]string{"OVER": "call", "HOME": "/root"}})
+	if err != nil || string(res.Stdout) != "base call /workspace /workspace\n" {
+		t.Errorf("env: %q, %v", res.Stdout, err)
+	}
+
+	// A missing working directory is a spawn error about that path.
+	_, err = b.Exec(ctx, "true", &ab.ExecOptions{Cwd: "no/such/dir"})
+	var e *ab.Error
+	if !errors.As(err, &e) || e.Code != ab.CodeExecError || !errors.Is(err, fs.ErrNotExist) || e.Path != "no/such/dir" {
+		t.Errorf("missing Cwd: %#v", err)
+	}
+
+	// Large stdin, binary, through cat.
+	in := make([]byte, 3<<20)
+	for i := range in {
+		in[i] = byte(i * 7)
+	}
+	res, err = b.Exec(ctx, "cat | md5sum", &ab.ExecOptions{Stdin: bytes.NewReader(in)})
+	if want := fmt.Sprintf("%x", md5.Sum(in)); err != nil || !strings.HasPrefix(string(res.Stdout), want) {
+		t.Errorf("stdin md5 = %q, %v; want %s", res.Stdout, err, want)
+	}
+
+	// Exit codes come through; stderr is the error's detail.
+	res, err = b.Exec(ctx, "echo oops >&2; exit 7", nil)
+	if !errors.As(err, &e) || e.ExitCode != 7 || res.ExitCode != 7 || !strings.Contains(e.Error(), "oops") {
+		t.Errorf("exit 7: %+v, %v", res, err)
+	}
+	// Many commands at once.
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			res, err := b.Exec(ctx, fmt.Sprintf("echo %d", i), nil)
+			if err != nil || string(res.Stdout) != fmt.Sprintf("%d\n", i) {
+				t.Errorf("concurrent exec %d: %+v, %v", i, res, err)
+			}
+		})
+	}
+	wg.Wait()
 }
