@@ -95,7 +95,12 @@ func TestRuntimeBuildsOnceAndRuns(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Image: %v", err)
 	}
-	t.Cleanup(func() { _, _ = cli.ImageRemove(context.Background(), tag, image.RemoveOptions{Force: true}) })
+	t.Cleanup(func() {
+		// After the backend's Close (cleanups run last-registered first).
+		if _, err := cli.ImageRemove(context.Background(), tag, image.RemoveOptions{Force: true, PruneChildren: true}); err != nil {
+			t.Errorf("remove %s: %v", tag, err)
+		}
+	})
 	first, err := cli.ImageInspect(ctx, tag)
 	if err != nil || first.Config.Labels[ab.DockerLabelRuntime] != "agentbackend-test" {
 		t.Fatalf("built image: %+v, %v", first.Config, err)
