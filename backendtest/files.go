@@ -36,6 +36,8 @@ func (s suite) testPaths(t *testing.T) {
 	wantRead(t, b, "etc/passwd", "not the host's")
 
 	// Every operation refuses every escape, naming the path.
+	// root + "/../outside" (not path.Join, which would clean it to an
+	// absolute path outside the root: rule 3, not an escape).
 	for _, p := range append(escapes, root+"/../outside") {
 		ops := map[string]error{}
 		_, ops["Read"] = b.Read(c, p)
@@ -134,9 +136,7 @@ func (s suite) testReadDir(t *testing.T) {
 	}
 	root, err := b.ReadDir(c, ".")
 	must(t, err, "ReadDir .")
-	want := append([]string{"d", "other"}, s.opts.RootEntries...)
-	slices.Sort(want)
-	if !slices.Equal(root, want) {
+	if want := []string{"d", "other"}; !slices.Equal(root, want) {
 		t.Errorf("ReadDir(.) = %q, want %q", root, want)
 	}
 	if again, err := b.ReadDir(c, "/"); err != nil || !slices.Equal(again, root) {
