@@ -30,8 +30,8 @@ func TestLocalSearchLinksAndSpecialFiles(t *testing.T) {
 		}
 	}
 	must(os.Symlink("..", filepath.Join(dir, "src", "loop")))          // a cycle
-	must(os.Symlink(outside, filepath.Join(dir, "out")))                // a way out
-	must(os.Symlink("a.txt", filepath.Join(dir, "src", "alias.txt")))   // a link to a file
+	must(os.Symlink(outside, filepath.Join(dir, "out")))               // a way out
+	must(os.Symlink("a.txt", filepath.Join(dir, "src", "alias.txt")))  // a link to a file
 	must(syscall.Mkfifo(filepath.Join(dir, "src", "pipe.txt"), 0o644)) // would block a plain open
 
 	r, err := Grep(ctx, b, GrepOptions{Pattern: "needle"})
