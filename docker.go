@@ -388,6 +388,7 @@ func (b *DockerBackend) shellRun(ctx context.Context, fn string, input []byte, a
 // shell running them died: running them twice changes nothing.
 var dockerReadOnly = map[string]bool{
 	"ab_get": true, "ab_stat": true, "ab_ls": true, "ab_lsinfo": true, "ab_exists": true, "ab_mkdir": true,
+	"ab_tree": true, "ab_grepl": true,
 }
 
 // RemoveDockerOrphans removes (forcibly, with their anonymous volumes) the

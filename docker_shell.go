@@ -118,6 +118,13 @@ ab_get() {
 	} 3< "$1"
 }
 ab_kill() { kill -9 -"$1" 2>/dev/null || kill -9 "$1" 2>/dev/null; return 0; }
+ab_tree() {
+	if ab_missing "$1"; then return 100; fi
+	[ -d "$1" ] || return 101
+	find "$1/" -mindepth 1 -exec stat -c '%f %s %y %n' -- {} + 2>/dev/null
+	return 0
+}
+ab_grepl() { grep -rlF -e "$2" -- "$1/" 2>/dev/null; return 0; }
 `
 
 // dockerQuote single-quotes s for the shell. NUL cannot be passed to a

@@ -110,6 +110,14 @@ func grepTree(ctx context.Context, t tree, opts GrepOptions) (*GrepResult, error
 	if err != nil {
 		return nil, err
 	}
+	// A tree that can name, next to the data, the files containing the
+	// literal every match needs spares reading the others.
+	var candidates map[string]bool
+	if cf, ok := t.(candidateFinder); ok && fi.IsDir {
+		if lit := m.prefilter(); lit != nil && bytes.IndexByte(lit, '\n') < 0 {
+			candidates, _ = cf.candidates(ctx, start, lit) // on failure, read everything
+		}
+	}
 	var found resultSet[fileResult]
 	search := func(rel string, data []byte) {
 		if isBinary(data) {
@@ -140,7 +148,7 @@ func grepTree(ctx context.Context, t tree, opts GrepOptions) (*GrepResult, error
 			noIgnore: opts.NoIgnore,
 			file: func(ctx context.Context, d treeDir, rel string, fi FileInfo) error {
 				below, _ := belowDir(start, rel)
-				if !fi.Mode.IsRegular() || !filter.keep(below) {
+				if !fi.Mode.IsRegular() || !filter.keep(below) || (candidates != nil && !candidates[rel] && !strings.Contains(rel, "\n")) {
 					// Links, FIFOs, sockets and devices are not searched,
 					// as in ripgrep.
 					return nil
@@ -163,6 +171,13 @@ func grepTree(ctx context.Context, t tree, opts GrepOptions) (*GrepResult, error
 		}
 	}
 	return buildResult(found.items, opts), nil
+}
+
+// candidateFinder is a tree that can list, in one round trip next to the
+// data, the files below start containing a literal: a superset of the
+// files a search for a pattern requiring that literal has to read.
+type candidateFinder interface {
+	candidates(ctx context.Context, start string, literal []byte) (map[string]bool, error)
 }
 
 // readBufs recycles the buffers files are read into during a search, so a
@@ -371,6 +386,15 @@ func newLineMatcher(opts GrepOptions) (*lineMatcher, error) {
 		}
 	}
 	return m, nil
+}
+
+// prefilter returns a literal every match contains, or nil when the
+// pattern has none (or matching ignores case).
+func (m *lineMatcher) prefilter() []byte {
+	if m.literal != nil {
+		return m.literal
+	}
+	return m.required
 }
 
 // requiredLiteral returns the longest literal string every match of re
