@@ -446,7 +446,7 @@ func (m *lineMatcher) search(data []byte, opts GrepOptions) []lineHit {
 		}
 		return hits
 	}
-	if m.required != nil && bytes.Index(data, m.required) < 0 {
+	if m.required != nil && !bytes.Contains(data, m.required) {
 		return nil
 	}
 	if bytes.IndexByte(data, '\r') >= 0 {

@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 
@@ -19,8 +18,9 @@ import (
 
 func gorootSrc(b *testing.B) string {
 	b.Helper()
-	dir := filepath.Join(runtime.GOROOT(), "src")
-	if _, err := os.Stat(dir); err != nil {
+	out, err := exec.Command("go", "env", "GOROOT").Output()
+	dir := filepath.Join(strings.TrimSpace(string(out)), "src")
+	if _, serr := os.Stat(dir); err != nil || serr != nil {
 		b.Skip("GOROOT/src not found")
 	}
 	return dir
