@@ -1,7 +1,6 @@
 package agentbackend
 
 import (
-	"fmt"
 	"maps"
 	"strings"
 )
@@ -65,15 +64,4 @@ func mergeEnv(base, over map[string]string) map[string]string {
 	maps.Copy(m, base)
 	maps.Copy(m, over)
 	return m
-}
-
-// envList renders env as KEY=value entries for os/exec, after base (usually
-// os.Environ()). Later entries win in os/exec, so env overrides base.
-func envList(base []string, env map[string]string) []string {
-	out := make([]string, 0, len(base)+len(env))
-	out = append(out, base...)
-	for k, v := range env {
-		out = append(out, fmt.Sprintf("%s=%s", k, v))
-	}
-	return out
 }

@@ -36,7 +36,7 @@ func loadIgnores(ctx context.Context, d treeDir, rel string, entries []FileInfo,
 		if fi.IsDir || (fi.Name != ignoreFiles[0] && fi.Name != ignoreFiles[1]) {
 			continue
 		}
-		data, err := d.read(ctx, fi.Name)
+		data, err := d.read(ctx, fi.Name, nil)
 		if err != nil {
 			continue
 		}

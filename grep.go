@@ -8,8 +8,8 @@ import (
 	"regexp"
 	"regexp/syntax"
 	"slices"
-	"sort"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/bmatcuk/doublestar/v4"
@@ -110,14 +110,31 @@ func grepTree(ctx context.Context, t tree, opts GrepOptions) (*GrepResult, error
 	if err != nil {
 		return nil, err
 	}
-	var found resultSet[fileHits]
+	// A tree that can name, next to the data, the files containing the
+	// literal every match needs spares reading the others.
+	var candidates map[string]bool
+	if cf, ok := t.(candidateFinder); ok && fi.IsDir {
+		if lit := m.prefilter(); lit != nil && bytes.IndexByte(lit, '\n') < 0 {
+			candidates, _ = cf.candidates(ctx, start, lit) // on failure, read everything
+		}
+	}
+	var found resultSet[fileResult]
 	search := func(rel string, data []byte) {
 		if isBinary(data) {
 			return
 		}
-		if hits := m.search(data, opts); len(hits) > 0 {
-			found.add(fileHits{rel, hits, data})
+		hits := m.search(data, opts)
+		if len(hits) == 0 {
+			return
 		}
+		res := fileResult{path: rel}
+		switch opts.Mode {
+		case GrepCount:
+			res.count = countHitLines(data, hits)
+		case GrepContent:
+			res.lines = contentLines(rel, data, hits, opts.Before, opts.After)
+		}
+		found.add(res)
 	}
 	if !fi.IsDir {
 		data, err := t.readFile(ctx, start)
@@ -131,14 +148,21 @@ func grepTree(ctx context.Context, t tree, opts GrepOptions) (*GrepResult, error
 			noIgnore: opts.NoIgnore,
 			file: func(ctx context.Context, d treeDir, rel string, fi FileInfo) error {
 				below, _ := belowDir(start, rel)
-				if !filter.keep(below) {
+				if !fi.Mode.IsRegular() || !filter.keep(below) || (candidates != nil && !candidates[rel] && !strings.Contains(rel, "\n")) {
+					// Links, FIFOs, sockets and devices are not searched,
+					// as in ripgrep.
 					return nil
 				}
-				data, err := d.read(ctx, fi.Name)
+				buf := readBufs.Get().(*[]byte)
+				defer readBufs.Put(buf)
+				data, err := d.read(ctx, fi.Name, (*buf)[:0])
 				if err != nil {
 					return nil // vanished or unreadable: skip like ripgrep
 				}
-				search(rel, data)
+				search(rel, data) // keeps no reference to data
+				if cap(data) <= maxPooledBuf {
+					*buf = data[:0]
+				}
 				return nil
 			},
 		})
@@ -149,34 +173,42 @@ func grepTree(ctx context.Context, t tree, opts GrepOptions) (*GrepResult, error
 	return buildResult(found.items, opts), nil
 }
 
-// fileHits is one matching file: the byte offsets of its matching lines.
-type fileHits struct {
-	path string
-	hits []lineHit
-	data []byte
+// candidateFinder is a tree that can list, in one round trip next to the
+// data, the files below start containing a literal: a superset of the
+// files a search for a pattern requiring that literal has to read.
+type candidateFinder interface {
+	candidates(ctx context.Context, start string, literal []byte) (map[string]bool, error)
+}
+
+// readBufs recycles the buffers files are read into during a search, so a
+// search over thousands of files does not allocate (and clear) each one.
+var readBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+// maxPooledBuf is the largest buffer kept for reuse.
+const maxPooledBuf = 4 << 20
+
+// fileResult is what one matching file contributes to a GrepResult. It
+// holds no reference to the file's data.
+type fileResult struct {
+	path  string
+	count int        // matching lines, in count mode
+	lines []GrepLine // in content mode
 }
 
 // lineHit is a run of matched lines (one line unless Multiline) by byte
 // offsets [start, end) of the data, end excluding the final newline.
 type lineHit struct{ start, end int }
 
-func buildResult(files []fileHits, opts GrepOptions) *GrepResult {
-	sort.Slice(files, func(i, j int) bool { return files[i].path < files[j].path })
+func buildResult(files []fileResult, opts GrepOptions) *GrepResult {
+	slices.SortFunc(files, func(a, b fileResult) int { return strings.Compare(a.path, b.path) })
 	r := &GrepResult{Mode: opts.Mode}
 	for _, f := range files {
 		r.Files = append(r.Files, f.path)
-	}
-	switch opts.Mode {
-	case GrepCount:
-		for _, f := range files {
-			r.Counts = append(r.Counts, GrepFileCount{f.path, countHitLines(f)})
-		}
-	case GrepContent:
-		for _, f := range files {
-			r.Lines = appendContent(r.Lines, f, opts.Before, opts.After)
-			if opts.HeadLimit > 0 && len(r.Lines) > opts.HeadLimit {
-				break // enough to know the limit cuts
-			}
+		switch opts.Mode {
+		case GrepCount:
+			r.Counts = append(r.Counts, GrepFileCount{f.path, f.count})
+		case GrepContent:
+			r.Lines = append(r.Lines, f.lines...)
 		}
 	}
 	r.limit(opts.HeadLimit)
@@ -203,22 +235,20 @@ func (r *GrepResult) limit(n int) {
 	}
 }
 
-func countHitLines(f fileHits) int {
+func countHitLines(data []byte, hits []lineHit) int {
 	n := 0
-	for _, h := range f.hits {
-		n += 1 + bytes.Count(f.data[h.start:h.end], []byte{'\n'})
+	for _, h := range hits {
+		n += 1 + bytes.Count(data[h.start:h.end], []byte{'\n'})
 	}
 	return n
 }
 
-// appendContent renders one file's hits with their context lines.
-func appendContent(out []GrepLine, f fileHits, before, after int) []GrepLine {
-	lines := splitLines(f.data)
+// contentLines renders one file's hits with their context lines.
+func contentLines(path string, data []byte, hits []lineHit, before, after int) []GrepLine {
+	lines := splitLines(data)
 	matched := make(map[int]bool)
-	for _, h := range f.hits {
-		first := lineAt(lines, h.start)
-		last := lineAt(lines, h.end)
-		for i := first; i <= last; i++ {
+	for _, h := range hits {
+		for i := lineAt(lines, h.start); i <= lineAt(lines, h.end); i++ {
 			matched[i] = true
 		}
 	}
@@ -227,17 +257,13 @@ func appendContent(out []GrepLine, f fileHits, before, after int) []GrepLine {
 		keys = append(keys, i)
 	}
 	slices.Sort(keys)
+	var out []GrepLine
 	next := 0 // first line not yet emitted
 	for _, i := range keys {
-		from := max(i-before, next)
-		to := min(i+after, len(lines)-1)
-		for j := from; j <= to; j++ {
-			if j < next {
-				continue
-			}
-			out = append(out, GrepLine{Path: f.path, Line: j + 1, Text: lineText(f.data, lines[j]), Context: !matched[j]})
+		for j := max(i-before, next); j <= min(i+after, len(lines)-1); j++ {
+			out = append(out, GrepLine{Path: path, Line: j + 1, Text: lineText(data, lines[j]), Context: !matched[j]})
 		}
-		next = max(next, to+1)
+		next = max(next, min(i+after, len(lines)-1)+1)
 	}
 	return out
 }
@@ -245,12 +271,14 @@ func appendContent(out []GrepLine, f fileHits, before, after int) []GrepLine {
 // splitLines returns the start offset of every line of data.
 func splitLines(data []byte) []int {
 	starts := []int{0}
-	for i, c := range data {
-		if c == '\n' && i+1 < len(data) {
-			starts = append(starts, i+1)
+	for i := 0; ; {
+		nl := bytes.IndexByte(data[i:], '\n')
+		if nl < 0 || i+nl+1 >= len(data) {
+			return starts
 		}
+		i += nl + 1
+		starts = append(starts, i)
 	}
-	return starts
 }
 
 // lineAt returns the index of the line containing byte offset off.
@@ -360,6 +388,15 @@ func newLineMatcher(opts GrepOptions) (*lineMatcher, error) {
 	return m, nil
 }
 
+// prefilter returns a literal every match contains, or nil when the
+// pattern has none (or matching ignores case).
+func (m *lineMatcher) prefilter() []byte {
+	if m.literal != nil {
+		return m.literal
+	}
+	return m.required
+}
+
 // requiredLiteral returns the longest literal string every match of re
 // contains, or "".
 func requiredLiteral(re *syntax.Regexp) string {
@@ -409,7 +446,7 @@ func (m *lineMatcher) search(data []byte, opts GrepOptions) []lineHit {
 		}
 		return hits
 	}
-	if m.required != nil && bytes.Index(data, m.required) < 0 {
+	if m.required != nil && !bytes.Contains(data, m.required) {
 		return nil
 	}
 	if bytes.IndexByte(data, '\r') >= 0 {

@@ -50,8 +50,12 @@ func (b *LocalBackend) Read(ctx context.Context, p string) ([]byte, error) {
 	return data, nil
 }
 
-func (b *LocalBackend) readFile(rel string) ([]byte, error) {
-	f, err := b.fsys.OpenFile(rel, readFlags, 0)
+func (b *LocalBackend) readFile(rel string) ([]byte, error) { return readRootFile(b.fsys, rel) }
+
+// readRootFile reads a regular file through r. It opens without blocking,
+// so a FIFO planted in the workspace cannot hang the caller.
+func readRootFile(r *os.Root, rel string) ([]byte, error) {
+	f, err := r.OpenFile(rel, readFlags, 0)
 	if err != nil {
 		return nil, err
 	}

@@ -33,8 +33,9 @@ type tree interface {
 type treeDir interface {
 	// list returns the directory's entries sorted by name.
 	list(ctx context.Context) ([]FileInfo, error)
-	// read reads the file name in this directory.
-	read(ctx context.Context, name string) ([]byte, error)
+	// read reads the file name in this directory, into buf when it is
+	// large enough (the caller may pass buf[:0] of a recycled buffer).
+	read(ctx context.Context, name string, buf []byte) ([]byte, error)
 	// sub opens the subdirectory name.
 	sub(ctx context.Context, name string) (treeDir, error)
 	// close releases the directory; sub-directories opened from it stay
@@ -65,7 +66,7 @@ type dirAt struct {
 }
 
 func (d dirAt) list(ctx context.Context) ([]FileInfo, error) { return readDirInfo(ctx, d.b, d.rel) }
-func (d dirAt) read(ctx context.Context, name string) ([]byte, error) {
+func (d dirAt) read(ctx context.Context, name string, _ []byte) ([]byte, error) {
 	return d.b.Read(ctx, pathjail.JoinRel(d.rel, name))
 }
 func (d dirAt) sub(_ context.Context, name string) (treeDir, error) {
@@ -89,6 +90,10 @@ type walkOptions struct {
 	// goroutines at once.
 	dir func(rel string, fi FileInfo) error
 }
+
+// maxWalkDepth bounds how deep a walk goes, so a backend whose listings
+// follow a symbolic-link cycle cannot make it run forever.
+const maxWalkDepth = 256
 
 // walkParallelism bounds the goroutines of one walk: the work is reading
 // and matching files, so a few more than the CPUs keeps them busy while
@@ -173,7 +178,7 @@ func (w *walker) visitListed(ctx context.Context, d treeDir, rel string, entries
 				return err
 			}
 		}
-		if w.opts.descend != nil && !w.opts.descend(child) {
+		if (w.opts.descend != nil && !w.opts.descend(child)) || strings.Count(child, "/") >= maxWalkDepth {
 			continue
 		}
 		sd, err := d.sub(ctx, fi.Name)

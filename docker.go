@@ -1,0 +1,430 @@
+package agentbackend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"path"
+	"slices"
+	"strings"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/client"
+)
+
+// dockerAPI is the part of the Docker Engine API client the backend uses.
+type dockerAPI = client.APIClient
+
+// Labels every container this package creates carries, so that containers
+// left behind by a crashed process can be found (RemoveDockerOrphans).
+const (
+	// DockerLabelManaged marks a container as created by this package.
+	DockerLabelManaged = "io.agentbackend.managed"
+	// DockerLabelSession names the SessionManager session a container serves.
+	DockerLabelSession = "io.agentbackend.session"
+	// DockerLabelManager names the SessionManager that created a container.
+	DockerLabelManager = "io.agentbackend.manager"
+)
+
+// DefaultDockerWorkspace is the workspace directory inside the container
+// when neither DockerConfig.WorkspaceDir nor the runtime names one.
+const DefaultDockerWorkspace = "/workspace"
+
+// DockerConfig configures a DockerBackend. Exactly one of Image, Runtime
+// and ContainerID says where the workspace lives.
+type DockerConfig struct {
+	// Image is the image to create the container from. It must contain
+	// /bin/sh and the POSIX tools of busybox or coreutils/findutils (sh,
+	// stat, find, mkdir, mv, rm, rmdir, touch, sed, base64, dd, readlink).
+	Image string
+	// Runtime describes an image to build (or reuse) and run; see
+	// RuntimeConfig. Its WorkDir is the default workspace directory.
+	Runtime *RuntimeConfig
+	// ContainerID attaches to a running container instead of creating one
+	// (an ID or a name). Close leaves such a container running; the
+	// container settings below (Volumes, limits, Labels, ...) do not apply.
+	ContainerID string
+
+	// Name, if set, names the created container.
+	Name string
+	// WorkspaceDir is the workspace root inside the container, created if
+	// missing. Default: Runtime.WorkDir, else /workspace.
+	WorkspaceDir string
+	// Volumes binds host paths (keys, absolute, on the engine's host) to
+	// container paths (values, absolute). A volume at WorkspaceDir makes
+	// the workspace outlive the container; the engine creates a missing host
+	// directory.
+	Volumes map[string]string
+	// Env is given to every command, under ExecOptions.Env and the scope's.
+	Env map[string]string
+	// User runs the container's commands as this user ("uid[:gid]" or a
+	// name known to the image). Empty means the image's user.
+	User string
+
+	// MemoryLimit caps the container's memory in bytes (swap included);
+	// zero means no limit.
+	MemoryLimit int64
+	// CPUs caps the container's CPU time, in cores (1.5 = one and a half);
+	// zero means no limit.
+	CPUs float64
+	// PidsLimit caps the number of processes in the container, which
+	// contains fork bombs; zero means no limit.
+	PidsLimit int64
+	// NetworkDisabled gives the container no network but loopback.
+	NetworkDisabled bool
+	// Labels are added to the container's labels (DockerLabelManaged is
+	// always set).
+	Labels map[string]string
+	// NoInit runs without the engine's init process (docker-init). By
+	// default it runs as PID 1 and reaps the processes that commands leave
+	// behind, so killed commands do not linger as zombies.
+	NoInit bool
+
+	// MaxOutputLength caps the bytes kept of each of a command's stdout and
+	// stderr; longer output is cut and ends with a line giving its length.
+	// Zero means 10 MiB; negative means no limit.
+	MaxOutputLength int
+	// AllowDangerous turns off dangerous-command blocking (see
+	// CheckCommand). The container is what contains a command; the check
+	// only catches mistakes early.
+	AllowDangerous bool
+	// Safety is the policy commands are checked against; nil means
+	// DefaultSafety.
+	Safety *SafetyPolicy
+
+	// Client is the Engine API client to use; Close does not close it. Nil
+	// makes one from the environment (DOCKER_HOST, DOCKER_TLS_VERIFY, ...)
+	// with API version negotiation, closed by Close.
+	Client client.APIClient
+}
+
+// dockerDefaultMaxOutput is the MaxOutputLength used when it is zero.
+const dockerDefaultMaxOutput = 10 << 20
+
+// DockerBackend is a workspace inside a Docker container: files under
+// WorkspaceDir and commands run in the container, all through the Docker
+// Engine API, so DOCKER_HOST may name a local or a remote engine.
+//
+// Commands run through exec, with the workspace (or scope) directory as
+// working directory and HOME; a Timeout or a cancelled context kills the
+// command's whole process group inside the container. Files larger than 1
+// MiB move as tar streams (CopyToContainer, CopyFromContainer); smaller
+// files and every other file operation go through a few long-lived shells
+// in the container (see docker_shell.go for why and how), with every
+// argument single-quoted.
+//
+// Paths are jailed to the workspace by the package's path rule. Symbolic
+// links are followed inside the container: they can lead to container
+// paths outside the workspace, never to the host. The container is the
+// sandbox; the path rule decides what a path means.
+//
+// A DockerBackend is safe for concurrent use. Close removes the container
+// it created (not one it attached to).
+type DockerBackend struct {
+	lifecycle
+
+	cli       dockerAPI
+	ownClient bool
+	id        string // container ID
+	created   bool   // Close removes the container
+	root      string // WorkspaceDir
+	user      string
+	env       map[string]string
+	maxOutput int
+	allowDang bool
+	safety    *SafetyPolicy
+	shells    *dockerShells
+}
+
+var (
+	_ FileBackend = (*DockerBackend)(nil)
+	_ InfoLister  = (*DockerBackend)(nil)
+)
+
+// NewDocker creates and starts a container (or attaches to a running one)
+// and returns the backend for its workspace, connected. It fails with
+// INVALID_CONFIGURATION for a bad configuration and EXEC_ERROR when the
+// engine cannot create, start or run the container; a container it created
+// is removed again on failure.
+func NewDocker(ctx context.Context, cfg DockerConfig) (*DockerBackend, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	b := &DockerBackend{
+		cli:       cfg.Client,
+		user:      cfg.User,
+		env:       maps.Clone(cfg.Env),
+		maxOutput: cfg.MaxOutputLength,
+		allowDang: cfg.AllowDangerous,
+		safety:    cfg.Safety,
+	}
+	if b.maxOutput == 0 {
+		b.maxOutput = dockerDefaultMaxOutput
+	}
+	b.root = cfg.WorkspaceDir
+	if b.root == "" && cfg.Runtime != nil {
+		b.root = cfg.Runtime.WorkDir
+	}
+	if b.root == "" {
+		b.root = DefaultDockerWorkspace
+	}
+	b.root = cleanRoot(b.root)
+	if b.cli == nil {
+		cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+		if err != nil {
+			return nil, dockerErr("connect to the Docker engine", err)
+		}
+		b.cli, b.ownClient = cli, true
+	}
+	if err := b.setUp(ctx, cfg); err != nil {
+		b.tearDown()
+		return nil, err
+	}
+	b.init(TypeDocker, StatusConnected)
+	return b, nil
+}
+
+func (cfg *DockerConfig) validate() error {
+	sources := 0
+	for _, set := range []bool{cfg.Image != "", cfg.Runtime != nil, cfg.ContainerID != ""} {
+		if set {
+			sources++
+		}
+	}
+	if sources != 1 {
+		return errConfig("DockerConfig: set exactly one of Image, Runtime and ContainerID")
+	}
+	if cfg.WorkspaceDir != "" && !path.IsAbs(cfg.WorkspaceDir) {
+		return errConfig("DockerConfig.WorkspaceDir must be an absolute path: %q", cfg.WorkspaceDir)
+	}
+	if cleanRoot(cfg.WorkspaceDir) == "/" && cfg.WorkspaceDir != "" {
+		return errConfig("DockerConfig.WorkspaceDir must not be the container's root directory")
+	}
+	for host, ctr := range cfg.Volumes {
+		if !path.IsAbs(host) || !path.IsAbs(ctr) || strings.ContainsAny(host+ctr, ":\x00") {
+			return errConfig("DockerConfig.Volumes: %q -> %q: both paths must be absolute, without ':'", host, ctr)
+		}
+	}
+	if cfg.MemoryLimit < 0 || cfg.CPUs < 0 || cfg.PidsLimit < 0 {
+		return errConfig("DockerConfig: limits must not be negative")
+	}
+	return ValidateEnv(cfg.Env)
+}
+
+// setUp creates and starts the container (or checks the one to attach to)
+// and makes sure the workspace exists.
+func (b *DockerBackend) setUp(ctx context.Context, cfg DockerConfig) error {
+	if cfg.ContainerID != "" {
+		info, err := b.cli.ContainerInspect(ctx, cfg.ContainerID)
+		if err != nil {
+			return dockerErr("inspect container "+cfg.ContainerID, err)
+		}
+		if info.State == nil || !info.State.Running {
+			return &Error{Code: CodeExecError, Op: "connect",
+				Message: fmt.Sprintf("docker: container %s is not running", cfg.ContainerID)}
+		}
+		b.id = info.ID
+	} else {
+		image := cfg.Image
+		if cfg.Runtime != nil {
+			var err error
+			if image, err = cfg.Runtime.Image(ctx, b.cli); err != nil {
+				return err
+			}
+		}
+		if err := b.createContainer(ctx, cfg, image); err != nil {
+			return err
+		}
+	}
+	b.shells = newDockerShells(func(ctx context.Context) (*dockerShell, error) {
+		return startDockerShell(ctx, b.cli, b.id, b.user)
+	})
+	reply, err := b.shellRun(ctx, "ab_mkdir", nil, b.root)
+	if err != nil {
+		return &Error{Code: CodeMissingUtilities, Op: "connect", Err: err,
+			Message: "docker: cannot run /bin/sh with POSIX tools in the container: " + err.Error()}
+	}
+	if reply.Code != 0 {
+		return &Error{Code: CodeExecError, Op: "connect",
+			Message: fmt.Sprintf("docker: cannot create the workspace %s: %s", b.root, strings.TrimSpace(string(reply.Text)))}
+	}
+	return nil
+}
+
+func (b *DockerBackend) createContainer(ctx context.Context, cfg DockerConfig, image string) error {
+	labels := maps.Clone(cfg.Labels)
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	labels[DockerLabelManaged] = "true"
+	env := make([]string, 0, len(cfg.Env))
+	for _, k := range slices.Sorted(maps.Keys(cfg.Env)) {
+		env = append(env, k+"="+cfg.Env[k])
+	}
+	hc := &container.HostConfig{}
+	if !cfg.NoInit {
+		useInit := true
+		hc.Init = &useInit
+	}
+	for _, host := range slices.Sorted(maps.Keys(cfg.Volumes)) {
+		hc.Binds = append(hc.Binds, host+":"+cfg.Volumes[host])
+	}
+	if cfg.NetworkDisabled {
+		hc.NetworkMode = "none"
+	}
+	if cfg.MemoryLimit > 0 {
+		hc.Memory = cfg.MemoryLimit
+		hc.MemorySwap = cfg.MemoryLimit // no swap on top: the limit is the limit
+	}
+	if cfg.CPUs > 0 {
+		hc.NanoCPUs = int64(cfg.CPUs * 1e9)
+	}
+	if cfg.PidsLimit > 0 {
+		p := cfg.PidsLimit
+		hc.PidsLimit = &p
+	}
+	created, err := b.cli.ContainerCreate(ctx, &container.Config{
+		Image:           image,
+		User:            cfg.User,
+		Env:             env,
+		Labels:          labels,
+		WorkingDir:      b.root,
+		NetworkDisabled: cfg.NetworkDisabled,
+		// The container only has to stay up; commands come through exec.
+		// Entrypoint is replaced so that images whose entrypoint expects
+		// arguments (or a TTY) do not exit at once.
+		Entrypoint: []string{"sleep"},
+		Cmd:        []string{"infinity"},
+	}, hc, nil, nil, cfg.Name)
+	if err != nil {
+		return dockerErr("create container from "+image, err)
+	}
+	b.id, b.created = created.ID, true
+	if err := b.cli.ContainerStart(ctx, b.id, container.StartOptions{}); err != nil {
+		return dockerErr("start container", err)
+	}
+	return nil
+}
+
+// tearDown releases what NewDocker acquired, after a failure or on Close.
+func (b *DockerBackend) tearDown() error {
+	var errs []error
+	if b.shells != nil {
+		b.shells.close()
+	}
+	if b.created {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		err := b.cli.ContainerRemove(ctx, b.id, container.RemoveOptions{Force: true, RemoveVolumes: true})
+		cancel()
+		if err != nil && !cerrdefs.IsNotFound(err) {
+			errs = append(errs, dockerErr("remove container", err))
+		}
+	}
+	if b.ownClient {
+		errs = append(errs, b.cli.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// dockerErr reports a failure of the engine.
+func dockerErr(what string, err error) *Error {
+	return &Error{Code: CodeExecError, Op: "docker", Err: err, Message: "docker: " + what + ": " + err.Error()}
+}
+
+// ContainerID returns the ID of the backend's container.
+func (b *DockerBackend) ContainerID() string { return b.id }
+
+// RootDir returns the workspace directory inside the container.
+func (b *DockerBackend) RootDir() string { return b.root }
+
+// Scope returns a view of the subdirectory path of the workspace; see
+// ScopedBackend.
+func (b *DockerBackend) Scope(path string, cfg *ScopeConfig) (*ScopedBackend, error) {
+	return NewScope(b, path, cfg)
+}
+
+// Close closes the tracked closers, ends the backend's shells in the
+// container and, when NewDocker created the container, removes it (killing
+// whatever still runs there). It is idempotent.
+func (b *DockerBackend) Close() error {
+	first, err := b.destroy()
+	if !first {
+		return nil
+	}
+	return errors.Join(err, b.tearDown())
+}
+
+// shellRun runs one prelude function in an op shell.
+func (b *DockerBackend) shellRun(ctx context.Context, fn string, input []byte, args ...string) (dockerShellReply, error) {
+	call, err := dockerCall(fn, args...)
+	if err != nil {
+		return dockerShellReply{}, err
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, dockerShellTimeout)
+		defer cancel()
+	}
+	for attempt := 0; ; attempt++ {
+		s, err := b.shells.acquire(ctx)
+		if err != nil {
+			return dockerShellReply{}, err
+		}
+		reply, err := s.run(ctx, call, input)
+		b.shells.release(s)
+		// A shell that died under an operation (killed inside the container)
+		// costs that operation; one that only reads is tried once more.
+		if err == nil || ctx.Err() != nil || attempt > 0 || !dockerReadOnly[fn] {
+			return reply, err
+		}
+	}
+}
+
+// dockerReadOnly are the prelude functions that may be run again when the
+// shell running them died: running them twice changes nothing.
+var dockerReadOnly = map[string]bool{
+	"ab_get": true, "ab_stat": true, "ab_ls": true, "ab_lsinfo": true, "ab_exists": true, "ab_mkdir": true,
+	"ab_tree": true, "ab_grepl": true,
+}
+
+// RemoveDockerOrphans removes (forcibly, with their anonymous volumes) the
+// containers that carry DockerLabelManaged and every label in labels, and
+// returns their IDs. Run it at startup to clean up after a process that
+// died without closing its backends. With no labels it removes every
+// container this package created on the engine, in use or not; pass
+// {DockerLabelManager: id} to limit it to one SessionManager's. A nil cli
+// uses a client made from the environment.
+func RemoveDockerOrphans(ctx context.Context, cli client.APIClient, labels map[string]string) ([]string, error) {
+	if cli == nil {
+		c, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+		if err != nil {
+			return nil, dockerErr("connect to the Docker engine", err)
+		}
+		defer c.Close()
+		cli = c
+	}
+	f := filters.NewArgs(filters.Arg("label", DockerLabelManaged+"=true"))
+	for k, v := range labels {
+		f.Add("label", k+"="+v)
+	}
+	list, err := cli.ContainerList(ctx, container.ListOptions{All: true, Filters: f})
+	if err != nil {
+		return nil, dockerErr("list containers", err)
+	}
+	var removed []string
+	var errs []error
+	for _, c := range list {
+		err := cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true, RemoveVolumes: true})
+		switch {
+		case err == nil:
+			removed = append(removed, c.ID)
+		case !cerrdefs.IsNotFound(err):
+			errs = append(errs, dockerErr("remove container "+c.ID, err))
+		}
+	}
+	return removed, errors.Join(errs...)
+}

@@ -1,0 +1,54 @@
+//go:build !unix
+
+package agentbackend
+
+import (
+	"context"
+	"os"
+)
+
+func (t localTree) openDir(_ context.Context, rel string) (treeDir, error) {
+	r, err := t.b.fsys.OpenRoot(rel)
+	if err != nil {
+		return nil, t.b.fileErr(CodeLsFailed, "readdir", rel, err)
+	}
+	return localDir{r}, nil
+}
+
+// localDir is one directory of a localTree, open as an os.Root.
+type localDir struct{ r *os.Root }
+
+func (d localDir) list(context.Context) ([]FileInfo, error) {
+	f, err := d.r.Open(".")
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	entries, err := f.ReadDir(-1)
+	if err != nil {
+		return nil, err
+	}
+	infos := make([]FileInfo, len(entries))
+	for i, e := range entries {
+		mode := e.Type()
+		if mode.IsRegular() {
+			mode |= 0o644
+		}
+		infos[i] = FileInfo{Name: e.Name(), Mode: mode, IsDir: e.IsDir()}
+	}
+	return infos, nil
+}
+
+func (d localDir) read(_ context.Context, name string, _ []byte) ([]byte, error) {
+	return readRootFile(d.r, name)
+}
+
+func (d localDir) sub(_ context.Context, name string) (treeDir, error) {
+	r, err := d.r.OpenRoot(name)
+	if err != nil {
+		return nil, err
+	}
+	return localDir{r}, nil
+}
+
+func (d localDir) close() { d.r.Close() }
