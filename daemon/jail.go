@@ -22,6 +22,8 @@ type jail struct {
 
 // errEscape is what an SFTP client is told about a path that leads out of
 // the workspace: the reference daemon's message, with status FAILURE.
+//
+//lint:ignore ST1005 the reference daemon's wording, which clients match
 var errEscape = errors.New("Path escape attempt blocked")
 
 func openJail(real, configured string) (*jail, error) {
