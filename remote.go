@@ -155,9 +155,10 @@ var (
 
 // dialCall is one connection attempt; waiters block on done.
 type dialCall struct {
-	done chan struct{}
-	conn *remoteConn
-	err  error
+	done   chan struct{}
+	cancel context.CancelFunc // ends the attempt (Close)
+	conn   *remoteConn
+	err    error
 }
 
 // NewRemote checks cfg and returns a disconnected backend; it connects on
@@ -277,9 +278,17 @@ func (b *RemoteBackend) Close() error {
 	}
 	c := b.conn
 	b.conn = nil
+	var dialing *dialCall
+	if b.dialing != nil {
+		dialing = b.dialing
+		dialing.cancel()
+	}
 	b.mu.Unlock()
 	if c != nil {
 		c.close(errRemoteDestroyed)
+	}
+	if dialing != nil {
+		<-dialing.done // the attempt ends at once, its connection closed
 	}
 	return err
 }
@@ -314,22 +323,22 @@ func (b *RemoteBackend) startDialLocked() *dialCall {
 	if b.dialing != nil {
 		return b.dialing
 	}
-	call := &dialCall{done: make(chan struct{})}
+	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.ConnectTimeout)
+	call := &dialCall{done: make(chan struct{}), cancel: cancel}
 	b.dialing = call
 	status := StatusConnecting
 	if b.attempts > 0 {
 		status = StatusReconnecting
 	}
-	go b.dial(call, status)
+	go b.dial(ctx, call, status)
 	return call
 }
 
 // dial makes one connection attempt and settles the status.
-func (b *RemoteBackend) dial(call *dialCall, status Status) {
+func (b *RemoteBackend) dial(ctx context.Context, call *dialCall, status Status) {
 	b.setStatus(status, nil)
-	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.ConnectTimeout)
 	c, err := dialRemote(ctx, b)
-	cancel()
+	call.cancel()
 
 	b.mu.Lock()
 	b.dialing = nil

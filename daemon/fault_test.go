@@ -312,3 +312,54 @@ func tenantWork(ctx context.Context, parent ab.FileBackend, i, ops int) error {
 	}
 	return b.Write(ctx, "final", []byte("done"))
 }
+
+// TestCloseDuringDial: Close ends a connection attempt that hangs (a
+// server that accepts and never answers) at once.
+func TestCloseDuringDial(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var held []net.Conn
+	var mu sync.Mutex
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c)
+			mu.Unlock()
+		}
+	}()
+	defer func() {
+		mu.Lock()
+		for _, c := range held {
+			c.Close()
+		}
+		mu.Unlock()
+	}()
+	b, err := ab.NewRemote(ab.RemoteConfig{Host: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port, RootDir: "/ws",
+		InsecureIgnoreHostKey: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed := make(chan error, 1)
+	go func() { _, err := b.Read(context.Background(), "x"); failed <- err }()
+	time.Sleep(200 * time.Millisecond)
+	start := time.Now()
+	b.Close()
+	select {
+	case err := <-failed:
+		if err == nil {
+			t.Error("Read succeeded")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Read still waiting after Close")
+	}
+	if el := time.Since(start); el > 2*time.Second {
+		t.Errorf("Close took %v", el)
+	}
+}
