@@ -57,6 +57,9 @@ type Config struct {
 	// ScopePath, if set, is a static scope: every POST /mcp request works
 	// in RootDir/ScopePath, requests that name a scope of their own are
 	// refused, and SSH commands start there. It must not contain "..".
+	// SFTP still serves the whole RootDir, as in the reference: an SSH
+	// client holds the token and can run commands anyway, so a static scope
+	// narrows what the MCP tools see, it does not fence SSH clients in.
 	ScopePath string
 	// Isolation and Shell configure commands as for LocalBackend.
 	Isolation ab.Isolation
