@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/agentbackend/agentbackend/internal/pathjail"
 )
 
 // RemoteConfig configures a RemoteBackend. Host, RootDir and a host-key
@@ -425,4 +427,48 @@ func connClosed(op, path string, cause error) *Error {
 func errAuth(url string) *Error {
 	return &Error{Code: CodeAuthFailed, Op: "connect",
 		Message: fmt.Sprintf("SSH-WS authentication failed: the daemon at %s rejected the auth token (WebSocket closed 4001 Unauthorized). Check RemoteConfig.AuthToken.", url)}
+}
+
+// MCPEndpoint returns the URL of the daemon's MCP endpoint (POST /mcp,
+// stateless Streamable HTTP) and the headers every request to it carries:
+// the bearer token, X-Root-Dir and, when scope is not empty, X-Scope-Path
+// (validated like Scope's argument). An MCP client built on them talks to
+// the daemon's tools on this workspace; MCP calls are never retried
+// automatically. HTTPClient is the client to send them with.
+func (b *RemoteBackend) MCPEndpoint(scope string) (url string, header http.Header, err error) {
+	header = b.header.Clone()
+	header.Set("X-Root-Dir", b.root)
+	if scope != "" {
+		rel, err := resolveScope(scope)
+		if err != nil {
+			return "", nil, err
+		}
+		if rel != "." {
+			header.Set("X-Scope-Path", rel)
+		}
+	}
+	scheme := "http"
+	if strings.HasPrefix(b.wsURL, "wss:") {
+		scheme = "https"
+	}
+	return scheme + "://" + hostPort(b.cfg.Host, b.cfg.Port) + "/mcp", header, nil
+}
+
+// HTTPClient returns the HTTP client the backend uses (RemoteConfig.HTTPClient
+// or http.DefaultClient).
+func (b *RemoteBackend) HTTPClient() *http.Client {
+	if b.cfg.HTTPClient != nil {
+		return b.cfg.HTTPClient
+	}
+	return http.DefaultClient
+}
+
+// resolveScope validates a scope path as Scope does and returns it clean
+// and relative.
+func resolveScope(p string) (string, error) {
+	rel, ok := pathjail.ValidScope(p)
+	if !ok {
+		return "", errPathEscape("scope", p)
+	}
+	return rel, nil
 }

@@ -46,3 +46,19 @@ func TestExecScriptQuoting(t *testing.T) {
 		t.Errorf("missing cwd: %v %q", err, out)
 	}
 }
+
+func TestMCPEndpoint(t *testing.T) {
+	b, err := NewRemote(RemoteConfig{Host: "::1", Port: 443, RootDir: "/srv/ws/", AuthToken: "t", InsecureIgnoreHostKey: true,
+		Headers: map[string]string{"X-Proxy": "p", "authorization": "evil", "X-Scope-Path": "evil"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	url, h, err := b.MCPEndpoint("/users/a/")
+	if err != nil || url != "https://[::1]:443/mcp" || h.Get("Authorization") != "Bearer t" || h.Get("X-Root-Dir") != "/srv/ws" ||
+		h.Get("X-Scope-Path") != "users/a" || h.Get("X-Proxy") != "p" {
+		t.Errorf("MCPEndpoint = %q %v %v", url, h, err)
+	}
+	if _, _, err := b.MCPEndpoint("a/../.."); ErrorCode(err) != CodePathEscape {
+		t.Errorf("escaping scope: %v", err)
+	}
+}
