@@ -106,7 +106,7 @@ func (s *session) serveSFTP() {
 	if err != nil && err != io.EOF {
 		s.d.log.Debug("sftp session ended", "err", err)
 	}
-	s.exit(0)
+	s.exitNoEOF(0)
 }
 
 // run runs a command for the session: through the sandbox, with the
@@ -181,10 +181,20 @@ func (s *session) started(p *sandbox.Process) {
 	}
 }
 
-// exit reports the exit status on the channel and closes it.
+// exit reports the exit status on the channel, sends EOF and closes it.
+// Only for programs whose writers have all returned: x/crypto/ssh does not
+// synchronise CloseWrite with Write.
 func (s *session) exit(code int) {
 	_, _ = s.ch.SendRequest("exit-status", false, ssh.Marshal(struct{ Status uint32 }{uint32(code)}))
 	_ = s.ch.CloseWrite()
+	_ = s.ch.Close()
+}
+
+// exitNoEOF is exit without the EOF, for the SFTP server, whose response
+// writer may still be flushing when Serve returns (Close, unlike
+// CloseWrite, is safe alongside a Write).
+func (s *session) exitNoEOF(code int) {
+	_, _ = s.ch.SendRequest("exit-status", false, ssh.Marshal(struct{ Status uint32 }{uint32(code)}))
 	_ = s.ch.Close()
 }
 
