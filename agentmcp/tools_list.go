@@ -238,10 +238,18 @@ func excluded(rel string, patterns []string) bool {
 	return false
 }
 
-// globMatch matches like minimatch with {dot: true}; a bad pattern matches
-// nothing.
+// globMatch matches like minimatch with {dot: true}, which the filesystem
+// server uses; a bad pattern matches nothing. Unlike doublestar, minimatch's
+// "dir/**" matches what is below dir but not dir itself.
 func globMatch(pattern, name string) bool {
 	ok, _ := doublestar.Match(pattern, name)
+	if ok {
+		if prefix, found := strings.CutSuffix(pattern, "/**"); found {
+			if self, _ := doublestar.Match(prefix, name); self {
+				return false
+			}
+		}
+	}
 	return ok
 }
 
