@@ -38,13 +38,25 @@ func Handler(b ab.FileBackend, opts *Options) http.Handler {
 }
 
 // RequestHandler is Handler with the backend chosen per request by fn.
+//
+// Two MCP servers (with and without exec) are built once and shared by
+// every request; each request's tool calls run on its own backend, carried
+// in the request's context.
 func RequestHandler(fn BackendFunc, opts *Options) http.Handler {
+	toolsetOf := func(ctx context.Context) *toolset {
+		t, _ := ctx.Value(toolsetKey{}).(*toolset)
+		return t
+	}
+	servers := [2]*mcp.Server{newServer(opts, false, toolsetOf), newServer(opts, true, toolsetOf)}
 	sdk := mcp.NewStreamableHTTPHandler(func(r *http.Request) *mcp.Server {
-		b, _ := r.Context().Value(backendKey{}).(ab.FileBackend)
-		if b == nil {
+		t := toolsetOf(r.Context())
+		if t == nil {
 			return nil
 		}
-		return NewServer(b, opts)
+		if t.exec {
+			return servers[1]
+		}
+		return servers[0]
 	}, &mcp.StreamableHTTPOptions{Stateless: true, JSONResponse: true})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, release, err := fn(r)
@@ -55,11 +67,13 @@ func RequestHandler(fn BackendFunc, opts *Options) http.Handler {
 			writeRequestError(w, err)
 			return
 		}
-		sdk.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), backendKey{}, b)))
+		t := newToolset(b, opts)
+		t.exec = withExec(b, opts)
+		sdk.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), toolsetKey{}, t)))
 	})
 }
 
-type backendKey struct{}
+type toolsetKey struct{}
 
 func writeRequestError(w http.ResponseWriter, err error) {
 	re := &RequestError{Status: http.StatusInternalServerError, Title: "Internal Server Error", Message: err.Error()}

@@ -3,6 +3,7 @@ package agentmcp
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"runtime/debug"
 	"strings"
@@ -54,6 +55,13 @@ func Version() string {
 // Serve it with Run on a transport, or use Connect, Handler or
 // RequestHandler.
 func NewServer(b ab.FileBackend, opts *Options) *mcp.Server {
+	t := newToolset(b, opts)
+	return newServer(opts, withExec(b, opts), func(context.Context) *toolset { return t })
+}
+
+// newServer returns a server with the tools (exec included or not) whose
+// calls run on the toolset toolsetOf finds for the call's context.
+func newServer(opts *Options, exec bool, toolsetOf func(context.Context) *toolset) *mcp.Server {
 	name, version := "agent-backend", ""
 	var logger *slog.Logger
 	if opts != nil {
@@ -66,9 +74,10 @@ func NewServer(b ab.FileBackend, opts *Options) *mcp.Server {
 		version = Version()
 	}
 	s := mcp.NewServer(&mcp.Implementation{Name: name, Version: version}, &mcp.ServerOptions{Logger: logger})
-	t := newToolset(b, opts)
-	for _, sp := range specsFor(b, opts) {
-		s.AddTool(sp.mcpTool(), t.mcpHandler(sp))
+	for _, sp := range allSpecs {
+		if !sp.exec || exec {
+			s.AddTool(sp.mcpTool(), mcpHandler(sp, toolsetOf))
+		}
 	}
 	return s
 }
@@ -91,11 +100,15 @@ func (s *spec) mcpTool() *mcp.Tool {
 // mcpHandler runs the tool for an MCP call: the text as content and as
 // structuredContent {"content": text}; read_media_file's file as an image,
 // audio or embedded resource block; a failure as an isError result.
-func (t *toolset) mcpHandler(s *spec) mcp.ToolHandler {
+func mcpHandler(s *spec, toolsetOf func(context.Context) *toolset) mcp.ToolHandler {
 	return func(ctx context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 		var raw json.RawMessage
 		if req != nil && req.Params != nil {
 			raw = req.Params.Arguments
+		}
+		t := toolsetOf(ctx)
+		if t == nil {
+			return nil, errors.New("agentmcp: no backend for this request")
 		}
 		r, err := t.call(ctx, s, raw)
 		if err != nil {

@@ -84,6 +84,7 @@ type toolset struct {
 	b      ab.FileBackend
 	root   string // b.RootDir(), clean
 	logger *slog.Logger
+	exec   bool // exec is served (RequestHandler picks its server by it)
 }
 
 func newToolset(b ab.FileBackend, opts *Options) *toolset {
@@ -94,13 +95,18 @@ func newToolset(b ab.FileBackend, opts *Options) *toolset {
 	return t
 }
 
+// withExec reports whether to serve exec for b.
+func withExec(b ab.FileBackend, opts *Options) bool {
+	return (opts == nil || !opts.NoExec) && CanExec(b)
+}
+
 // specsFor returns the tools to serve for b, in the filesystem server's
 // order with exec and grep last.
 func specsFor(b ab.FileBackend, opts *Options) []*spec {
-	withExec := (opts == nil || !opts.NoExec) && CanExec(b)
+	exec := withExec(b, opts)
 	out := make([]*spec, 0, len(allSpecs))
 	for _, s := range allSpecs {
-		if !s.exec || withExec {
+		if !s.exec || exec {
 			out = append(out, s)
 		}
 	}
