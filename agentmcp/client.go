@@ -49,6 +49,7 @@ type sessionCloser struct {
 	err  error
 }
 
+// Close closes the session once and waits for what served it.
 func (c *sessionCloser) Close() error {
 	c.once.Do(func() {
 		c.err = c.cs.Close()

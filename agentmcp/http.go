@@ -26,6 +26,7 @@ type RequestError struct {
 	Message string
 }
 
+// Error returns "Title: Message".
 func (e *RequestError) Error() string { return e.Title + ": " + e.Message }
 
 // Handler returns an http.Handler serving NewServer(b, opts) over MCP
