@@ -3,6 +3,8 @@ package agentmcp
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io/fs"
 	"io"
 	"os/exec"
 	"sync"
@@ -25,6 +27,10 @@ func newClient() *mcp.Client {
 // b.Close() closes it and ends the server's goroutines. Closing the
 // session earlier is fine too (Close is idempotent).
 func Connect(ctx context.Context, b ab.FileBackend, opts *Options) (*mcp.ClientSession, error) {
+	if b.Status() == ab.StatusDestroyed {
+		return nil, &ab.Error{Code: ab.CodeDestroyed, Op: "connect", Backend: b.Type(), Err: fs.ErrClosed,
+			Message: fmt.Sprintf("connect: %s backend is destroyed (Close was called)", b.Type())}
+	}
 	ct, st := mcp.NewInMemoryTransports()
 	ss, err := NewServer(b, opts).Connect(ctx, st, nil)
 	if err != nil {
