@@ -12,9 +12,11 @@ import (
 	"net"
 	"testing"
 
+	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"golang.org/x/crypto/ssh"
 
 	ab "github.com/agentbackend/agentbackend"
+	"github.com/agentbackend/agentbackend/agentmcp"
 	"github.com/agentbackend/agentbackend/daemon"
 )
 
@@ -145,4 +147,39 @@ func BenchmarkRemoteWrite64M(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkRemoteMCPReadTextFile: the MCP tool read_text_file on a 4 KiB
+// file. raw is the tool served in this process (agentmcp.Connect on the
+// local workspace, an in-memory transport); sdk goes over HTTP to the
+// daemon's POST /mcp (agentmcp.ConnectRemote).
+func BenchmarkRemoteMCPReadTextFile(b *testing.B) {
+	rb, lb := benchRemote(b)
+	ctx := context.Background()
+	if err := lb.Write(ctx, "dir/file.txt", bytes.Repeat([]byte("0123456789abcde\n"), 256)); err != nil {
+		b.Fatal(err)
+	}
+	local, err := agentmcp.Connect(ctx, lb, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	remote, err := agentmcp.ConnectRemote(ctx, rb, "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		cs   *mcp.ClientSession
+	}{{"raw", local}, {"sdk", remote}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			params := &mcp.CallToolParams{Name: "read_text_file", Arguments: map[string]any{"path": "dir/file.txt"}}
+			for b.Loop() {
+				res, err := c.cs.CallTool(ctx, params)
+				if err != nil || res.IsError {
+					b.Fatal(res, err)
+				}
+			}
+		})
+	}
 }

@@ -3,9 +3,9 @@
 // agent-backend 0.13.2 daemon (npm `agent-backend daemon`).
 //
 //   - GET /health reports the version, the root and the transports.
-//   - POST /mcp serves the MCP tools over stateless Streamable HTTP, on a
-//     backend built per request (dangerous-command blocking on), scoped by
-//     the static scope or the X-Scope-Path header.
+//   - POST /mcp serves the MCP tools of package agentmcp over stateless
+//     Streamable HTTP, on a backend built per request (dangerous-command
+//     blocking on), scoped by the static scope or the X-Scope-Path header.
 //   - GET /ssh upgrades to a WebSocket carrying SSH in binary messages: exec
 //     and shell sessions run through the same sandbox as LocalBackend, and
 //     the sftp subsystem serves the workspace through the same kind of
@@ -106,6 +106,7 @@ type Daemon struct {
 	handler http.Handler
 
 	sshServer *ssh.ServerConfig
+	mcpServer http.Handler
 
 	mu       sync.Mutex
 	conns    map[*wsnet.Conn]struct{} // live WebSocket clients
@@ -172,8 +173,17 @@ func New(cfg Config) (*Daemon, error) {
 	if d.hostKey != nil {
 		d.sshServer = d.sshConfig()
 	}
+	d.mcpServer = d.mcpHandler()
 	d.handler = d.routes()
 	return d, nil
+}
+
+// version is what /health and the MCP handshake report.
+func (d *Daemon) version() string {
+	if d.cfg.Version != "" {
+		return d.cfg.Version
+	}
+	return Version
 }
 
 // RootDir returns the workspace directory as configured.

@@ -98,7 +98,8 @@ func TestMCPChecks(t *testing.T) {
 	for _, c := range cases {
 		status, body := post(c.port, c.headers)
 		if c.status == 0 {
-			if status == 401 || status == 403 || status == 400 {
+			switch body["error"] {
+			case "Unauthorized", "Root directory mismatch", "Scope conflict", "Invalid scope path":
 				t.Errorf("%s: refused with %d %v", c.name, status, body)
 			}
 			continue

@@ -33,13 +33,9 @@ type health struct {
 }
 
 func (d *Daemon) serveHealth(w http.ResponseWriter, _ *http.Request) {
-	version := d.cfg.Version
-	if version == "" {
-		version = Version
-	}
 	writeJSON(w, http.StatusOK, health{
 		Status:     "ok",
-		Version:    version,
+		Version:    d.version(),
 		RootDir:    d.cfg.RootDir,
 		Transports: map[string]bool{"mcp": true, "ssh-ws": !d.cfg.DisableSSHWS, "ssh": false},
 	})

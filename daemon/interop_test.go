@@ -252,3 +252,51 @@ func grepText(r *ab.GrepResult) string {
 	}
 	return fmt.Sprintf("%+v", *r)
 }
+
+// TestInteropReferenceMCPClient: the reference MCP client
+// (RemoteFilesystemBackend.getMCPClient, with its X-Root-Dir, X-Scope-Path
+// and bearer headers) lists and calls tools on this daemon.
+func TestInteropReferenceMCPClient(t *testing.T) {
+	modules := npmPeers(t)
+	d, port := startDaemon(t, daemon.Config{AuthToken: "tok", Isolation: ab.IsolationNone})
+	out := runNode(t, filepath.Join("testdata", "refmcp.mjs"), modules, "127.0.0.1", fmt.Sprint(port), "tok", d.RootDir())
+	got := map[string]string{}
+	for line := range strings.Lines(string(out)) {
+		var s struct {
+			Step  string          `json:"step"`
+			OK    bool            `json:"ok"`
+			Value json.RawMessage `json:"value"`
+		}
+		if err := json.Unmarshal([]byte(line), &s); err != nil {
+			t.Fatalf("line %q: %v", line, err)
+		}
+		if !s.OK {
+			t.Errorf("step %s failed: %s", s.Step, line)
+		}
+		got[s.Step] = string(s.Value)
+	}
+	want := map[string]string{
+		"write_file":              `[false,"Successfully wrote to notes/a.txt"]`,
+		"read_text_file":          `[false,"one\ntwo\nthree\n"]`,
+		"list_directory":          `[false,"[DIR] notes"]`,
+		"exec":                    `[false,"3"]`,
+		"exec dangerous":          `true`,
+		"escape":                  `true`,
+		"scoped write":            `false`,
+		"scoped list":             `[false,"[FILE] mine.txt"]`,
+		"parent sees scoped file": `"alice"`,
+	}
+	for step, w := range want {
+		if got[step] != w {
+			t.Errorf("%s: got %s, want %s", step, got[step], w)
+		}
+	}
+	for _, tool := range []string{"read_text_file", "write_file", "edit_file", "list_directory", "search_files", "exec", "grep"} {
+		if !strings.Contains(got["list tools"], `"`+tool+`"`) {
+			t.Errorf("tools %s lack %s", got["list tools"], tool)
+		}
+	}
+	if !strings.Contains(got["grep"], "notes/a.txt") {
+		t.Errorf("grep: %s", got["grep"])
+	}
+}

@@ -1,16 +1,36 @@
 package daemon
 
-import "net/http"
+import (
+	"context"
+	"net/http"
 
-// mcp serves one stateless MCP request on the workspace scoped to scope
+	ab "github.com/agentbackend/agentbackend"
+	"github.com/agentbackend/agentbackend/agentmcp"
+)
+
+// scopeKey carries the scope serveMCP chose to the backend function.
+type scopeKey struct{}
+
+// mcpHandler serves stateless MCP over Streamable HTTP: a fresh server per
+// request, on the workspace (dangerous-command blocking on) or a scope of
+// it made for the request and closed after it.
+func (d *Daemon) mcpHandler() http.Handler {
+	return agentmcp.RequestHandler(func(r *http.Request) (ab.FileBackend, func(), error) {
+		scope, _ := r.Context().Value(scopeKey{}).(string)
+		if scope == "" {
+			return d.local, nil, nil
+		}
+		s, err := d.local.Scope(scope, nil)
+		if err != nil {
+			return nil, nil, &agentmcp.RequestError{Status: http.StatusBadRequest, Title: "Invalid scope path",
+				Message: "Scope path must not contain path traversal sequences"}
+		}
+		return s, func() { s.Close() }, nil
+	}, &agentmcp.Options{Version: d.version(), Logger: d.log})
+}
+
+// mcp serves one checked POST /mcp request on the workspace scoped to scope
 // ("" for the whole workspace).
-//
-// TODO(issue 5): serve agentmcp.Handler on a backend built per request
-// (the workspace, dangerous-command blocking on, scoped to scope) once the
-// agentmcp package lands on main. Until then the endpoint answers 501 after
-// the checks of serveMCP, so clients get the same 401/403/400 answers as
-// from the reference daemon.
-func (d *Daemon) mcp(w http.ResponseWriter, _ *http.Request, _ string) {
-	writeJSON(w, http.StatusNotImplemented, errorBody{"Not implemented",
-		"MCP over HTTP is not available in this build of the daemon yet; use WS /ssh"})
+func (d *Daemon) mcp(w http.ResponseWriter, r *http.Request, scope string) {
+	d.mcpServer.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), scopeKey{}, scope)))
 }

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 
 	ab "github.com/agentbackend/agentbackend"
 	"github.com/agentbackend/agentbackend/agentmcp"
+	"github.com/agentbackend/agentbackend/daemon"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
@@ -19,7 +21,7 @@ const maxMessage = 1 << 30
 // ends.
 func runDaemon(ctx context.Context, cfg *daemonConfig, stdin io.ReadCloser, stdout io.WriteCloser, stderr io.Writer) error {
 	if !cfg.LocalOnly {
-		return errFullModeUnavailable
+		return runHTTP(ctx, cfg, stderr)
 	}
 	local, err := ab.NewLocal(ab.LocalConfig{
 		RootDir:        cfg.RootDir,
@@ -47,4 +49,20 @@ func runDaemon(ctx context.Context, cfg *daemonConfig, stdin io.ReadCloser, stdo
 		return nil
 	}
 	return err
+}
+
+// runHTTP runs the full daemon (GET /health, POST /mcp, WS /ssh) on
+// cfg.Port until ctx ends or the process gets SIGTERM or SIGINT, then shuts
+// it down gracefully. Dangerous-command blocking is always on in this mode.
+func runHTTP(ctx context.Context, cfg *daemonConfig, stderr io.Writer) error {
+	return daemon.Run(ctx, daemon.Config{
+		RootDir:      cfg.RootDir,
+		ScopePath:    cfg.ScopePath,
+		Isolation:    cfg.Isolation,
+		Shell:        cfg.Shell,
+		AuthToken:    cfg.AuthToken,
+		DisableSSHWS: cfg.DisableSSHWS,
+		HostKeyPath:  cfg.SSHHostKey,
+		Logger:       slog.New(slog.NewTextHandler(stderr, nil)),
+	}, fmt.Sprintf(":%d", cfg.Port))
 }

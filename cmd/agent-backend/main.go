@@ -10,8 +10,11 @@
 // blocking is off (isolation still applies). It runs until its input
 // closes or it gets SIGINT or SIGTERM.
 //
-// Without --local-only the daemon serves HTTP (GET /health, POST /mcp,
-// WS /ssh) on --port; that mode is not part of this build yet.
+// Without --local-only the daemon serves HTTP on --port (package daemon):
+// GET /health, POST /mcp (the same tools, dangerous-command blocking on) and
+// WS /ssh (SSH over WebSocket: exec, shell and SFTP for RemoteBackend and
+// agent-backend's RemoteFilesystemBackend), guarded by --auth-token. It
+// stops gracefully on SIGINT or SIGTERM.
 //
 // Other commands: `agent-backend version` and `agent-backend help`.
 // Install with
@@ -21,7 +24,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -72,17 +74,13 @@ func run(ctx context.Context, args []string, stdin io.ReadCloser, stdout io.Writ
 	}
 }
 
-// errFullModeUnavailable is the answer to a daemon started without
-// --local-only, until the HTTP daemon is part of this build.
-var errFullModeUnavailable = errors.New("the HTTP daemon (without --local-only) is not available in this build; use --local-only to serve MCP on standard input and output")
-
 const usage = `agent-backend: one safe interface to an AI agent's workspace.
 
 Usage:
   agent-backend <command> [options]
 
 Commands:
-  daemon     serve a workspace (MCP over stdio with --local-only)
+  daemon     serve a workspace (HTTP: /health, /mcp, /ssh; or MCP over stdio with --local-only)
   version    print the version
   help       print this help
 
@@ -100,6 +98,9 @@ Required:
   --rootDir <path>           the workspace directory (created if missing)
 
 Mode:
+  (default)                  serve HTTP on --port: GET /health, POST /mcp,
+                             WS /ssh (SSH and SFTP over WebSocket), with
+                             dangerous-command blocking on
   --local-only               serve MCP on standard input and output: no
                              listener, dangerous-command blocking off (the
                              local user is trusted); isolation still applies
@@ -110,7 +111,7 @@ Workspace:
                              when it works here, else software)
   --shell <shell>            bash|sh|auto (default auto: bash if present)
 
-HTTP daemon (without --local-only; not available in this build):
+HTTP daemon (without --local-only):
   --port <port>              1024-65535 (default 3001)
   --auth-token <token>       bearer token required by /mcp and /ssh
   --disable-ssh-ws           do not serve SSH over WebSocket at /ssh

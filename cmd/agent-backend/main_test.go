@@ -95,7 +95,6 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"daemon"}, 1, "", "--rootDir is required"},
 		{[]string{"daemon", "--rootDir", dir, "--port", "99999"}, 1, "", "--port must be between 1024-65535"},
 		{[]string{"daemon", "--rootDir", dir, "--bogus"}, 1, "", "unrecognized option: --bogus"},
-		{[]string{"daemon", "--rootDir", dir}, 1, "", "not available in this build"},
 		{[]string{"daemon", "--rootDir", filepath.Join(dir, "f", "x"), "--local-only"}, 1, "", "Failed to create root directory"},
 	} {
 		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
