@@ -83,9 +83,9 @@ import (
 // list or read access is denied (by a rule, a default, or a remembered
 // "deny always"); entries whose answer would be Ask are shown, since only
 // their names are revealed and opening them will ask. Grep leaves out
-// files whose read or search access is anything but allowed (Ask
-// included, unless an "allow always" was remembered): their content would
-// be in the result. Nothing in a listing or a search ever prompts. Entries
+// files whose list, read or search access is anything but allowed (Ask
+// included, unless an "allow always" was remembered): their names and
+// content would be in the result. Nothing in a listing or a search ever prompts. Entries
 // are judged by their path in the listing, not by where a link among them
 // leads; reading through such a link is checked when it happens.
 //

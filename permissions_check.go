@@ -563,7 +563,7 @@ func (p *compiledPolicy) allDeny() bool {
 // see. Decisions are cached per path for a search's many lines.
 type entryFilter struct {
 	s       *ScopedBackend
-	search  bool // Grep: read and search must allow outright
+	search  bool // Grep: list, read and search must allow outright
 	cache   map[string]bool
 	noCheck bool
 }
@@ -579,7 +579,7 @@ func (s *ScopedBackend) newEntryFilter(search bool) *entryFilter {
 	}
 	accesses := []Access{AccessList, AccessRead}
 	if search {
-		accesses = []Access{AccessSearch, AccessRead}
+		accesses = append(accesses, AccessSearch)
 	}
 	f.noCheck = true
 	for _, a := range accesses {
@@ -610,11 +610,12 @@ func (f *entryFilter) keep(in string) bool {
 }
 
 func (f *entryFilter) decide(in string) bool {
-	accesses := [2]Access{AccessList, AccessRead}
+	accesses := [3]Access{AccessList, AccessRead, AccessSearch}
+	n := 2
 	if f.search {
-		accesses[0] = AccessSearch
+		n = 3
 	}
-	for _, a := range accesses {
+	for _, a := range accesses[:n] {
 		v := f.s.perms.decidePath(a, in)
 		switch v.act {
 		case Deny:
