@@ -42,6 +42,122 @@ type globMatcher struct {
 	mid     string // prefilter: the subject contains it
 }
 
+// globSet is a compiled path pattern: a pattern with braces becomes its
+// alternatives ("**/*.{key,pem}" is "**/*.key" or "**/*.pem"), so that each
+// can take a shortcut.
+type globSet []globMatcher
+
+// maxBraceAlternatives bounds brace expansion; a pattern with more
+// alternatives is left whole to doublestar.
+const maxBraceAlternatives = 64
+
+// compileGlobSet compiles a path pattern, expanding its braces.
+func compileGlobSet(pattern string) (globSet, error) {
+	whole, err := compileGlob(pattern)
+	if err != nil {
+		return nil, err
+	}
+	alts, ok := expandBraces(whole.pattern, maxBraceAlternatives)
+	if !ok || len(alts) == 1 {
+		return globSet{whole}, nil
+	}
+	set := make(globSet, 0, len(alts))
+	for _, alt := range alts {
+		m, err := compileGlob(alt)
+		if err != nil || m.pattern != alt {
+			return globSet{whole}, nil // an alternative of its own would be refused: keep the pattern whole
+		}
+		set = append(set, m)
+	}
+	return set, nil
+}
+
+func (g globSet) match(p string) bool {
+	for i := range g {
+		if g[i].match(p) {
+			return true
+		}
+	}
+	return false
+}
+
+func (g globSet) mayMatchBelow(dir string) bool {
+	for i := range g {
+		if g[i].mayMatchBelow(dir) {
+			return true
+		}
+	}
+	return false
+}
+
+// expandBraces returns the alternatives of a pattern's brace groups, or
+// false when there are more than limit or the pattern has escapes (left to
+// doublestar, whose rules for them this does not repeat).
+func expandBraces(pattern string, limit int) ([]string, bool) {
+	if strings.IndexByte(pattern, '\\') >= 0 {
+		return nil, false
+	}
+	open := -1
+	for i := 0; i < len(pattern); i++ {
+		switch pattern[i] {
+		case '[':
+			i = skipClass(pattern, i) - 1
+		case '{':
+			open = i
+		}
+		if open >= 0 {
+			break
+		}
+	}
+	if open < 0 {
+		return []string{pattern}, true
+	}
+	end := skipBraces(pattern, open)
+	if end > len(pattern) || pattern[end-1] != '}' {
+		return nil, false
+	}
+	var alts []string
+	depth, start := 0, open+1
+	for i := open + 1; i < end-1; i++ {
+		switch pattern[i] {
+		case '[':
+			i = skipClass(pattern, i) - 1
+		case '{':
+			depth++
+		case '}':
+			depth--
+		case ',':
+			if depth == 0 {
+				alts = append(alts, pattern[start:i])
+				start = i + 1
+			}
+		}
+	}
+	alts = append(alts, pattern[start:end-1])
+	// Joining must not make a "**" (which doublestar treats as a globstar
+	// only when written as one) nor hide one inside a group.
+	if open > 0 && pattern[open-1] == '*' || end < len(pattern) && pattern[end] == '*' {
+		return nil, false
+	}
+	for _, alt := range alts {
+		if strings.HasPrefix(alt, "*") || strings.HasSuffix(alt, "*") || strings.Contains(alt, "**") {
+			return nil, false
+		}
+	}
+	var out []string
+	for _, alt := range alts {
+		rest, ok := expandBraces(pattern[:open]+alt+pattern[end:], limit-len(out))
+		if !ok {
+			return nil, false
+		}
+		out = append(out, rest...)
+		if len(out) > limit {
+			return nil, false
+		}
+	}
+	return out, true
+}
+
 // compileGlob classifies a path pattern. The pattern is validated and has
 // its leading "/" and "./" dropped.
 func compileGlob(pattern string) (globMatcher, error) {
@@ -183,6 +299,8 @@ func skipBraces(p string, i int) int {
 		switch p[j] {
 		case '\\':
 			j++
+		case '[':
+			j = skipClass(p, j) - 1
 		case '{':
 			depth++
 		case '}':
@@ -263,17 +381,19 @@ func (m *globMatcher) mayMatchBelow(dir string) bool {
 
 // hasSegment reports whether name is one of p's slash-separated elements.
 func hasSegment(p, name string) bool {
-	for {
-		i := strings.Index(p, name)
+	for from := 0; from <= len(p); {
+		i := strings.Index(p[from:], name)
 		if i < 0 {
 			return false
 		}
+		i += from
 		end := i + len(name)
 		if (i == 0 || p[i-1] == '/') && (end == len(p) || p[end] == '/') {
 			return true
 		}
-		p = p[i+1:]
+		from = i + 1
 	}
+	return false
 }
 
 // cmdMatcher is a compiled exec pattern.
@@ -349,7 +469,7 @@ func (m *cmdMatcher) match(command string) bool {
 // compiledRule is a Rule with its matcher.
 type compiledRule struct {
 	Rule
-	glob globMatcher // file accesses
+	glob globSet     // file accesses
 	cmd  cmdMatcher  // exec
 }
 
@@ -417,7 +537,7 @@ func compilePermissions(p *Permissions) (*compiledPermissions, error) {
 			if a == AccessExec {
 				cr.cmd, err = compileCommand(r.Pattern)
 			} else {
-				cr.glob, err = compileGlob(r.Pattern)
+				cr.glob, err = compileGlobSet(r.Pattern)
 			}
 			if err != nil {
 				return nil, errConfig("permissions: %s.rules[%d].pattern: %v", field, j, err)

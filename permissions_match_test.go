@@ -1,6 +1,7 @@
 package agentbackend
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -11,7 +12,7 @@ import (
 var matcherPatterns = []string{
 	"**", "*", ".env", "a/b/c.txt", "src/**", "**/.env", "**/.env*", "**/*.pem", "**/id_rsa*",
 	"**/.ssh/**", "**/.git/config", ".ssh/**", "src/*.go", "src/**/*_test.go", "a/**/b", "**/x/**/y",
-	"{a,b}/**", "**/*.{key,pem}", "**/[ab]c", "a\\*b", "**/?", "docs/*/index.md", "**/node_modules",
+	"{a,b}/**", "**/*.{key,pem}", "**/[ab]c", "{src,docs/{x,y}}/**", "**/{.env,id_rsa}", "[{]a", "{a/b,c}/z", "a\\*b", "**/?", "docs/*/index.md", "**/node_modules",
 	"**/.*", "*.pem", "x*/y", "**/a/b/**", "a/**/x", "**/.env.*", "[!.]*", "**/*secret*",
 }
 
@@ -28,14 +29,14 @@ var matcherPaths = []string{
 // exactly what doublestar answers.
 func TestGlobMatcherAgreesWithDoublestar(t *testing.T) {
 	for _, pattern := range matcherPatterns {
-		m, err := compileGlob(pattern)
+		m, err := compileGlobSet(pattern)
 		if err != nil {
-			t.Fatalf("compileGlob(%q): %v", pattern, err)
+			t.Fatalf("compileGlobSet(%q): %v", pattern, err)
 		}
 		for _, p := range matcherPaths {
 			want, _ := doublestar.Match(pattern, p)
 			if got := m.match(p); got != want {
-				t.Errorf("pattern %q (kind %d) on %q: got %v, doublestar says %v", pattern, m.kind, p, got, want)
+				t.Errorf("pattern %q (%d alternatives) on %q: got %v, doublestar says %v", pattern, len(m), p, got, want)
 			}
 		}
 	}
@@ -59,19 +60,42 @@ func FuzzGlobMatcher(f *testing.F) {
 		if pattern == "" || strings.HasSuffix(pattern, "/") || !doublestar.ValidatePattern(pattern) {
 			return
 		}
-		m, err := compileGlob(pattern)
+		m, err := compileGlobSet(pattern)
 		if err != nil {
-			t.Fatalf("compileGlob(%q): %v", pattern, err)
+			t.Fatalf("compileGlobSet(%q): %v", pattern, err)
 		}
 		want, err := doublestar.Match(pattern, p)
 		if err != nil {
 			return
 		}
 		if got := m.match(p); got != want {
-			t.Fatalf("pattern %q (kind %d, pre %q suf %q mid %q) on %q: got %v, doublestar says %v",
-				pattern, m.kind, m.pre, m.suf, m.mid, p, got, want)
+			t.Fatalf("pattern %q (%+v) on %q: got %v, doublestar says %v", pattern, m, p, got, want)
 		}
 	})
+}
+
+func TestExpandBraces(t *testing.T) {
+	for _, c := range []struct {
+		pattern string
+		want    []string
+	}{
+		{"a", []string{"a"}},
+		{"**/*.{key,pem}", []string{"**/*.key", "**/*.pem"}},
+		{"{a,b{c,d}}/x", []string{"a/x", "bc/x", "bd/x"}},
+		{"{a,b}/{c,d}", []string{"a/c", "a/d", "b/c", "b/d"}},
+		{"[{]{a,b}", []string{"[{]a", "[{]b"}},
+	} {
+		got, ok := expandBraces(c.pattern, 64)
+		if !ok || !slices.Equal(got, c.want) {
+			t.Errorf("expandBraces(%q) = %q %v, want %q", c.pattern, got, ok, c.want)
+		}
+	}
+	if _, ok := expandBraces(strings.Repeat("{a,b}", 7), 64); ok {
+		t.Error("128 alternatives expanded")
+	}
+	if _, ok := expandBraces(`{a\,b}`, 64); ok {
+		t.Error("a pattern with escapes expanded")
+	}
 }
 
 func TestCompileGlobErrors(t *testing.T) {
@@ -91,7 +115,7 @@ func TestMayMatchBelow(t *testing.T) {
 	dirs := []string{"a", "a/b", "src", "src/x", ".ssh", "home", "docs", "docs/x", "x1", "node_modules"}
 	below := []string{"f", ".env", "b/c.txt", "x/y", "id_rsa", "b", "x/b", "config", "index.md", "y", "q/node_modules/z"}
 	for _, pattern := range matcherPatterns {
-		m, _ := compileGlob(pattern)
+		m, _ := compileGlobSet(pattern)
 		for _, d := range dirs {
 			if m.mayMatchBelow(d) {
 				continue
@@ -111,7 +135,7 @@ func TestMayMatchBelow(t *testing.T) {
 		{"a/b/secret", "a", true}, {"a/b/secret", "c", false}, {"a/b/secret", "a/b/secret", false},
 		{"docs/*/index.md", "src", false}, {"docs/*/index.md", "docs", true}, {"**/.env", "anything", true},
 	} {
-		m, _ := compileGlob(c.pattern)
+		m, _ := compileGlobSet(c.pattern)
 		if got := m.mayMatchBelow(c.dir); got != c.want {
 			t.Errorf("%q.mayMatchBelow(%q) = %v, want %v", c.pattern, c.dir, got, c.want)
 		}
@@ -207,5 +231,28 @@ func TestPathWords(t *testing.T) {
 	want := []string{"cat", ".env", "a/.env", ".envrc", "y"}
 	if !slices.Equal(got, want) {
 		t.Errorf("pathWords = %q, want %q", got, want)
+	}
+}
+
+// BenchmarkPolicyDecide is the policy alone: the 50 rules of
+// BenchmarkScopedReadPolicy's "sdk" against paths that match none (the
+// common case), one early and one late.
+func BenchmarkPolicyDecide(b *testing.B) {
+	p := DefaultPermissions()
+	for i := len(p.Read.Rules); i < 50; i++ {
+		p.Read.Rules = append(p.Read.Rules, Rule{Pattern: fmt.Sprintf("gen%d/**/*.{tmp,bak}", i), Action: Deny})
+	}
+	c, err := compilePermissions(p)
+	if err != nil {
+		b.Fatal(err)
+	}
+	pol := &c.pol[AccessRead.index()]
+	for _, path := range []string{"src/pkg/handler.go", ".env", "deep/a/b/c/d/e/f/g/main_test.go", "gen49/x/y.bak"} {
+		b.Run(strings.ReplaceAll(path, "/", "_"), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				pol.decide(path, false)
+			}
+		})
 	}
 }
