@@ -47,7 +47,7 @@ func TestPermissionExecRules(t *testing.T) {
 		{`echo "rm -rf src"`, "allow"}, // a quoted string is data
 		{"echo 'a; rm -rf src'", "allow"},
 		{"cat <<EOF\nrm -rf src\nEOF", "ask"}, // cat asks; the heredoc body is data
-		{"echo x > .env", "deny"},              // a path word hits a Deny rule
+		{"echo x > .env", "deny"},             // a path word hits a Deny rule
 		{"echo hi >.env", "deny"},
 		{"ls .ssh", "deny"},
 		{"ls ~/.ssh", "deny"},

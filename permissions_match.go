@@ -469,8 +469,8 @@ func (m *cmdMatcher) match(command string) bool {
 // compiledRule is a Rule with its matcher.
 type compiledRule struct {
 	Rule
-	glob globSet     // file accesses
-	cmd  cmdMatcher  // exec
+	glob globSet    // file accesses
+	cmd  cmdMatcher // exec
 }
 
 // compiledPolicy is a Policy ready to decide.
