@@ -1,0 +1,50 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	ab "github.com/agentbackend/agentbackend"
+	"github.com/agentbackend/agentbackend/agentmcp"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// maxMessage bounds one MCP message on standard input (a write_file of a
+// large file is one message); the SDK's default is 16 MiB.
+const maxMessage = 1 << 30
+
+// runDaemon runs the daemon cfg describes until its input closes or ctx
+// ends.
+func runDaemon(ctx context.Context, cfg *daemonConfig, stdin io.ReadCloser, stdout io.WriteCloser, stderr io.Writer) error {
+	if !cfg.LocalOnly {
+		return errFullModeUnavailable
+	}
+	local, err := ab.NewLocal(ab.LocalConfig{
+		RootDir:        cfg.RootDir,
+		Isolation:      cfg.Isolation,
+		Shell:          cfg.Shell,
+		AllowDangerous: true, // local-only trusts the local user (spec/daemon.md)
+	})
+	if err != nil {
+		return err
+	}
+	defer local.Close()
+	var b ab.FileBackend = local
+	if cfg.ScopePath != "" {
+		scope, err := local.Scope(cfg.ScopePath, nil)
+		if err != nil {
+			return err
+		}
+		defer scope.Close()
+		b = scope
+	}
+	fmt.Fprintf(stderr, "agent-backend daemon: serving %s over MCP on stdio (isolation %s)\n", b.RootDir(), local.Isolation())
+	server := agentmcp.NewServer(b, nil)
+	err = server.Run(ctx, &mcp.IOTransport{Reader: stdin, Writer: stdout, MaxLineLength: maxMessage})
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, mcp.ErrConnectionClosed) || errors.Is(err, io.EOF) {
+		return nil
+	}
+	return err
+}

@@ -1,0 +1,121 @@
+// Command agent-backend is the agent-backend CLI.
+//
+//	agent-backend daemon --rootDir DIR [--scopePath P] [--isolation auto|bwrap|software|none]
+//	                     [--shell bash|sh|auto] --local-only
+//
+// serves the workspace DIR as MCP tools (the MCP filesystem server's tools
+// plus exec and grep; see package agentmcp) on standard input and output,
+// for an MCP client that starts it as a subprocess. It opens no listener,
+// and because it trusts the local user who started it, dangerous-command
+// blocking is off (isolation still applies). It runs until its input
+// closes or it gets SIGINT or SIGTERM.
+//
+// Without --local-only the daemon serves HTTP (GET /health, POST /mcp,
+// WS /ssh) on --port; that mode is not part of this build yet.
+//
+// Other commands: `agent-backend version` and `agent-backend help`.
+// Install with
+//
+//	go install github.com/agentbackend/agentbackend/cmd/agent-backend@latest
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/agentbackend/agentbackend/agentmcp"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run is the CLI: it returns the exit status.
+func run(ctx context.Context, args []string, stdin io.ReadCloser, stdout io.WriteCloser, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 1
+	}
+	switch args[0] {
+	case "daemon":
+		if len(args) > 1 && (args[1] == "--help" || args[1] == "-h" || args[1] == "help") {
+			fmt.Fprint(stdout, daemonUsage)
+			return 0
+		}
+		cfg, err := parseDaemonArgs(args[1:])
+		if err != nil {
+			fmt.Fprintf(stderr, "agent-backend daemon: %v\nRun \"agent-backend daemon --help\" for usage.\n", err)
+			return 1
+		}
+		if err := runDaemon(ctx, cfg, stdin, stdout, stderr); err != nil {
+			fmt.Fprintf(stderr, "agent-backend daemon: %v\n", err)
+			return 1
+		}
+		return 0
+	case "version", "--version", "-v":
+		fmt.Fprintf(stdout, "agent-backend %s\n", agentmcp.Version())
+		return 0
+	case "help", "--help", "-h":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "agent-backend: unknown command %q\nRun \"agent-backend help\" for usage.\n", args[0])
+		return 1
+	}
+}
+
+// errFullModeUnavailable is the answer to a daemon started without
+// --local-only, until the HTTP daemon is part of this build.
+var errFullModeUnavailable = errors.New("the HTTP daemon (without --local-only) is not available in this build; use --local-only to serve MCP on standard input and output")
+
+const usage = `agent-backend: one safe interface to an AI agent's workspace.
+
+Usage:
+  agent-backend <command> [options]
+
+Commands:
+  daemon     serve a workspace (MCP over stdio with --local-only)
+  version    print the version
+  help       print this help
+
+Run "agent-backend daemon --help" for the daemon's options.
+`
+
+const daemonUsage = `Usage:
+  agent-backend daemon --rootDir <path> [options]
+
+Serves the workspace <path> as MCP tools: the tools of the MCP filesystem
+server (read_text_file, write_file, edit_file, list_directory, search_files,
+...) plus grep and exec.
+
+Required:
+  --rootDir <path>           the workspace directory (created if missing)
+
+Mode:
+  --local-only               serve MCP on standard input and output: no
+                             listener, dangerous-command blocking off (the
+                             local user is trusted); isolation still applies
+
+Workspace:
+  --scopePath <path>         confine every operation to this subdirectory
+  --isolation <mode>         auto|bwrap|software|none (default auto: bwrap
+                             when it works here, else software)
+  --shell <shell>            bash|sh|auto (default auto: bash if present)
+
+HTTP daemon (without --local-only; not available in this build):
+  --port <port>              1024-65535 (default 3001)
+  --auth-token <token>       bearer token required by /mcp and /ssh
+  --disable-ssh-ws           do not serve SSH over WebSocket at /ssh
+  --ssh-host-key <path>      SSH host key file
+
+Flags are written exactly as above, each value after a space. Invalid values
+and unknown flags exit with status 1.
+`
