@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 )
@@ -324,6 +325,8 @@ func jsonReason(err error) string {
 		return fmt.Sprintf("%s: got a JSON %s, want %s", field, te.Value, jsonKind(te.Type.String()))
 	case errors.As(err, &se):
 		return fmt.Sprintf("invalid JSON at byte %d: %v", se.Offset, se)
+	case err == io.EOF:
+		return "empty input: want a JSON object such as {\"exec\": {\"default\": \"deny\"}}"
 	}
 	return strings.TrimPrefix(err.Error(), "json: ")
 }

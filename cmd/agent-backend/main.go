@@ -1,7 +1,7 @@
 // Command agent-backend is the agent-backend CLI.
 //
 //	agent-backend daemon --rootDir DIR [--scopePath P] [--isolation auto|bwrap|software|none]
-//	                     [--shell bash|sh|auto] --local-only
+//	                     [--shell bash|sh|auto] [--permissions FILE] --local-only
 //
 // serves the workspace DIR as MCP tools (the MCP filesystem server's tools
 // plus exec and grep; see package agentmcp) on standard input and output,
@@ -9,6 +9,13 @@
 // and because it trusts the local user who started it, dangerous-command
 // blocking is off (isolation still applies). It runs until its input
 // closes or it gets SIGINT or SIGTERM.
+//
+// --permissions FILE applies a permission policy (agentbackend.Permissions
+// as JSON) to every tool call: tools it denies outright are not offered,
+// and refused calls are tool errors saying why. A bad file stops the
+// daemon at startup with a message naming the field. Ask rules are denied
+// (nobody can answer on stdio), or reported as needing approval with
+// "askFallback": "error".
 //
 // Without --local-only the daemon serves HTTP (GET /health, POST /mcp,
 // WS /ssh) on --port; that mode is not part of this build yet.
@@ -109,6 +116,15 @@ Workspace:
   --isolation <mode>         auto|bwrap|software|none (default auto: bwrap
                              when it works here, else software)
   --shell <shell>            bash|sh|auto (default auto: bash if present)
+  --permissions <file>       a JSON permission policy: per access (read,
+                             list, search, write, delete, exec) a default
+                             and rules {"pattern", "action", "reason"} with
+                             actions allow|deny|ask, e.g.
+                             {"write": {"default": "deny", "rules":
+                               [{"pattern": "src/**", "action": "allow"}]},
+                              "exec": {"default": "deny"}}
+                             Tools it denies outright are not offered; ask
+                             is denied here (nobody can answer on stdio)
 
 HTTP daemon (without --local-only; not available in this build):
   --port <port>              1024-65535 (default 3001)

@@ -97,6 +97,7 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"daemon", "--rootDir", dir, "--bogus"}, 1, "", "unrecognized option: --bogus"},
 		{[]string{"daemon", "--rootDir", dir}, 1, "", "not available in this build"},
 		{[]string{"daemon", "--rootDir", filepath.Join(dir, "f", "x"), "--local-only"}, 1, "", "Failed to create root directory"},
+		{[]string{"daemon", "--rootDir", dir, "--permissions", filepath.Join(dir, "f"), "--local-only"}, 1, "", "--permissions " + filepath.Join(dir, "f") + ": empty input"},
 	} {
 		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
 			t.Parallel()
