@@ -88,6 +88,8 @@ func (r Request) String() string {
 			sb.WriteString(": " + r.Rule.Reason)
 		}
 		sb.WriteString(")")
+	} else if r.Rule.Action != "" {
+		fmt.Fprintf(&sb, " (the default %s policy)", r.Access)
 	}
 	return sb.String()
 }
