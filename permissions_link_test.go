@@ -164,3 +164,39 @@ func TestLocalRealPath(t *testing.T) {
 		t.Errorf("ReadDir = %q %v", names, err)
 	}
 }
+
+// Links inside a container are followed by the check too.
+func TestPermissionSymlinkAliasesDocker(t *testing.T) {
+	ctx := context.Background()
+	d := newDockerForPerms(t)
+	seed(t, d, "ws", map[string]string{".env": "SECRET=1", ".ssh/id_rsa": "KEY", "src/a.go": "package a", "other/x": "x"})
+	if _, err := d.Exec(ctx, "cd ws && ln -s .env alias && ln -s .ssh keys && ln -s ../.env src/config && ln -s .env.local dangling && ln -s /etc/passwd out && ln -s loop loop", nil); err != nil {
+		t.Fatal(err)
+	}
+	lr := d.(ab.LinkResolver)
+	for _, c := range []struct{ p, want string }{
+		{"ws/alias", "ws/.env"}, {"ws/keys/id_rsa", "ws/.ssh/id_rsa"}, {"ws/src/config", "ws/.env"},
+		{"ws/dangling", "ws/.env.local"}, {"ws/src/a.go", "ws/src/a.go"}, {"ws/keys/new/x", "ws/.ssh/new/x"},
+		{"ws/missing/x", "ws/missing/x"}, {".", "."},
+	} {
+		got, err := lr.RealPath(ctx, c.p)
+		if err != nil || got != c.want {
+			t.Errorf("RealPath(%q) = %q, %v; want %q", c.p, got, err, c.want)
+		}
+	}
+	if _, err := lr.RealPath(ctx, "ws/out"); !errors.Is(err, ab.ErrPathEscape) {
+		t.Errorf("RealPath of a link out of the workspace: %v", err)
+	}
+	if _, err := lr.RealPath(ctx, "ws/loop"); err == nil {
+		t.Error("RealPath of a loop succeeded")
+	}
+	s := permScope(t, d, "ws", ab.DefaultPermissions())
+	for _, p := range []string{"alias", "keys/id_rsa", "src/config"} {
+		_, err := s.Read(ctx, p)
+		wantDenied(t, err, "docker Read "+p)
+	}
+	wantDenied(t, s.Write(ctx, "dangling", []byte("x")), "docker Write through a dangling link")
+	if data, err := s.Read(ctx, "src/a.go"); err != nil || string(data) != "package a" {
+		t.Errorf("docker Read src/a.go: %q %v", data, err)
+	}
+}

@@ -3,6 +3,7 @@ package agentbackend_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"path/filepath"
 	"slices"
@@ -179,6 +180,29 @@ func (a *countingApprover) Approve(_ context.Context, req ab.Request) (ab.Decisi
 // Every operation of every backend, under each action of a rule naming
 // exactly what the operation touches.
 func TestPermissionMatrix(t *testing.T) {
+	runPermissionMatrix(t, permBackends())
+}
+
+// The matrix on a Docker container (one for the whole run, a fresh
+// directory per case), directly and through a scope.
+func TestPermissionMatrixDocker(t *testing.T) {
+	d := newDockerForPerms(t)
+	var n atomic.Int32
+	fresh := func() string { return fmt.Sprintf("case%d", n.Add(1)) }
+	runPermissionMatrix(t, []permBackend{
+		{"docker", true, func(t *testing.T) (ab.FileBackend, string) { return d, fresh() }},
+		{"docker/scope", true, func(t *testing.T) (ab.FileBackend, string) {
+			s, err := d.Scope(fresh(), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Close() })
+			return s, "."
+		}},
+	})
+}
+
+func runPermissionMatrix(t *testing.T, backends []permBackend) {
 	ctx := context.Background()
 	type outcome int
 	const (
@@ -201,7 +225,7 @@ func TestPermissionMatrix(t *testing.T) {
 		{"ask-no-approver", ab.Ask, nil, "", denied, 0},
 		{"ask-no-approver-error", ab.Ask, nil, ab.FallbackError, approvalRequired, 0},
 	}
-	for _, pb := range permBackends() {
+	for _, pb := range backends {
 		t.Run(pb.name, func(t *testing.T) {
 			for _, op := range permOps {
 				if op.noExec && !pb.exec {
@@ -286,7 +310,9 @@ func TestPermissionsDocker(t *testing.T) {
 	}
 }
 
-func newDockerForPerms(t *testing.T) ab.FileBackend { return newDockerBackend(t, ab.DockerConfig{}) }
+func newDockerForPerms(t *testing.T) ab.FileBackend {
+	return newDockerBackend(t, ab.DockerConfig{AllowDangerous: true}) // the tests make links with ln -s
+}
 
 // The first matching rule decides; the default applies when none does.
 func TestPermissionFirstMatchWins(t *testing.T) {
