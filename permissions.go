@@ -59,7 +59,9 @@ import (
 //
 // A command is also denied when one of its words, taken as a path
 // (relative to the command's working directory, "~" meaning it too), hits
-// a Deny rule of a file access: `cat .env` under DefaultPermissions. Like
+// a Deny rule of a file access: `cat .env` under DefaultPermissions.
+// Catch-all rules ("**", "*") are left out of this, since every word would
+// hit them; words with variables or wildcards are skipped. Like
 // the dangerous-command check, this is a speed bump for mistakes, not a
 // wall: a shell finds other spellings (`cat .e*`, `sh -c "$X"`) and
 // isolation (bubblewrap, Docker) is what contains a command. Prefer allow
@@ -145,8 +147,15 @@ const (
 	AccessExec   Access = "exec"
 )
 
-// Accesses lists every Access, in the order of the Permissions fields.
-var Accesses = []Access{AccessRead, AccessList, AccessSearch, AccessWrite, AccessDelete, AccessExec}
+// allAccesses is every Access, in the order of the Permissions fields and
+// of Access.index.
+var allAccesses = [numAccesses]Access{AccessRead, AccessList, AccessSearch, AccessWrite, AccessDelete, AccessExec}
+
+// Accesses returns every Access, in the order of the Permissions fields.
+func Accesses() []Access {
+	out := allAccesses
+	return out[:]
+}
 
 // index returns the position of a in Accesses, or -1.
 func (a Access) index() int {
@@ -275,7 +284,7 @@ func (p *Permissions) Clone() *Permissions {
 		return nil
 	}
 	c := *p
-	for _, a := range Accesses {
+	for _, a := range allAccesses {
 		pol := c.Policy(a)
 		pol.Rules = slices.Clone(pol.Rules)
 	}

@@ -60,8 +60,10 @@ func (c *permChain) extend(p *Permissions, prefix, root string) (*permChain, err
 	for i := range AccessExec.index() {
 		pol := &cp.pol[i]
 		for j := range pol.rules {
-			if pol.rules[j].Action == Deny {
-				l.denyPaths = append(l.denyPaths, denyRule{Accesses[i], &pol.rules[j]})
+			// A catch-all ("**", "*") would deny every command with an
+			// argument; the exec policy governs that.
+			if r := &pol.rules[j]; r.Action == Deny && r.glob.hasLiteral() {
+				l.denyPaths = append(l.denyPaths, denyRule{allAccesses[i], r})
 			}
 		}
 	}

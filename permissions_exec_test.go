@@ -122,6 +122,16 @@ func TestPermissionExecDefaults(t *testing.T) {
 	}
 	_, err = s.Exec(ctx, "# only a comment", nil)
 	wantDenied(t, err, "a comment under a deny default")
+	// A catch-all Deny rule of a file access does not deny every command
+	// through its words; a rule that names something does.
+	all := permScope(t, b, ".", &ab.Permissions{Write: ab.Policy{Rules: []ab.Rule{
+		{Pattern: "**", Action: ab.Deny}, {Pattern: "*/*", Action: ab.Deny}, {Pattern: "build/**", Action: ab.Deny},
+	}}})
+	if _, err := all.Exec(ctx, "echo test ./x a/b", nil); err != nil {
+		t.Errorf("catch-all write rules deny a command: %v", err)
+	}
+	_, err = all.Exec(ctx, "echo build/out", nil)
+	wantDenied(t, err, "a word naming a denied directory")
 	// A memory backend still reports that it cannot run commands when
 	// permissions allow it.
 	m := permScope(t, newMemory(t), ".", ab.DefaultPermissions())

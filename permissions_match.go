@@ -81,6 +81,27 @@ func (g globSet) match(p string) bool {
 	return false
 }
 
+// hasLiteral reports whether every alternative names some literal text,
+// unlike "**", "*" or "*/*", which match whatever a word says.
+func (g globSet) hasLiteral() bool {
+	for i := range g {
+		m := &g[i]
+		switch m.kind {
+		case globAny:
+			return false
+		case globGeneral:
+			if m.pre == "" && m.suf == "" && m.mid == "" {
+				return false
+			}
+		case globBase:
+			if m.litMeta && m.pre == "" && m.suf == "" && m.mid == "" {
+				return false
+			}
+		}
+	}
+	return true
+}
+
 func (g globSet) mayMatchBelow(dir string) bool {
 	for i := range g {
 		if g[i].mayMatchBelow(dir) {
@@ -501,7 +522,7 @@ func (p *compiledPolicy) decide(subject string, exec bool) (Action, *compiledRul
 }
 
 // compiledPermissions is Permissions ready to decide, one policy per
-// Access (in the order of Accesses).
+// Access (in the order of allAccesses).
 type compiledPermissions struct {
 	pol      [numAccesses]compiledPolicy
 	approver Approver
@@ -518,7 +539,7 @@ func compilePermissions(p *Permissions) (*compiledPermissions, error) {
 	if c.fallback != FallbackDeny && c.fallback != FallbackError {
 		return nil, errConfig("permissions: askFallback: invalid value %q: want %q or %q", p.AskFallback, FallbackDeny, FallbackError)
 	}
-	for i, a := range Accesses {
+	for i, a := range allAccesses {
 		src := p.Policy(a)
 		field := fieldName(a)
 		if !src.Default.valid(true) {

@@ -48,7 +48,7 @@ type toolFilter struct {
 // filterFor returns the filter of b.
 func filterFor(b ab.FileBackend, opts *Options) toolFilter {
 	f := toolFilter{exec: withExec(b, opts)}
-	for i, a := range ab.Accesses {
+	for i, a := range allAccesses {
 		if ab.AccessDenied(b, a) {
 			f.denied |= 1 << i
 		}
@@ -56,13 +56,16 @@ func filterFor(b ab.FileBackend, opts *Options) toolFilter {
 	return f
 }
 
+// allAccesses is agentbackend.Accesses(), read once.
+var allAccesses = ab.Accesses()
+
 // serves reports whether the tool is in the set.
 func (f toolFilter) serves(s *spec) bool {
 	if s.exec && !f.exec {
 		return false
 	}
 	for _, a := range toolAccesses[s.name] {
-		for i, d := range ab.Accesses {
+		for i, d := range allAccesses {
 			if d == a && f.denied&(1<<i) != 0 {
 				return false
 			}
