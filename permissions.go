@@ -116,12 +116,12 @@ import (
 // *ScopedBackend can still reach the backend below (Unwrap); give an agent
 // tools built on the scope, not the backend.
 type Permissions struct {
-	Read   Policy `json:"read,omitzero"`
-	List   Policy `json:"list,omitzero"`
-	Search Policy `json:"search,omitzero"`
-	Write  Policy `json:"write,omitzero"`
-	Delete Policy `json:"delete,omitzero"`
-	Exec   Policy `json:"exec,omitzero"`
+	Read   Policy `json:"read,omitzero"`   // Read, Stat, Exists
+	List   Policy `json:"list,omitzero"`   // ReadDir, ReadDirInfo, LsInfo, Glob
+	Search Policy `json:"search,omitzero"` // Grep
+	Write  Policy `json:"write,omitzero"`  // Write, Mkdir, Touch, Edit, the target of Rename
+	Delete Policy `json:"delete,omitzero"` // Remove, the source of Rename
+	Exec   Policy `json:"exec,omitzero"`   // Exec (and background processes)
 
 	// Approver answers Ask decisions. Nil inherits the approver of the
 	// nearest enclosing scope that has one; with none at all, AskFallback

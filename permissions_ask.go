@@ -12,7 +12,7 @@ import (
 // which access was refused, to what, by which rule and why. Get it with
 // errors.As; its text is the second half of the error's message.
 type Denial struct {
-	Access Access
+	Access Access // the access refused
 	// Path is the path as the deciding scope's rules saw it: relative to
 	// that scope's root (Scope), "" for the root itself. For a command
 	// denied because of one of its words, the path that word names.
@@ -30,8 +30,8 @@ type Denial struct {
 	// answer applied) and did not allow; Decision is its answer and
 	// Remembered says it was remembered.
 	Asked      bool
-	Decision   Decision
-	Remembered bool
+	Decision   Decision // the approver's answer, when Asked
+	Remembered bool     // the answer was an earlier "always"
 	// Err is why asking failed: the approver's error, or the context's
 	// when it ended during the approval (errors.Is(err, context.Canceled)
 	// holds for the whole error then).
