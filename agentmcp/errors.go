@@ -65,6 +65,9 @@ func (t *toolset) fileError(tool string, err error, syscallName string, paths ..
 	if errors.As(err, &te) {
 		return err
 	}
+	if perr := permissionError(tool, err); perr != nil {
+		return perr
+	}
 	msg := err.Error()
 	var e *ab.Error
 	var errno syscall.Errno

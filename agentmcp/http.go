@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"sync"
 
 	ab "github.com/agentbackend/agentbackend"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -40,24 +41,30 @@ func Handler(b ab.FileBackend, opts *Options) http.Handler {
 
 // RequestHandler is Handler with the backend chosen per request by fn.
 //
-// Two MCP servers (with and without exec) are built once and shared by
-// every request; each request's tool calls run on its own backend, carried
-// in the request's context.
+// An MCP server is built once per tool set (with or without exec, and
+// without the tools a backend's permissions deny outright) and shared by
+// every request that gets that set; each request's tool calls run on its
+// own backend, carried in the request's context.
 func RequestHandler(fn BackendFunc, opts *Options) http.Handler {
 	toolsetOf := func(ctx context.Context) *toolset {
 		t, _ := ctx.Value(toolsetKey{}).(*toolset)
 		return t
 	}
-	servers := [2]*mcp.Server{newServer(opts, false, toolsetOf), newServer(opts, true, toolsetOf)}
+	var mu sync.Mutex
+	servers := map[toolFilter]*mcp.Server{}
 	sdk := mcp.NewStreamableHTTPHandler(func(r *http.Request) *mcp.Server {
 		t := toolsetOf(r.Context())
 		if t == nil {
 			return nil
 		}
-		if t.exec {
-			return servers[1]
+		mu.Lock()
+		defer mu.Unlock()
+		s := servers[t.filter]
+		if s == nil {
+			s = newServer(opts, t.filter, toolsetOf)
+			servers[t.filter] = s
 		}
-		return servers[0]
+		return s
 	}, &mcp.StreamableHTTPOptions{Stateless: true, JSONResponse: true})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, release, err := fn(r)
@@ -69,7 +76,7 @@ func RequestHandler(fn BackendFunc, opts *Options) http.Handler {
 			return
 		}
 		t := newToolset(b, opts)
-		t.exec = withExec(b, opts)
+		t.filter = filterFor(b, opts)
 		sdk.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), toolsetKey{}, t)))
 	})
 }

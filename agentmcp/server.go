@@ -44,7 +44,9 @@ func Version() string {
 // list_directory, list_directory_with_sizes, directory_tree, move_file,
 // search_files, get_file_info, list_allowed_directories), with the extra
 // parameters of agent-backend's daemon, plus grep and, when b can run
-// commands (see CanExec), exec.
+// commands (see CanExec), exec. When b is a scope with permissions, the
+// tools they deny outright are left out, and refused calls are tool errors
+// saying why (see agentbackend.Permissions).
 //
 // Paths are resolved against b's root by the workspace path rule, and
 // list_allowed_directories names that root. A failing call is a tool result
@@ -56,12 +58,12 @@ func Version() string {
 // RequestHandler.
 func NewServer(b ab.FileBackend, opts *Options) *mcp.Server {
 	t := newToolset(b, opts)
-	return newServer(opts, withExec(b, opts), func(context.Context) *toolset { return t })
+	return newServer(opts, filterFor(b, opts), func(context.Context) *toolset { return t })
 }
 
-// newServer returns a server with the tools (exec included or not) whose
+// newServer returns a server with the tools the filter lets through, whose
 // calls run on the toolset toolsetOf finds for the call's context.
-func newServer(opts *Options, exec bool, toolsetOf func(context.Context) *toolset) *mcp.Server {
+func newServer(opts *Options, filter toolFilter, toolsetOf func(context.Context) *toolset) *mcp.Server {
 	name, version := "agent-backend", ""
 	var logger *slog.Logger
 	if opts != nil {
@@ -75,7 +77,7 @@ func newServer(opts *Options, exec bool, toolsetOf func(context.Context) *toolse
 	}
 	s := mcp.NewServer(&mcp.Implementation{Name: name, Version: version}, &mcp.ServerOptions{Logger: logger})
 	for _, sp := range allSpecs {
-		if !sp.exec || exec {
+		if filter.serves(sp) {
 			s.AddTool(sp.mcpTool(), mcpHandler(sp, toolsetOf))
 		}
 	}

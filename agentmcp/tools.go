@@ -84,7 +84,7 @@ type toolset struct {
 	b      ab.FileBackend
 	root   string // b.RootDir(), clean
 	logger *slog.Logger
-	exec   bool // exec is served (RequestHandler picks its server by it)
+	filter toolFilter // the tools served (RequestHandler picks its server by it)
 }
 
 func newToolset(b ab.FileBackend, opts *Options) *toolset {
@@ -103,10 +103,10 @@ func withExec(b ab.FileBackend, opts *Options) bool {
 // specsFor returns the tools to serve for b, in the filesystem server's
 // order with exec and grep last.
 func specsFor(b ab.FileBackend, opts *Options) []*spec {
-	exec := withExec(b, opts)
+	filter := filterFor(b, opts)
 	out := make([]*spec, 0, len(allSpecs))
 	for _, s := range allSpecs {
-		if !s.exec || exec {
+		if filter.serves(s) {
 			out = append(out, s)
 		}
 	}
@@ -114,7 +114,8 @@ func specsFor(b ab.FileBackend, opts *Options) []*spec {
 }
 
 // Tools returns the tool set for b as plain definitions: the same tools,
-// schemas and behaviour as the MCP server of NewServer.
+// schemas and behaviour as the MCP server of NewServer, without the tools
+// b's permissions deny outright.
 func Tools(b ab.FileBackend, opts *Options) []Tool {
 	t := newToolset(b, opts)
 	specs := specsFor(b, opts)
@@ -146,7 +147,11 @@ func (t *toolset) call(ctx context.Context, s *spec, raw json.RawMessage) (res *
 	if verr != nil {
 		return nil, toolError(s.name, "Invalid arguments for tool "+s.name+": "+verr.Error(), verr)
 	}
-	return s.run(ctx, t, args)
+	res, err = s.run(ctx, t, args)
+	if perr := permissionError(s.name, err); perr != nil {
+		return nil, perr
+	}
+	return res, err
 }
 
 // CanExec reports whether b can run commands, so that the exec tool is

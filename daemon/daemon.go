@@ -69,6 +69,13 @@ type Config struct {
 	AuthToken string
 	// DisableSSHWS turns off WS /ssh.
 	DisableSSHWS bool
+	// Permissions, if set, is enforced on every POST /mcp request (tools
+	// it denies outright are not offered; refused calls are tool errors).
+	// It requires DisableSSHWS: an SSH client runs commands and reaches
+	// files below any policy, so New refuses the combination rather than
+	// pretend the workspace is guarded. Ask rules are denied (no one can
+	// answer over HTTP) unless the policy says otherwise.
+	Permissions *ab.Permissions
 	// HostKeyPath is the SSH host key file: loaded if present, else a new
 	// Ed25519 key is generated and saved there (kept in memory when saving
 	// fails). Empty means DefaultHostKeyPath.
@@ -132,6 +139,9 @@ func New(cfg Config) (*Daemon, error) {
 		if rel != "." {
 			d.scope = rel
 		}
+	}
+	if cfg.Permissions != nil && !cfg.DisableSSHWS {
+		return nil, errors.New("daemon: Permissions apply to POST /mcp only, and an SSH client on /ssh could run anything: disable SSH over WebSocket (DisableSSHWS, --disable-ssh-ws) to serve a permission policy")
 	}
 	local, err := ab.NewLocal(ab.LocalConfig{RootDir: cfg.RootDir, Isolation: cfg.Isolation, Shell: cfg.Shell})
 	if err != nil {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -121,5 +123,51 @@ func TestMCPBodyLimit(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode < 400 {
 		t.Errorf("oversized body: status %d", resp.StatusCode)
+	}
+}
+
+// TestMCPPermissions: a daemon with a permission policy serves POST /mcp
+// under it (denied tools are not offered, refused calls are tool errors),
+// and refuses to start while SSH, which the policy cannot guard, is on.
+func TestMCPPermissions(t *testing.T) {
+	policy := ab.ReadOnlyPermissions()
+	if _, err := daemon.New(daemon.Config{RootDir: t.TempDir(), HostKey: testKey, Permissions: policy}); err == nil || !strings.Contains(err.Error(), "DisableSSHWS") {
+		t.Fatalf("Permissions with SSH on: %v, want a refusal naming DisableSSHWS", err)
+	}
+	root := t.TempDir()
+	if err := os.WriteFile(filepath.Join(root, "a.txt"), []byte("kept\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, port := startDaemon(t, daemon.Config{RootDir: root, Isolation: ab.IsolationNone, DisableSSHWS: true, Permissions: policy})
+	ctx := context.Background()
+	client := mcp.NewClient(&mcp.Implementation{Name: "test", Version: "0"}, nil)
+	cs, err := client.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: fmt.Sprintf("http://127.0.0.1:%d/mcp", port), MaxRetries: -1, DisableStandaloneSSE: true}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cs.Close()
+	tools, err := cs.ListTools(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, tl := range tools.Tools {
+		names = append(names, tl.Name)
+	}
+	for _, denied := range []string{"write_file", "edit_file", "move_file", "exec", "create_directory"} {
+		if slices.Contains(names, denied) {
+			t.Errorf("tools/list under ReadOnly offers %s: %v", denied, names)
+		}
+	}
+	if text, isErr := callText(t, cs, "read_text_file", map[string]any{"path": "a.txt"}); isErr || text != "kept\n" {
+		t.Errorf("read_text_file under ReadOnly: %q %v", text, isErr)
+	}
+	// A call to a tool that is not offered is still refused by the server.
+	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "write_file", Arguments: map[string]any{"path": "a.txt", "content": "lost"}})
+	if err == nil && !res.IsError {
+		t.Error("write_file under ReadOnly succeeded")
+	}
+	if got, _ := os.ReadFile(filepath.Join(root, "a.txt")); string(got) != "kept\n" {
+		t.Errorf("a.txt = %q after a refused write", got)
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -34,15 +35,21 @@ func runDaemon(ctx context.Context, cfg *daemonConfig, stdin io.ReadCloser, stdo
 	}
 	defer local.Close()
 	var b ab.FileBackend = local
-	if cfg.ScopePath != "" {
-		scope, err := local.Scope(cfg.ScopePath, nil)
+	if cfg.ScopePath != "" || cfg.Permissions != nil {
+		// Standard input carries MCP, so nobody can answer an Ask here: it
+		// is denied, or APPROVAL_REQUIRED with askFallback "error".
+		scope, err := local.Scope(cmp.Or(cfg.ScopePath, "."), &ab.ScopeConfig{Permissions: cfg.Permissions})
 		if err != nil {
 			return err
 		}
 		defer scope.Close()
 		b = scope
 	}
-	fmt.Fprintf(stderr, "agent-backend daemon: serving %s over MCP on stdio (isolation %s)\n", b.RootDir(), local.Isolation())
+	policy := ""
+	if cfg.Permissions != nil {
+		policy = ", with permissions"
+	}
+	fmt.Fprintf(stderr, "agent-backend daemon: serving %s over MCP on stdio (isolation %s%s)\n", b.RootDir(), local.Isolation(), policy)
 	server := agentmcp.NewServer(b, nil)
 	err = server.Run(ctx, &mcp.IOTransport{Reader: stdin, Writer: stdout, MaxLineLength: maxMessage})
 	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, mcp.ErrConnectionClosed) || errors.Is(err, io.EOF) {
@@ -62,6 +69,7 @@ func runHTTP(ctx context.Context, cfg *daemonConfig, stderr io.Writer) error {
 		Shell:        cfg.Shell,
 		AuthToken:    cfg.AuthToken,
 		DisableSSHWS: cfg.DisableSSHWS,
+		Permissions:  cfg.Permissions,
 		HostKeyPath:  cfg.SSHHostKey,
 		Logger:       slog.New(slog.NewTextHandler(stderr, nil)),
 	}, fmt.Sprintf(":%d", cfg.Port))

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 
@@ -21,6 +23,9 @@ type daemonConfig struct {
 	LocalOnly    bool         // --local-only
 	DisableSSHWS bool         // --disable-ssh-ws
 	SSHHostKey   string       // --ssh-host-key
+	// Permissions are read from the JSON file --permissions names (see
+	// agentbackend.PermissionsFromJSON); nil when it is not given.
+	Permissions *ab.Permissions
 }
 
 // defaultPort is the daemon's HTTP port when --port is not given.
@@ -106,6 +111,11 @@ func parseDaemonArgs(args []string) (*daemonConfig, error) {
 			cfg.DisableSSHWS = true
 		case "--ssh-host-key":
 			cfg.SSHHostKey, err = value()
+		case "--permissions":
+			var v string
+			if v, err = value(); err == nil {
+				cfg.Permissions, err = loadPermissions(v)
+			}
 		default:
 			switch {
 			case conventionalSSHFlags[arg]:
@@ -139,4 +149,18 @@ func checkScopePath(p string) (string, error) {
 		return "", usagef("--scopePath must name a directory below --rootDir, got %q", p)
 	}
 	return s, nil
+}
+
+// loadPermissions reads a permissions file. Every failure names the file
+// and, for a bad policy, the field ("write.rules[2].action: ...").
+func loadPermissions(file string) (*ab.Permissions, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, usagef("--permissions %s: %v", file, errors.Unwrap(err))
+	}
+	p, err := ab.PermissionsFromJSON(data)
+	if err != nil {
+		return nil, usagef("--permissions %s: %s", file, strings.TrimPrefix(err.Error(), "permissions: "))
+	}
+	return p, nil
 }

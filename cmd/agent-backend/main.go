@@ -1,7 +1,7 @@
 // Command agent-backend is the agent-backend CLI.
 //
 //	agent-backend daemon --rootDir DIR [--scopePath P] [--isolation auto|bwrap|software|none]
-//	                     [--shell bash|sh|auto] --local-only
+//	                     [--shell bash|sh|auto] [--permissions FILE] --local-only
 //
 // serves the workspace DIR as MCP tools (the MCP filesystem server's tools
 // plus exec and grep; see package agentmcp) on standard input and output,
@@ -10,11 +10,19 @@
 // blocking is off (isolation still applies). It runs until its input
 // closes or it gets SIGINT or SIGTERM.
 //
+// --permissions FILE applies a permission policy (agentbackend.Permissions
+// as JSON) to every tool call: tools it denies outright are not offered,
+// and refused calls are tool errors saying why. A bad file stops the
+// daemon at startup with a message naming the field. Ask rules are denied
+// (nobody can answer on stdio), or reported as needing approval with
+// "askFallback": "error".
+//
 // Without --local-only the daemon serves HTTP on --port (package daemon):
 // GET /health, POST /mcp (the same tools, dangerous-command blocking on) and
 // WS /ssh (SSH over WebSocket: exec, shell and SFTP for RemoteBackend and
 // agent-backend's RemoteFilesystemBackend), guarded by --auth-token. It
-// stops gracefully on SIGINT or SIGTERM.
+// stops gracefully on SIGINT or SIGTERM. There --permissions applies to
+// POST /mcp and requires --disable-ssh-ws (an SSH client could run anything).
 //
 // Other commands: `agent-backend version` and `agent-backend help`.
 // Install with
@@ -28,6 +36,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/agentbackend/agentbackend/agentmcp"
@@ -58,7 +67,7 @@ func run(ctx context.Context, args []string, stdin io.ReadCloser, stdout io.Writ
 			return 1
 		}
 		if err := runDaemon(ctx, cfg, stdin, stdout, stderr); err != nil {
-			fmt.Fprintf(stderr, "agent-backend daemon: %v\n", err)
+			fmt.Fprintf(stderr, "agent-backend daemon: %s\n", strings.TrimPrefix(err.Error(), "daemon: "))
 			return 1
 		}
 		return 0
@@ -110,6 +119,15 @@ Workspace:
   --isolation <mode>         auto|bwrap|software|none (default auto: bwrap
                              when it works here, else software)
   --shell <shell>            bash|sh|auto (default auto: bash if present)
+  --permissions <file>       a JSON permission policy: per access (read,
+                             list, search, write, delete, exec) a default
+                             and rules {"pattern", "action", "reason"} with
+                             actions allow|deny|ask, e.g.
+                             {"write": {"default": "deny", "rules":
+                               [{"pattern": "src/**", "action": "allow"}]},
+                              "exec": {"default": "deny"}}
+                             Tools it denies outright are not offered; ask
+                             is denied here (nobody can answer on stdio)
 
 HTTP daemon (without --local-only):
   --port <port>              1024-65535 (default 3001)
