@@ -129,6 +129,13 @@ type FileInfo struct {
 	Mode    fs.FileMode // permission and type bits (fs.ModeDir for directories)
 	ModTime time.Time   // last modification
 	IsDir   bool
+	// Symlink reports that the entry is a symbolic link. Listings
+	// (ReadDirInfo) of Local and Remote describe a link that resolves
+	// inside the workspace by its target (Size, Mode and IsDir are the
+	// target's, so a link to a directory lists as one); Symlink still says
+	// it is a link, so that tree walks do not descend into it and cannot
+	// loop.
+	Symlink bool
 }
 
 // RemoveOptions controls Remove.

@@ -244,6 +244,7 @@ func parseStatRecord(rec string) (fi FileInfo, name string, ok bool) {
 	}
 	fi.Mode = unixMode(uint32(raw))
 	fi.IsDir = fi.Mode.IsDir()
+	fi.Symlink = fi.Mode&fs.ModeSymlink != 0
 	fi.Size = size
 	fi.ModTime = mtime.Local()
 	return fi, f[5], true

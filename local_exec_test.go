@@ -499,7 +499,22 @@ func TestLocalExecThroughScope(t *testing.T) {
 			t.Errorf("scope Cwd: %q %v", res.Stdout, err)
 		}
 		_, err = scope.Exec(ctx, "true", &ExecOptions{Cwd: "../t2"})
-		localWantCode(t, err, CodePathEscape, "scope Cwd escape")
+		if e := localWantCode(t, err, CodePathEscape, "scope Cwd escape"); e != nil && e.Path != "../t2" {
+			t.Errorf("scope Cwd escape names %q, want the caller's ../t2", e.Path)
+		}
+
+		// Removing the scope's own directory leaves a usable scope: the
+		// next command gets its directory back.
+		if err := scope.Remove(ctx, ".", RemoveOptions{Recursive: true}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(filepath.Join(b.RootDir(), "tenants/t1")); !os.IsNotExist(err) {
+			t.Errorf("scope directory after Remove(.): %v", err)
+		}
+		res, err = scope.Exec(ctx, "pwd", nil)
+		if err != nil || string(res.Stdout) != localDirSeen(b, "tenants/t1")+"\n" {
+			t.Errorf("exec after Remove(.): %q %v", res.Stdout, err)
+		}
 	})
 }
 

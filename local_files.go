@@ -347,12 +347,15 @@ func (b *LocalBackend) readDirInfo(rel string) ([]FileInfo, error) {
 		if err != nil {
 			return nil, err
 		}
-		if fi.Mode()&fs.ModeSymlink != 0 {
+		link := fi.Mode()&fs.ModeSymlink != 0
+		if link {
 			if target, err := b.fsys.Stat(path.Join(rel, name)); err == nil {
 				fi = target
 			}
 		}
-		infos = append(infos, localFileInfo(name, fi))
+		info := localFileInfo(name, fi)
+		info.Symlink = link
+		infos = append(infos, info)
 	}
 	return infos, nil
 }

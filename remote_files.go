@@ -351,12 +351,15 @@ func (b *RemoteBackend) readDir(ctx context.Context, p string, follow bool) ([]F
 		}
 		infos = make([]FileInfo, 0, len(list))
 		for _, fi := range list {
-			if follow && fi.Mode()&fs.ModeSymlink != 0 {
+			link := fi.Mode()&fs.ModeSymlink != 0
+			if follow && link {
 				if target, err := o.sc.Stat(path.Join(full, fi.Name())); err == nil {
 					fi = renamedInfo{target, fi.Name()}
 				}
 			}
-			infos = append(infos, localFileInfo(fi.Name(), fi))
+			info := localFileInfo(fi.Name(), fi)
+			info.Symlink = link
+			infos = append(infos, info)
 		}
 		slices.SortFunc(infos, func(a, b FileInfo) int { return strings.Compare(a.Name, b.Name) })
 		return nil

@@ -432,7 +432,11 @@ func (s *ScopedBackend) stat(ctx context.Context, p string, o *opCheck) (FileInf
 	return fi, withPath(err, in, p)
 }
 
-// Remove deletes a file, or a directory with opts.Recursive.
+// Remove deletes a file, or a directory with opts.Recursive. Unlike a
+// backend's own root, the scope's root may be removed (Remove(".") with
+// Recursive deletes the scope's directory and everything in it: the way to
+// drop a tenant's data); the scope stays usable and recreates its directory
+// on the next write or command.
 func (s *ScopedBackend) Remove(ctx context.Context, p string, opts RemoveOptions) error {
 	start := s.begin(OpDelete)
 	var o opCheck
@@ -451,7 +455,13 @@ func (s *ScopedBackend) remove(ctx context.Context, p string, opts RemoveOptions
 			return err
 		}
 	}
-	return withPath(s.base.Remove(ctx, in, opts), in, p)
+	err = s.base.Remove(ctx, in, opts)
+	if in == s.prefix {
+		// The scope's directory may be gone now: the next write or command
+		// creates it again.
+		s.rootReady.Store(false)
+	}
+	return withPath(err, in, p)
 }
 
 // Rename moves a file or directory within the scope.

@@ -40,7 +40,8 @@ type Grepper interface {
 type LsEntry struct {
 	Name    string    // base name
 	Path    string    // path relative to the backend root, slash-separated
-	IsDir   bool      // a directory
+	IsDir   bool      // a directory, or a link to one
+	Symlink bool      // a symbolic link (described by its target where the backend follows it)
 	Size    int64     // bytes, for files
 	ModTime time.Time // last modification
 }
@@ -69,7 +70,7 @@ func LsInfo(ctx context.Context, b FileBackend, dir string) ([]LsEntry, error) {
 }
 
 func lsEntry(fi FileInfo, path string) LsEntry {
-	return LsEntry{Name: fi.Name, Path: path, IsDir: fi.IsDir, Size: fi.Size, ModTime: fi.ModTime}
+	return LsEntry{Name: fi.Name, Path: path, IsDir: fi.IsDir, Symlink: fi.Symlink, Size: fi.Size, ModTime: fi.ModTime}
 }
 
 // DefaultReadLimit is how many lines ReadLines and ReadPage return when no

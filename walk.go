@@ -156,6 +156,9 @@ func (w *walker) visitListed(ctx context.Context, d treeDir, rel string, entries
 			return err
 		}
 		name := fi.Name
+		if fi.IsDir && fi.Symlink {
+			continue // not followed, as ripgrep does: a link may lead back up and loop
+		}
 		if (!w.opts.hidden && strings.HasPrefix(name, ".")) || (fi.IsDir && vcsDirs[name]) {
 			continue
 		}

@@ -101,8 +101,13 @@ func (t *toolset) rel(p string) string {
 	return strings.TrimPrefix(abs, strings.TrimSuffix(t.root, "/")+"/")
 }
 
-func kind(isDir bool) string {
-	if isDir {
+// isDir reports whether an entry lists as a directory: as in the reference,
+// whose readdir types a symbolic link as a link, a link never does (and
+// directory_tree does not descend into it, so a link back up cannot loop).
+func isDir(e ab.LsEntry) bool { return e.IsDir && !e.Symlink }
+
+func kind(e ab.LsEntry) string {
+	if isDir(e) {
 		return "[DIR]"
 	}
 	return "[FILE]"
@@ -115,7 +120,7 @@ func listDirectory(ctx context.Context, t *toolset, args map[string]any) (*Resul
 	}
 	lines := make([]string, len(entries))
 	for i, e := range entries {
-		lines[i] = kind(e.IsDir) + " " + e.Name
+		lines[i] = kind(e) + " " + e.Name
 	}
 	return text(strings.Join(lines, "\n")), nil
 }
@@ -136,14 +141,14 @@ func listDirectoryWithSizes(ctx context.Context, t *toolset, args map[string]any
 	var total int64
 	for _, e := range sorted {
 		size := ""
-		if e.IsDir {
+		if isDir(e) {
 			dirs++
 		} else {
 			files++
 			total += e.Size
 			size = padStart(formatSize(e.Size), 10)
 		}
-		sb.WriteString(kind(e.IsDir) + " " + padEnd(e.Name, 30) + " " + size + "\n")
+		sb.WriteString(kind(e) + " " + padEnd(e.Name, 30) + " " + size + "\n")
 	}
 	fmt.Fprintf(&sb, "\nTotal: %d files, %d directories\nCombined size: %s", files, dirs, formatSize(total))
 	return text(sb.String()), nil
@@ -187,7 +192,7 @@ func directoryTree(ctx context.Context, t *toolset, args map[string]any) (*Resul
 				continue
 			}
 			n := &treeNode{Name: e.Name, Type: "file"}
-			if e.IsDir {
+			if isDir(e) {
 				children, err := build(joinPath(dir, e.Name), childRel)
 				if err != nil {
 					return nil, err
