@@ -27,8 +27,9 @@ func setProcessGroup(cmd *exec.Cmd) {
 // it; Kill ends the whole group early. Under bubblewrap the sandbox's pid
 // namespace does the same for processes that leave the group.
 type Process struct {
-	cmd *exec.Cmd
-	pid int // also the process group id
+	cmd       *exec.Cmd
+	pid       int  // also the process group id
+	sandboxed bool // pid is bubblewrap's; the command runs in a pid namespace below it
 
 	mu     sync.Mutex
 	exited bool  // the shell has exited (not yet reaped: the group id is still ours)
@@ -47,7 +48,7 @@ type Process struct {
 // the writers to take everything the command wrote. A writer's error stops
 // the copying to it, not the command.
 func Start(cmd *exec.Cmd, stdout, stderr io.Writer) (*Process, error) {
-	p := &Process{cmd: cmd}
+	p := &Process{cmd: cmd, sandboxed: len(cmd.Args) > 0 && cmd.Args[0] == "bwrap"}
 	var parentEnds, childEnds []*os.File
 	closeAll := func() {
 		for _, f := range append(parentEnds, childEnds...) {
@@ -131,6 +132,31 @@ func (p *Process) Kill(cause error) bool {
 		p.cause = cause
 	}
 	return true
+}
+
+// Signal sends sig to the command's whole process group, if the command is
+// still running (not yet reaped), and reports whether it did. Unlike Kill
+// it records no cause: the command decides what the signal means.
+//
+// Under bubblewrap the group of bwrap itself would receive it, and bwrap
+// does not pass signals on: most would end it (and with it the sandbox, at
+// once) without the command seeing them. So the signal goes to the group of
+// the sandbox's init instead, which holds the command's shell (bwrap's
+// --new-session makes it a session of its own); the init, as pid 1 of its
+// namespace, ignores what it has no handler for. A signal sent before the
+// sandbox is set up goes to bwrap's group, which ends the sandbox.
+func (p *Process) Signal(sig syscall.Signal) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.reaped || p.exited {
+		return false
+	}
+	if p.sandboxed && sig != syscall.SIGKILL {
+		if init := childOf(p.pid); init > 0 {
+			return syscall.Kill(-init, sig) == nil
+		}
+	}
+	return syscall.Kill(-p.pid, sig) == nil
 }
 
 // KillCause returns the cause given to the first Kill that found the command

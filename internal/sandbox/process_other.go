@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"syscall"
 )
 
 // ErrUnsupported is returned by Start on systems without process groups.
@@ -25,6 +26,9 @@ func (*Process) Pid() int { return -1 }
 
 // Kill is not supported on this system.
 func (*Process) Kill(error) bool { return false }
+
+// Signal is not supported on this system.
+func (*Process) Signal(syscall.Signal) bool { return false }
 
 // KillCause is not supported on this system.
 func (*Process) KillCause() error { return nil }
