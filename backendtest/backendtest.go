@@ -40,6 +40,11 @@ type Options struct {
 	// such as the mount points of a composite; listings of the root expect
 	// them besides what the suite wrote.
 	RootEntries []string
+	// ConcurrentProcesses is how many background processes the Processes
+	// section runs at once; 0 means 50. Where each start is costly (a
+	// container engine), a suite that repeats what another already covers
+	// can lower it.
+	ConcurrentProcesses int
 }
 
 // Run runs the whole suite against backends made by newBackend, each
