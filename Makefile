@@ -30,6 +30,8 @@ cover:
 	$(GO) tool cover -html=cover.out -o cover.html
 	$(GO) tool cover -func=cover.out | tail -1
 
-## fuzz: a short run of the path-jail fuzzer
+## fuzz: a short run of each fuzzer: the path jail, permission path spellings, compiled globs
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzResolve -fuzztime 60s ./internal/pathjail
+	$(GO) test -run '^$$' -fuzz FuzzPermissionPaths -fuzztime 60s .
+	$(GO) test -run '^$$' -fuzz FuzzGlobMatcher -fuzztime 60s .

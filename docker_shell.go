@@ -126,6 +126,23 @@ ab_tree() {
 	return 0
 }
 ab_grepl() { grep -rlF -e "$2" -- "$1/" 2>/dev/null; return 0; }
+ab_real() {
+	readlink -f -- "$1" || return 1
+	AB_P="$2"; AB_R=""; AB_H=0
+	while :; do
+		while ! [ -e "$AB_P" ] && ! [ -L "$AB_P" ]; do
+			AB_R="/${AB_P##*/}$AB_R"; AB_P="${AB_P%/*}"; [ -n "$AB_P" ] || AB_P=/
+		done
+		if [ -L "$AB_P" ] && ! [ -e "$AB_P" ]; then
+			AB_H=$((AB_H+1)); [ "$AB_H" -gt 40 ] && return 1
+			AB_L=$(readlink -- "$AB_P") || return 1
+			case "$AB_L" in /*) AB_P="$AB_L" ;; *) AB_P="${AB_P%/*}/$AB_L" ;; esac
+			continue
+		fi
+		printf '%s%s\n' "$(readlink -f -- "$AB_P")" "$AB_R"
+		return 0
+	done
+}
 `
 
 // dockerQuote single-quotes s for the shell. NUL cannot be passed to a

@@ -26,6 +26,7 @@ const (
 	CodeInvalidConfiguration Code = "INVALID_CONFIGURATION" // configuration validation failed
 	CodeDangerousOperation   Code = "DANGEROUS_OPERATION"   // dangerous command blocked
 	CodeConnectionClosed     Code = "CONNECTION_CLOSED"     // connection lost (remote)
+	CodeAuthFailed           Code = "AUTH_FAILED"           // the daemon refused the auth token (remote)
 	CodeKeyNotFound          Code = "KEY_NOT_FOUND"         // key does not exist (memory)
 	CodeNotImplemented       Code = "NOT_IMPLEMENTED"       // operation unsupported by this backend type
 )
@@ -42,6 +43,18 @@ const (
 	// than once), a read offset past the end, a bad pattern. The message
 	// says what to change.
 	CodeInvalidArgument Code = "INVALID_ARGUMENT"
+	// CodePermissionDenied reports an operation a scope's Permissions
+	// refused: by a Deny rule or default, or by an approver asked because
+	// of an Ask. It is checked before the backend is touched, so it says
+	// nothing about whether the path exists. The cause is a *Denial naming
+	// the rule and its reason; the message says what is not allowed and
+	// why, in words meant for the model as much as for the developer.
+	CodePermissionDenied Code = "PERMISSION_DENIED"
+	// CodeApprovalRequired reports an operation whose rule asks for
+	// approval when no approver is configured and the permissions'
+	// AskFallback is FallbackError: a caller can tell "needs a human"
+	// apart from "not allowed". The cause is a *Denial.
+	CodeApprovalRequired Code = "APPROVAL_REQUIRED"
 )
 
 // Error is the one error type every backend returns. Code says what kind of
@@ -70,6 +83,8 @@ func (e *Error) Error() string {
 		return e.Message
 	case e.Code == CodePathEscape:
 		return "Path escapes scope boundary: " + e.Path
+	case e.Code == CodePermissionDenied || e.Code == CodeApprovalRequired:
+		return permissionMessage(e)
 	case e.Path != "" && e.Err != nil:
 		return e.Op + " " + e.Path + ": " + reason(e.Err)
 	case e.Err != nil:
@@ -113,11 +128,33 @@ var (
 	ErrInvalidConfiguration = &Error{Code: CodeInvalidConfiguration}
 	ErrDangerous            = &Error{Code: CodeDangerousOperation}
 	ErrConnectionClosed     = &Error{Code: CodeConnectionClosed}
+	ErrAuthFailed           = &Error{Code: CodeAuthFailed}
 	ErrKeyNotFound          = &Error{Code: CodeKeyNotFound}
 	ErrNotImplemented       = &Error{Code: CodeNotImplemented}
 	ErrDestroyed            = &Error{Code: CodeDestroyed}
 	ErrInvalidArgument      = &Error{Code: CodeInvalidArgument}
+	ErrPermissionDenied     = &Error{Code: CodePermissionDenied}
+	ErrApprovalRequired     = &Error{Code: CodeApprovalRequired}
 )
+
+// permissionMessage phrases a permission error from its fields, so that a
+// layer renaming the path (a composite route) renames the message too:
+// "read .env: permission denied: rule "**/.env" denies read (...)".
+func permissionMessage(e *Error) string {
+	subject := e.Path
+	if e.Command != "" {
+		subject = fmt.Sprintf("%q", e.Command)
+	}
+	what := "permission denied"
+	if e.Code == CodeApprovalRequired {
+		what = "approval required"
+	}
+	msg := e.Op + " " + displayPath(subject) + ": " + what
+	if e.Err != nil {
+		msg += ": " + e.Err.Error()
+	}
+	return msg
+}
 
 // ErrorCode returns the code of the first *Error in err's chain, or "" when
 // there is none.

@@ -157,7 +157,7 @@ func (b *LocalBackend) writeOnce(rel string, data []byte) (next string, err erro
 // cannot leave that directory, and the directory itself was reached through
 // the workspace's os.Root.
 func (b *LocalBackend) writeOnceRoot(rel string, data []byte) (next string, err error) {
-	dir, name := path.Split(rel)
+	dir, name := splitRel(rel)
 	parent, err := b.openParent(dir)
 	if err != nil {
 		return "", err
@@ -206,7 +206,15 @@ func (b *LocalBackend) writeOnceRoot(rel string, data []byte) (next string, err 
 	return "", err
 }
 
-// openParent opens the directory dir ("" or "a/b/") of the workspace as a
+// splitRel splits a workspace path into its directory, without a trailing
+// slash ("" for the workspace root: a trailing slash would cost os.Root an
+// extra lstat), and its last element.
+func splitRel(rel string) (dir, name string) {
+	dir, name = path.Split(rel)
+	return strings.TrimSuffix(dir, "/"), name
+}
+
+// openParent opens the directory dir ("" or "a/b") of the workspace as a
 // root, creating it (and its parents) when it is missing: only then, so the
 // common case makes no extra call. The workspace root itself is b.fsys.
 func (b *LocalBackend) openParent(dir string) (*os.Root, error) {

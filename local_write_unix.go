@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io/fs"
 	"os"
-	"path"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -28,7 +27,7 @@ const haveWriteAt = true
 // AT_SYMLINK_NOFOLLOW; rename does not follow its last elements), so
 // nothing can leave that directory.
 func (b *LocalBackend) writeOnceAt(rel string, data []byte) (next string, err error) {
-	dir, name := path.Split(rel)
+	dir, name := splitRel(rel)
 	d, err := b.openParentFile(dir)
 	if err != nil {
 		return "", err
@@ -47,7 +46,7 @@ func (b *LocalBackend) writeOnceAt(rel string, data []byte) (next string, err er
 	return next, werr
 }
 
-// openParentFile opens the directory dir ("" or "a/b/") of the workspace,
+// openParentFile opens the directory dir ("" or "a/b") of the workspace,
 // creating it when it is missing (only then). "" is the workspace root,
 // held open for the backend's life.
 func (b *LocalBackend) openParentFile(dir string) (*os.File, error) {

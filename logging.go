@@ -26,6 +26,8 @@ const (
 	OpReadDir Operation = "readdir"
 	OpExists  Operation = "exists"
 	OpStat    Operation = "stat"
+	OpGlob    Operation = "glob" // ScopedBackend.Glob
+	OpGrep    Operation = "grep" // ScopedBackend.Grep
 )
 
 // Modifying reports whether the operation can change the workspace; those
@@ -64,6 +66,22 @@ type OperationEntry struct {
 	Stderr    string
 	ExitCode  int
 	Err       error // the failure, when Success is false
+	// Permission is the notable permission decision taken for the
+	// operation (a denial, or an ask and its answer); its Access is empty
+	// when there was none. Operations with such a decision are logged
+	// whatever the logger's mode.
+	Permission PermissionRecord
+}
+
+// PermissionRecord is a permission decision in a log entry.
+type PermissionRecord struct {
+	Access Access // the access decided
+	Action Action // what the rules said: deny or ask
+	Rule   string // the deciding rule's pattern; empty when the default decided
+	// Decision is the approver's answer to an ask; empty when nobody could
+	// be asked.
+	Decision   Decision
+	Remembered bool // the answer was an earlier "always"
 }
 
 // OperationsLogger receives the operations done through a scope (see
@@ -106,6 +124,9 @@ func (l *ConsoleLogger) Log(e OperationEntry) {
 	outcome := "ok"
 	if !e.Success {
 		outcome = fmt.Sprintf("FAILED: %v", e.Err)
+	}
+	if e.Permission.Action == Ask {
+		outcome = fmt.Sprintf("asked (%s) %s", e.Permission.Decision, outcome)
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -190,6 +211,11 @@ func (l *SlogLogger) Log(e OperationEntry) {
 	if !e.Success {
 		level = slog.LevelWarn
 		attrs = append(attrs, slog.Any("error", e.Err))
+	}
+	if p := e.Permission; p.Access != "" {
+		attrs = append(attrs, slog.Group("permission", slog.String("access", string(p.Access)),
+			slog.String("action", string(p.Action)), slog.String("rule", p.Rule),
+			slog.String("decision", string(p.Decision)), slog.Bool("remembered", p.Remembered)))
 	}
 	l.logger.LogAttrs(context.Background(), level, "agentbackend operation", attrs...)
 }

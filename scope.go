@@ -3,6 +3,7 @@ package agentbackend
 import (
 	"context"
 	"io"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,14 +23,19 @@ type ScopeConfig struct {
 	// User names who acts through the scope (a tenant, an agent); it is
 	// recorded in log entries. Empty inherits the parent scope's.
 	User string
+	// Permissions decide which operations the scope allows, denies or asks
+	// a human about (see Permissions). They add to the parent scope's: a
+	// child can only tighten. Nil adds none; a scope with no permissions
+	// anywhere in its chain checks nothing and pays nothing.
+	Permissions *Permissions
 }
 
 // ScopedBackend is a view of a subdirectory of another backend: its root is
 // the parent's root joined with the scope path, and no path can leave it,
 // even one that would be valid in the parent ("../user2/secret" from scope
 // "users/user1" fails with PATH_ESCAPE_ATTEMPT). It wraps any FileBackend,
-// scopes included, and is the one place where environment merging and
-// operations logging happen.
+// scopes included, and is the one place where environment merging,
+// operations logging and permissions (ScopeConfig.Permissions) happen.
 //
 // Commands run with the scope root as working directory and HOME. Status is
 // the parent's, read live. TrackCloser registers on the backend at the root
@@ -47,6 +53,8 @@ type ScopedBackend struct {
 	env       map[string]string
 	logger    OperationsLogger
 	user      string
+	perms     *permChain   // nil: no permissions anywhere in the chain
+	links     LinkResolver // base, when it can resolve symbolic links
 	closed    atomic.Bool
 
 	rootMu    sync.Mutex
@@ -72,11 +80,13 @@ func NewScope(parent FileBackend, path string, cfg *ScopeConfig) (*ScopedBackend
 	if r, ok := parent.(interface{ registry() *scopeRegistry }); ok {
 		reg = r.registry()
 	}
-	return newScope(parent, reg, ".", nil, nil, "", path, cfg)
+	return newScope(parent, reg, &ScopedBackend{prefix: "."}, path, cfg)
 }
 
-func newScope(base FileBackend, reg *scopeRegistry, parentPrefix string, parentEnv map[string]string,
-	parentLogger OperationsLogger, parentUser, path string, cfg *ScopeConfig) (*ScopedBackend, error) {
+// newScope makes a scope of base below parent (a pseudo-scope of the whole
+// backend for a backend's own scopes), inheriting its prefix, environment,
+// logger, user and permissions.
+func newScope(base FileBackend, reg *scopeRegistry, parent *ScopedBackend, path string, cfg *ScopeConfig) (*ScopedBackend, error) {
 	rel, ok := pathjail.ValidScope(path)
 	if !ok {
 		return nil, errPathEscape("scope", path)
@@ -91,12 +101,20 @@ func newScope(base FileBackend, reg *scopeRegistry, parentPrefix string, parentE
 		base:      base,
 		registry:  reg,
 		scopePath: rel,
-		prefix:    pathjail.JoinRel(parentPrefix, rel),
-		env:       mergeEnv(parentEnv, cfg.Env),
-		logger:    parentLogger,
-		user:      parentUser,
+		prefix:    pathjail.JoinRel(parent.prefix, rel),
+		env:       mergeEnv(parent.env, cfg.Env),
+		logger:    parent.logger,
+		user:      parent.user,
 	}
 	s.root = joinRoot(cleanRoot(base.RootDir()), s.prefix)
+	perms, err := parent.perms.extend(cfg.Permissions, s.prefix, s.root)
+	if err != nil {
+		return nil, err
+	}
+	s.perms = perms
+	if lr, ok := base.(LinkResolver); ok && perms != nil {
+		s.links = lr
+	}
 	if cfg.Logger != nil {
 		s.logger = cfg.Logger
 	}
@@ -162,12 +180,13 @@ func (s *ScopedBackend) Env() map[string]string { return s.env }
 func (s *ScopedBackend) Unwrap() FileBackend { return s.base }
 
 // Scope returns a child scope: paths join, environments merge with the
-// child's winning, and the logger and user are inherited unless set.
+// child's winning, the logger and user are inherited unless set, and the
+// child's permissions add to this scope's.
 func (s *ScopedBackend) Scope(path string, cfg *ScopeConfig) (*ScopedBackend, error) {
 	if err := s.checkOpen("scope"); err != nil {
 		return nil, err
 	}
-	return newScope(s.base, &s.scopeRegistry, s.prefix, s.env, s.logger, s.user, path, cfg)
+	return newScope(s.base, &s.scopeRegistry, s, path, cfg)
 }
 
 // checkOpen fails once the scope is closed; the base checks its own state.
@@ -219,10 +238,15 @@ func (s *ScopedBackend) begin(op Operation) time.Time {
 	return time.Time{}
 }
 
-// log records an operation started at start (zero: not logged).
+// log records an operation started at start (zero: not logged), and any
+// operation with a notable permission decision (a denial or an ask)
+// whatever the logger's mode.
 func (s *ScopedBackend) log(start time.Time, e OperationEntry, err error) {
 	if start.IsZero() {
-		return
+		if e.Permission.Access == "" || s.logger == nil {
+			return
+		}
+		start = time.Now()
 	}
 	e.Time = start
 	e.Duration = time.Since(start)
@@ -233,17 +257,31 @@ func (s *ScopedBackend) log(start time.Time, e OperationEntry, err error) {
 	s.logger.Log(e)
 }
 
+// check checks one access to the path in (relative to the base root, as
+// inner returned it) and returns the real path it leads to. With no
+// permissions it costs one nil check.
+func (s *ScopedBackend) check(ctx context.Context, op string, a Access, in, p string, o *opCheck) (string, error) {
+	if s.perms == nil {
+		return in, nil
+	}
+	return s.checkPath(ctx, op, pathCheck{access: a, in: in, p: p}, o)
+}
+
 // Read returns a file's contents.
 func (s *ScopedBackend) Read(ctx context.Context, p string) ([]byte, error) {
 	start := s.begin(OpRead)
-	data, err := s.read(ctx, p)
-	s.log(start, OperationEntry{Operation: OpRead, Path: p}, err)
+	var o opCheck
+	data, err := s.read(ctx, p, &o)
+	s.log(start, OperationEntry{Operation: OpRead, Path: p, Permission: o.rec}, err)
 	return data, err
 }
 
-func (s *ScopedBackend) read(ctx context.Context, p string) ([]byte, error) {
+func (s *ScopedBackend) read(ctx context.Context, p string, o *opCheck) ([]byte, error) {
 	in, err := s.inner("read", p)
 	if err != nil {
+		return nil, err
+	}
+	if _, err := s.check(ctx, "read", AccessRead, in, p, o); err != nil {
 		return nil, err
 	}
 	data, err := s.base.Read(ctx, in)
@@ -254,14 +292,18 @@ func (s *ScopedBackend) read(ctx context.Context, p string) ([]byte, error) {
 // file's parents as needed.
 func (s *ScopedBackend) Write(ctx context.Context, p string, data []byte) error {
 	start := s.begin(OpWrite)
-	err := s.write(ctx, p, data)
-	s.log(start, OperationEntry{Operation: OpWrite, Path: p}, err)
+	var o opCheck
+	err := s.write(ctx, p, data, &o)
+	s.log(start, OperationEntry{Operation: OpWrite, Path: p, Permission: o.rec}, err)
 	return err
 }
 
-func (s *ScopedBackend) write(ctx context.Context, p string, data []byte) error {
+func (s *ScopedBackend) write(ctx context.Context, p string, data []byte, o *opCheck) error {
 	in, err := s.inner("write", p)
 	if err != nil {
+		return err
+	}
+	if _, err := s.check(ctx, "write", AccessWrite, in, p, o); err != nil {
 		return err
 	}
 	if err := s.ensureRoot(ctx); err != nil {
@@ -270,52 +312,80 @@ func (s *ScopedBackend) write(ctx context.Context, p string, data []byte) error 
 	return withPath(s.base.Write(ctx, in, data), in, p)
 }
 
-// ReadDir returns the sorted names of a directory's children.
+// ReadDir returns the sorted names of a directory's children, without the
+// entries the scope's permissions hide (see Permissions).
 func (s *ScopedBackend) ReadDir(ctx context.Context, p string) ([]string, error) {
 	start := s.begin(OpReadDir)
-	names, err := s.readDir(ctx, p)
-	s.log(start, OperationEntry{Operation: OpReadDir, Path: p}, err)
+	var o opCheck
+	names, err := s.readDir(ctx, p, &o)
+	s.log(start, OperationEntry{Operation: OpReadDir, Path: p, Permission: o.rec}, err)
 	return names, err
 }
 
-func (s *ScopedBackend) readDir(ctx context.Context, p string) ([]string, error) {
+func (s *ScopedBackend) readDir(ctx context.Context, p string, o *opCheck) ([]string, error) {
 	in, err := s.inner("readdir", p)
+	if err != nil {
+		return nil, err
+	}
+	real, err := s.check(ctx, "readdir", AccessList, in, p, o)
 	if err != nil {
 		return nil, err
 	}
 	names, err := s.base.ReadDir(ctx, in)
-	return names, withPath(err, in, p)
+	if err != nil {
+		return nil, withPath(err, in, p)
+	}
+	if f := s.newEntryFilter(false); !f.noCheck {
+		names = slices.DeleteFunc(names, func(name string) bool { return !f.keep(pathjail.JoinRel(real, name)) })
+	}
+	return names, nil
 }
 
-// ReadDirInfo lists a directory with each entry's metadata (see InfoLister).
-// It is logged as a readdir.
+// ReadDirInfo lists a directory with each entry's metadata (see InfoLister),
+// without the entries the scope's permissions hide. It is logged as a
+// readdir.
 func (s *ScopedBackend) ReadDirInfo(ctx context.Context, p string) ([]FileInfo, error) {
 	start := s.begin(OpReadDir)
-	infos, err := s.readDirInfo(ctx, p)
-	s.log(start, OperationEntry{Operation: OpReadDir, Path: p}, err)
+	var o opCheck
+	infos, err := s.readDirInfo(ctx, p, &o)
+	s.log(start, OperationEntry{Operation: OpReadDir, Path: p, Permission: o.rec}, err)
 	return infos, err
 }
 
-func (s *ScopedBackend) readDirInfo(ctx context.Context, p string) ([]FileInfo, error) {
+func (s *ScopedBackend) readDirInfo(ctx context.Context, p string, o *opCheck) ([]FileInfo, error) {
 	in, err := s.inner("readdir", p)
 	if err != nil {
 		return nil, err
 	}
+	real, err := s.check(ctx, "readdir", AccessList, in, p, o)
+	if err != nil {
+		return nil, err
+	}
 	infos, err := readDirInfo(ctx, s.base, in)
-	return infos, withPath(err, in, p)
+	if err != nil {
+		return nil, withPath(err, in, p)
+	}
+	if f := s.newEntryFilter(false); !f.noCheck {
+		infos = slices.DeleteFunc(infos, func(fi FileInfo) bool { return !f.keep(pathjail.JoinRel(real, fi.Name)) })
+	}
+	return infos, nil
 }
 
 // Mkdir creates a directory and its parents.
 func (s *ScopedBackend) Mkdir(ctx context.Context, p string) error {
 	start := s.begin(OpMkdir)
-	err := s.mkdir(ctx, p)
-	s.log(start, OperationEntry{Operation: OpMkdir, Path: p}, err)
+	var o opCheck
+	err := s.mkdir(ctx, p, &o)
+	s.log(start, OperationEntry{Operation: OpMkdir, Path: p, Permission: o.rec}, err)
 	return err
 }
 
-func (s *ScopedBackend) mkdir(ctx context.Context, p string) error {
+func (s *ScopedBackend) mkdir(ctx context.Context, p string, o *opCheck) error {
 	in, err := s.inner("mkdir", p)
 	if err != nil {
+		return err
+	}
+	if _, err := s.check(ctx, "mkdir", AccessWrite, in, p, o); err != nil {
 		return err
 	}
 	if err := s.ensureRoot(ctx); err != nil {
@@ -324,17 +394,23 @@ func (s *ScopedBackend) mkdir(ctx context.Context, p string) error {
 	return withPath(s.base.Mkdir(ctx, in), in, p)
 }
 
-// Exists reports whether a file or directory exists in the scope.
+// Exists reports whether a file or directory exists in the scope. A path
+// the scope's permissions do not let it read is a PERMISSION_DENIED error,
+// not an answer.
 func (s *ScopedBackend) Exists(ctx context.Context, p string) (bool, error) {
 	start := s.begin(OpExists)
-	ok, err := s.exists(ctx, p)
-	s.log(start, OperationEntry{Operation: OpExists, Path: p}, err)
+	var o opCheck
+	ok, err := s.exists(ctx, p, &o)
+	s.log(start, OperationEntry{Operation: OpExists, Path: p, Permission: o.rec}, err)
 	return ok, err
 }
 
-func (s *ScopedBackend) exists(ctx context.Context, p string) (bool, error) {
+func (s *ScopedBackend) exists(ctx context.Context, p string, o *opCheck) (bool, error) {
 	in, err := s.inner("exists", p)
 	if err != nil {
+		return false, err
+	}
+	if _, err := s.check(ctx, "exists", AccessRead, in, p, o); err != nil {
 		return false, err
 	}
 	ok, err := s.base.Exists(ctx, in)
@@ -344,14 +420,18 @@ func (s *ScopedBackend) exists(ctx context.Context, p string) (bool, error) {
 // Stat describes a file or directory.
 func (s *ScopedBackend) Stat(ctx context.Context, p string) (FileInfo, error) {
 	start := s.begin(OpStat)
-	fi, err := s.stat(ctx, p)
-	s.log(start, OperationEntry{Operation: OpStat, Path: p}, err)
+	var o opCheck
+	fi, err := s.stat(ctx, p, &o)
+	s.log(start, OperationEntry{Operation: OpStat, Path: p, Permission: o.rec}, err)
 	return fi, err
 }
 
-func (s *ScopedBackend) stat(ctx context.Context, p string) (FileInfo, error) {
+func (s *ScopedBackend) stat(ctx context.Context, p string, o *opCheck) (FileInfo, error) {
 	in, err := s.inner("stat", p)
 	if err != nil {
+		return FileInfo{}, err
+	}
+	if _, err := s.check(ctx, "stat", AccessRead, in, p, o); err != nil {
 		return FileInfo{}, err
 	}
 	fi, err := s.base.Stat(ctx, in)
@@ -364,15 +444,21 @@ func (s *ScopedBackend) stat(ctx context.Context, p string) (FileInfo, error) {
 // Remove deletes a file, or a directory with opts.Recursive.
 func (s *ScopedBackend) Remove(ctx context.Context, p string, opts RemoveOptions) error {
 	start := s.begin(OpDelete)
-	err := s.remove(ctx, p, opts)
-	s.log(start, OperationEntry{Operation: OpDelete, Path: p}, err)
+	var o opCheck
+	err := s.remove(ctx, p, opts, &o)
+	s.log(start, OperationEntry{Operation: OpDelete, Path: p, Permission: o.rec}, err)
 	return err
 }
 
-func (s *ScopedBackend) remove(ctx context.Context, p string, opts RemoveOptions) error {
+func (s *ScopedBackend) remove(ctx context.Context, p string, opts RemoveOptions, o *opCheck) error {
 	in, err := s.inner("rm", p)
 	if err != nil {
 		return err
+	}
+	if s.perms != nil {
+		if err := s.checkRemove(ctx, in, p, opts.Recursive, o); err != nil {
+			return err
+		}
 	}
 	return withPath(s.base.Remove(ctx, in, opts), in, p)
 }
@@ -380,12 +466,13 @@ func (s *ScopedBackend) remove(ctx context.Context, p string, opts RemoveOptions
 // Rename moves a file or directory within the scope.
 func (s *ScopedBackend) Rename(ctx context.Context, from, to string) error {
 	start := s.begin(OpRename)
-	err := s.rename(ctx, from, to)
-	s.log(start, OperationEntry{Operation: OpRename, Path: from, Target: to}, err)
+	var o opCheck
+	err := s.rename(ctx, from, to, &o)
+	s.log(start, OperationEntry{Operation: OpRename, Path: from, Target: to, Permission: o.rec}, err)
 	return err
 }
 
-func (s *ScopedBackend) rename(ctx context.Context, from, to string) error {
+func (s *ScopedBackend) rename(ctx context.Context, from, to string, o *opCheck) error {
 	inFrom, err := s.inner("rename", from)
 	if err != nil {
 		return err
@@ -393,6 +480,11 @@ func (s *ScopedBackend) rename(ctx context.Context, from, to string) error {
 	inTo, err := s.inner("rename", to)
 	if err != nil {
 		return err
+	}
+	if s.perms != nil {
+		if err := s.checkRename(ctx, inFrom, inTo, from, to, o); err != nil {
+			return err
+		}
 	}
 	if err := s.ensureRoot(ctx); err != nil {
 		return err
@@ -404,14 +496,18 @@ func (s *ScopedBackend) rename(ctx context.Context, from, to string) error {
 // Touch creates an empty file if none exists.
 func (s *ScopedBackend) Touch(ctx context.Context, p string) error {
 	start := s.begin(OpTouch)
-	err := s.touch(ctx, p)
-	s.log(start, OperationEntry{Operation: OpTouch, Path: p}, err)
+	var o opCheck
+	err := s.touch(ctx, p, &o)
+	s.log(start, OperationEntry{Operation: OpTouch, Path: p, Permission: o.rec}, err)
 	return err
 }
 
-func (s *ScopedBackend) touch(ctx context.Context, p string) error {
+func (s *ScopedBackend) touch(ctx context.Context, p string, o *opCheck) error {
 	in, err := s.inner("touch", p)
 	if err != nil {
+		return err
+	}
+	if _, err := s.check(ctx, "touch", AccessWrite, in, p, o); err != nil {
 		return err
 	}
 	if err := s.ensureRoot(ctx); err != nil {
@@ -424,9 +520,10 @@ func (s *ScopedBackend) touch(ctx context.Context, p string) error {
 // working directory and HOME, and the scope's environment under opts.Env.
 func (s *ScopedBackend) Exec(ctx context.Context, command string, opts *ExecOptions) (*ExecResult, error) {
 	start := s.begin(OpExec)
-	res, err := s.exec(ctx, command, opts)
-	if !start.IsZero() {
-		e := OperationEntry{Operation: OpExec, Command: command}
+	var o opCheck
+	res, err := s.exec(ctx, command, opts, &o)
+	if !start.IsZero() || o.rec.Access != "" {
+		e := OperationEntry{Operation: OpExec, Command: command, Permission: o.rec}
 		if res != nil {
 			e.Stdout, e.Stderr, e.ExitCode = string(res.Stdout), string(res.Stderr), res.ExitCode
 		}
@@ -435,82 +532,45 @@ func (s *ScopedBackend) Exec(ctx context.Context, command string, opts *ExecOpti
 	return res, err
 }
 
-func (s *ScopedBackend) exec(ctx context.Context, command string, opts *ExecOptions) (*ExecResult, error) {
-	o, err := s.prepareExec(ctx, "exec", command, opts)
+func (s *ScopedBackend) exec(ctx context.Context, command string, opts *ExecOptions, o *opCheck) (*ExecResult, error) {
+	eo, err := s.prepareExec(ctx, "exec", command, opts, o)
 	if err != nil {
 		return nil, err
 	}
-	return s.base.Exec(ctx, command, o)
+	return s.base.Exec(ctx, command, eo)
 }
 
 // prepareExec is what Exec and Start share, so a command gets the same
-// treatment whichever way it runs: the scope must be open, opts.Env valid,
-// opts.Cwd inside the scope (translated for the base), the scope's
-// environment under opts.Env, and the scope directory created. It returns
-// the options to pass down.
-func (s *ScopedBackend) prepareExec(ctx context.Context, op, command string, opts *ExecOptions) (*ExecOptions, error) {
+// treatment whichever way it runs: the scope must be open, the permission
+// policy must allow it, opts.Env must be valid, opts.Cwd inside the scope
+// (translated for the base), the scope's environment under opts.Env, and
+// the scope directory created. It returns the options to pass down.
+func (s *ScopedBackend) prepareExec(ctx context.Context, op, command string, opts *ExecOptions, o *opCheck) (*ExecOptions, error) {
 	if err := s.checkOpen(op); err != nil {
 		return nil, err
 	}
-	var o ExecOptions
-	if opts != nil {
-		o = *opts
+	if err := s.checkExec(ctx, op, command, opts, o); err != nil {
+		return nil, err
 	}
-	if err := ValidateEnv(o.Env); err != nil {
+	var eo ExecOptions
+	if opts != nil {
+		eo = *opts
+	}
+	if err := ValidateEnv(eo.Env); err != nil {
 		return nil, err
 	}
 	cwd := s.prefix
-	if o.Cwd != "" {
-		rel, err := resolve(s.root, op, o.Cwd)
+	if eo.Cwd != "" {
+		rel, err := resolve(s.root, op, eo.Cwd)
 		if err != nil {
 			return nil, err
 		}
 		cwd = pathjail.JoinRel(s.prefix, rel)
 	}
-	o.Cwd = cwd
-	o.Env = mergeEnv(s.env, o.Env)
+	eo.Cwd = cwd
+	eo.Env = mergeEnv(s.env, eo.Env)
 	if err := s.ensureRoot(ctx); err != nil {
 		return nil, err
 	}
-	return &o, nil
-}
-
-// Glob matches a pattern below dir in the scope, with the backend's own
-// fast path when it has one. Paths are relative to dir, as for Glob.
-func (s *ScopedBackend) Glob(ctx context.Context, pattern, dir string) ([]string, error) {
-	in, err := s.inner("glob", dir)
-	if err != nil {
-		return nil, err
-	}
-	names, err := Glob(ctx, s.base, pattern, in)
-	return names, withPath(err, in, dir)
-}
-
-// Grep searches the scope, with the backend's own fast path when it has
-// one. Paths in the result are relative to the scope root.
-func (s *ScopedBackend) Grep(ctx context.Context, opts GrepOptions) (*GrepResult, error) {
-	in, err := s.inner("grep", opts.Path)
-	if err != nil {
-		return nil, err
-	}
-	o := opts
-	o.Path = in
-	res, err := Grep(ctx, s.base, o)
-	if err != nil {
-		return nil, withPath(err, in, opts.Path)
-	}
-	if s.prefix == "." {
-		return res, nil
-	}
-	strip := func(p string) string { below, _ := belowOrSame(s.prefix, p); return below }
-	for i := range res.Files {
-		res.Files[i] = strip(res.Files[i])
-	}
-	for i := range res.Counts {
-		res.Counts[i].Path = strip(res.Counts[i].Path)
-	}
-	for i := range res.Lines {
-		res.Lines[i].Path = strip(res.Lines[i].Path)
-	}
-	return res, nil
+	return &eo, nil
 }

@@ -18,17 +18,20 @@ var _ ProcessStarter = (*ScopedBackend)(nil)
 // scope kills it if it still runs.
 func (s *ScopedBackend) Start(ctx context.Context, command string, opts *ExecOptions) (*Process, error) {
 	start := s.begin(OpStart)
-	p, err := s.start(ctx, command, opts)
-	s.log(start, OperationEntry{Operation: OpStart, Command: command}, err)
+	var check opCheck
+	p, err := s.start(ctx, command, opts, &check)
+	if !start.IsZero() || check.rec.Access != "" {
+		s.log(start, OperationEntry{Operation: OpStart, Command: command, Permission: check.rec}, err)
+	}
 	return p, err
 }
 
-func (s *ScopedBackend) start(ctx context.Context, command string, opts *ExecOptions) (*Process, error) {
+func (s *ScopedBackend) start(ctx context.Context, command string, opts *ExecOptions, check *opCheck) (*Process, error) {
 	starter, ok := s.base.(ProcessStarter)
 	if !ok {
 		return nil, errNotImplemented("start", s.base.Type())
 	}
-	o, err := s.prepareExec(ctx, "start", command, opts)
+	o, err := s.prepareExec(ctx, "start", command, opts, check)
 	if err != nil {
 		return nil, err
 	}

@@ -44,6 +44,18 @@ type Spec struct {
 	Env []string
 	// Bwrap runs the command inside bubblewrap; nil runs it on the host.
 	Bwrap *Bwrap
+	// Mount is where the workspace appears inside bubblewrap; empty means
+	// WorkspaceDir. The daemon mounts it at its host path (Root), because
+	// remote clients send commands that name host paths (`cd /srv/ws && ...`).
+	Mount string
+}
+
+// mount returns where the workspace appears inside bubblewrap.
+func (s *Spec) mount() string {
+	if s.Mount != "" {
+		return s.Mount
+	}
+	return WorkspaceDir
 }
 
 // Dir returns the working directory as the command sees it: under
@@ -51,7 +63,7 @@ type Spec struct {
 func (s *Spec) Dir() string {
 	base := s.Root
 	if s.Bwrap != nil {
-		base = WorkspaceDir
+		base = s.mount()
 	}
 	if s.Cwd == "" || s.Cwd == "." {
 		return base
@@ -72,7 +84,7 @@ func Command(s Spec) *exec.Cmd {
 		args := make([]string, 0, len(s.Bwrap.args)+12)
 		args = append(args, "bwrap")
 		args = append(args, s.Bwrap.args...)
-		args = append(args, "--bind", s.Root, WorkspaceDir, "--chdir", dir, "--", s.Shell, "-c", s.Command)
+		args = append(args, "--bind", s.Root, s.mount(), "--chdir", dir, "--", s.Shell, "-c", s.Command)
 		cmd = &exec.Cmd{Path: s.Bwrap.path, Args: args}
 	} else {
 		cmd = &exec.Cmd{Path: s.Shell, Args: []string{s.Shell, "-c", s.Command}, Dir: dir}

@@ -1,0 +1,76 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+
+	ab "github.com/agentbackend/agentbackend"
+	"github.com/agentbackend/agentbackend/agentmcp"
+	"github.com/agentbackend/agentbackend/daemon"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// maxMessage bounds one MCP message on standard input (a write_file of a
+// large file is one message); the SDK's default is 16 MiB.
+const maxMessage = 1 << 30
+
+// runDaemon runs the daemon cfg describes until its input closes or ctx
+// ends.
+func runDaemon(ctx context.Context, cfg *daemonConfig, stdin io.ReadCloser, stdout io.WriteCloser, stderr io.Writer) error {
+	if !cfg.LocalOnly {
+		return runHTTP(ctx, cfg, stderr)
+	}
+	local, err := ab.NewLocal(ab.LocalConfig{
+		RootDir:        cfg.RootDir,
+		Isolation:      cfg.Isolation,
+		Shell:          cfg.Shell,
+		AllowDangerous: true, // local-only trusts the local user (spec/daemon.md)
+	})
+	if err != nil {
+		return err
+	}
+	defer local.Close()
+	var b ab.FileBackend = local
+	if cfg.ScopePath != "" || cfg.Permissions != nil {
+		// Standard input carries MCP, so nobody can answer an Ask here: it
+		// is denied, or APPROVAL_REQUIRED with askFallback "error".
+		scope, err := local.Scope(cmp.Or(cfg.ScopePath, "."), &ab.ScopeConfig{Permissions: cfg.Permissions})
+		if err != nil {
+			return err
+		}
+		defer scope.Close()
+		b = scope
+	}
+	policy := ""
+	if cfg.Permissions != nil {
+		policy = ", with permissions"
+	}
+	fmt.Fprintf(stderr, "agent-backend daemon: serving %s over MCP on stdio (isolation %s%s)\n", b.RootDir(), local.Isolation(), policy)
+	server := agentmcp.NewServer(b, nil)
+	err = server.Run(ctx, &mcp.IOTransport{Reader: stdin, Writer: stdout, MaxLineLength: maxMessage})
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, mcp.ErrConnectionClosed) || errors.Is(err, io.EOF) {
+		return nil
+	}
+	return err
+}
+
+// runHTTP runs the full daemon (GET /health, POST /mcp, WS /ssh) on
+// cfg.Port until ctx ends or the process gets SIGTERM or SIGINT, then shuts
+// it down gracefully. Dangerous-command blocking is always on in this mode.
+func runHTTP(ctx context.Context, cfg *daemonConfig, stderr io.Writer) error {
+	return daemon.Run(ctx, daemon.Config{
+		RootDir:      cfg.RootDir,
+		ScopePath:    cfg.ScopePath,
+		Isolation:    cfg.Isolation,
+		Shell:        cfg.Shell,
+		AuthToken:    cfg.AuthToken,
+		DisableSSHWS: cfg.DisableSSHWS,
+		Permissions:  cfg.Permissions,
+		HostKeyPath:  cfg.SSHHostKey,
+		Logger:       slog.New(slog.NewTextHandler(stderr, nil)),
+	}, fmt.Sprintf(":%d", cfg.Port))
+}

@@ -1,0 +1,166 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	ab "github.com/agentbackend/agentbackend"
+)
+
+// daemonConfig is everything `agent-backend daemon` accepts, parsed and
+// checked. It holds what a daemon.Config needs for the full HTTP mode, so
+// that mode can be wired in by filling one from it.
+type daemonConfig struct {
+	RootDir      string       // --rootDir (required)
+	ScopePath    string       // --scopePath, leading slashes stripped
+	Isolation    ab.Isolation // --isolation (auto is the zero value)
+	Shell        ab.Shell     // --shell (auto is the zero value)
+	Port         int          // --port, 1024-65535, default 3001
+	AuthToken    string       // --auth-token
+	LocalOnly    bool         // --local-only
+	DisableSSHWS bool         // --disable-ssh-ws
+	SSHHostKey   string       // --ssh-host-key
+	// Permissions are read from the JSON file --permissions names (see
+	// agentbackend.PermissionsFromJSON); nil when it is not given.
+	Permissions *ab.Permissions
+}
+
+// defaultPort is the daemon's HTTP port when --port is not given.
+const defaultPort = 3001
+
+// usageError is a bad command line: the message is printed and the exit
+// status is 1.
+type usageError struct{ msg string }
+
+// Error returns the message.
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error { return &usageError{fmt.Sprintf(format, args...)} }
+
+// conventionalSSHFlags are the reference's flags for running a
+// conventional sshd, which this implementation does not offer; they are
+// refused by name instead of as unknown.
+var conventionalSSHFlags = map[string]bool{
+	"--conventional-ssh": true, "--ssh-port": true, "--ssh-users": true,
+	"--ssh-public-key": true, "--ssh-authorized-keys": true,
+}
+
+// parseDaemonArgs parses the arguments after `daemon`. Flags are spelled
+// exactly as the specification writes them (camel or kebab case), each
+// value in the next argument.
+func parseDaemonArgs(args []string) (*daemonConfig, error) {
+	cfg := &daemonConfig{Port: defaultPort}
+	for i := 0; i < len(args); i++ {
+		arg := args[i]
+		value := func() (string, error) {
+			if i+1 >= len(args) || strings.HasPrefix(args[i+1], "--") {
+				return "", usagef("%s requires a value", arg)
+			}
+			i++
+			return args[i], nil
+		}
+		var err error
+		switch arg {
+		case "--rootDir":
+			cfg.RootDir, err = value()
+			if err == nil && strings.TrimSpace(cfg.RootDir) == "" {
+				err = usagef("--rootDir must not be empty")
+			}
+		case "--scopePath":
+			var v string
+			if v, err = value(); err == nil {
+				cfg.ScopePath, err = checkScopePath(v)
+			}
+		case "--isolation":
+			var v string
+			if v, err = value(); err == nil {
+				switch v {
+				case "auto", "bwrap", "software", "none":
+					cfg.Isolation = ab.Isolation(strings.TrimPrefix(v, "auto"))
+				default:
+					err = usagef("invalid isolation mode %q (valid modes: auto, bwrap, software, none)", v)
+				}
+			}
+		case "--shell":
+			var v string
+			if v, err = value(); err == nil {
+				switch v {
+				case "auto", "bash", "sh":
+					cfg.Shell = ab.Shell(strings.TrimPrefix(v, "auto"))
+				default:
+					err = usagef("invalid shell %q (valid shells: bash, sh, auto)", v)
+				}
+			}
+		case "--port":
+			var v string
+			if v, err = value(); err == nil {
+				p, perr := strconv.Atoi(v)
+				if perr != nil || p < 1024 || p > 65535 {
+					err = usagef("--port must be between 1024-65535, got %q", v)
+				}
+				cfg.Port = p
+			}
+		case "--auth-token":
+			cfg.AuthToken, err = value()
+		case "--local-only":
+			cfg.LocalOnly = true
+		case "--disable-ssh-ws":
+			cfg.DisableSSHWS = true
+		case "--ssh-host-key":
+			cfg.SSHHostKey, err = value()
+		case "--permissions":
+			var v string
+			if v, err = value(); err == nil {
+				cfg.Permissions, err = loadPermissions(v)
+			}
+		default:
+			switch {
+			case conventionalSSHFlags[arg]:
+				err = usagef("%s is not supported: this implementation has no conventional sshd mode; SSH is served over WebSocket at /ssh (see --disable-ssh-ws)", arg)
+			case strings.HasPrefix(arg, "--") && strings.Contains(arg, "="):
+				err = usagef("unrecognized option: %s (give the value after a space: %s %s)", arg, arg[:strings.IndexByte(arg, '=')], arg[strings.IndexByte(arg, '=')+1:])
+			case strings.HasPrefix(arg, "-"):
+				err = usagef("unrecognized option: %s", arg)
+			default:
+				err = usagef("unexpected argument: %s", arg)
+			}
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if cfg.RootDir == "" {
+		return nil, usagef("--rootDir is required")
+	}
+	return cfg, nil
+}
+
+// checkScopePath strips leading slashes and refuses traversal, as the
+// reference daemon does for --scopePath and X-Scope-Path.
+func checkScopePath(p string) (string, error) {
+	s := strings.TrimLeft(p, "/")
+	if strings.Contains(s, "..") {
+		return "", usagef("--scopePath must not contain path traversal sequences (..): %q", p)
+	}
+	if s == "" {
+		return "", usagef("--scopePath must name a directory below --rootDir, got %q", p)
+	}
+	return s, nil
+}
+
+// loadPermissions reads a permissions file. Every failure names the file
+// and, for a bad policy, the field ("write.rules[2].action: ...").
+func loadPermissions(file string) (*ab.Permissions, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, usagef("--permissions %s: %v", file, errors.Unwrap(err))
+	}
+	p, err := ab.PermissionsFromJSON(data)
+	if err != nil {
+		return nil, usagef("--permissions %s: %s", file, strings.TrimPrefix(err.Error(), "permissions: "))
+	}
+	return p, nil
+}

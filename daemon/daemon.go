@@ -1,0 +1,339 @@
+// Package daemon is the agent-backend daemon: one HTTP server that serves a
+// workspace directory to remote clients, wire-compatible with the
+// agent-backend 0.13.2 daemon (npm `agent-backend daemon`).
+//
+//   - GET /health reports the version, the root and the transports.
+//   - POST /mcp serves the MCP tools of package agentmcp over stateless
+//     Streamable HTTP, on a backend built per request (dangerous-command
+//     blocking on), scoped by the static scope or the X-Scope-Path header.
+//   - GET /ssh upgrades to a WebSocket carrying SSH in binary messages: exec
+//     and shell sessions run through the same sandbox as LocalBackend, and
+//     the sftp subsystem serves the workspace through the same kind of
+//     os.Root jail.
+//
+// A bearer token, compared in constant time, guards /mcp and /ssh when set.
+// Embed it with New and Serve (or Handler), or run it with Run, which also
+// stops on SIGTERM and SIGINT.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	ab "github.com/agentbackend/agentbackend"
+	"github.com/agentbackend/agentbackend/internal/pathjail"
+	"github.com/agentbackend/agentbackend/internal/wsnet"
+)
+
+// Version is the version /health reports when Config.Version is empty.
+const Version = "0.13.2"
+
+// Defaults of the limits in Config.
+const (
+	DefaultPort               = 3001
+	DefaultMaxBodyBytes       = 32 << 20 // a POST /mcp body (a write_file of a large file fits)
+	DefaultMaxSessionsPerConn = 64       // SSH channels open at once on one connection (the reference client stays under 50)
+	DefaultMaxExecsPerConn    = 16       // commands running at once on one connection; more wait their turn
+	DefaultShutdownTimeout    = 10 * time.Second
+)
+
+// Config configures a daemon. Only RootDir is required.
+type Config struct {
+	// RootDir is the workspace directory; it is created if missing.
+	RootDir string
+	// ScopePath, if set, is a static scope: every POST /mcp request works
+	// in RootDir/ScopePath, requests that name a scope of their own are
+	// refused, and SSH commands start there. It must not contain "..".
+	// SFTP still serves the whole RootDir, as in the reference: an SSH
+	// client holds the token and can run commands anyway, so a static scope
+	// narrows what the MCP tools see, it does not fence SSH clients in.
+	ScopePath string
+	// Isolation and Shell configure commands as for LocalBackend.
+	Isolation ab.Isolation
+	Shell     ab.Shell
+	// AuthToken, if set, is required on POST /mcp (Authorization: Bearer)
+	// and on the /ssh upgrade (?token= or Authorization: Bearer).
+	AuthToken string
+	// DisableSSHWS turns off WS /ssh.
+	DisableSSHWS bool
+	// Permissions, if set, is enforced on every POST /mcp request (tools
+	// it denies outright are not offered; refused calls are tool errors).
+	// It requires DisableSSHWS: an SSH client runs commands and reaches
+	// files below any policy, so New refuses the combination rather than
+	// pretend the workspace is guarded. Ask rules are denied (no one can
+	// answer over HTTP) unless the policy says otherwise.
+	Permissions *ab.Permissions
+	// HostKeyPath is the SSH host key file: loaded if present, else a new
+	// Ed25519 key is generated and saved there (kept in memory when saving
+	// fails). Empty means DefaultHostKeyPath.
+	HostKeyPath string
+	// HostKey, if set, is the SSH host key, and HostKeyPath is ignored.
+	HostKey ssh.Signer
+	// Logger receives request and connection logs; nil means slog.Default().
+	Logger *slog.Logger
+	// MaxBodyBytes bounds a POST /mcp request body; 0 means
+	// DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+	// MaxSessionsPerConn bounds the SSH channels one connection may have
+	// open at once (more are refused); 0 means DefaultMaxSessionsPerConn.
+	MaxSessionsPerConn int
+	// MaxExecsPerConn bounds the commands one connection may run at once
+	// (more wait for one to end); 0 means DefaultMaxExecsPerConn.
+	MaxExecsPerConn int
+	// Version is what /health reports; empty means Version.
+	Version string
+	// ShutdownTimeout bounds how long Serve waits for HTTP requests in
+	// flight when it stops; 0 means DefaultShutdownTimeout.
+	ShutdownTimeout time.Duration
+}
+
+// Daemon serves one workspace. Create it with New; it is safe for
+// concurrent use.
+type Daemon struct {
+	cfg     Config
+	log     *slog.Logger
+	local   *ab.LocalBackend // the workspace, dangerous-command blocking on
+	jail    *jail            // the SFTP view of the same directory
+	hostKey ssh.Signer
+	exec    execEnv
+	scope   string // the static scope, clean and relative ("" for none)
+	handler http.Handler
+
+	sshServer *ssh.ServerConfig
+	mcpServer http.Handler
+
+	mu       sync.Mutex
+	conns    map[*wsnet.Conn]struct{} // live WebSocket clients
+	stopping bool
+	connWG   sync.WaitGroup // one per live WebSocket client
+	closed   bool
+}
+
+// New checks cfg, opens the workspace and loads (or creates) the host key.
+func New(cfg Config) (*Daemon, error) {
+	if strings.TrimSpace(cfg.RootDir) == "" {
+		return nil, errors.New("daemon: RootDir is required")
+	}
+	d := &Daemon{cfg: cfg, log: cfg.Logger, conns: make(map[*wsnet.Conn]struct{})}
+	if d.log == nil {
+		d.log = slog.Default()
+	}
+	if cfg.ScopePath != "" {
+		if strings.Contains(cfg.ScopePath, "..") {
+			return nil, fmt.Errorf("daemon: ScopePath %q must not contain path traversal sequences (..)", cfg.ScopePath)
+		}
+		rel, _ := pathjail.ValidScope(cfg.ScopePath)
+		if rel != "." {
+			d.scope = rel
+		}
+	}
+	if cfg.Permissions != nil && !cfg.DisableSSHWS {
+		return nil, errors.New("daemon: Permissions apply to POST /mcp only, and an SSH client on /ssh could run anything: disable SSH over WebSocket (DisableSSHWS, --disable-ssh-ws) to serve a permission policy")
+	}
+	local, err := ab.NewLocal(ab.LocalConfig{RootDir: cfg.RootDir, Isolation: cfg.Isolation, Shell: cfg.Shell})
+	if err != nil {
+		return nil, err
+	}
+	d.local = local
+	fail := func(err error) (*Daemon, error) {
+		local.Close()
+		if d.jail != nil {
+			d.jail.close()
+		}
+		return nil, err
+	}
+	if d.scope != "" {
+		if err := local.Mkdir(context.Background(), d.scope); err != nil {
+			return fail(err)
+		}
+	}
+	abs, err := filepath.Abs(cfg.RootDir)
+	if err != nil {
+		return fail(err)
+	}
+	if d.jail, err = openJail(local.RootDir(), filepath.ToSlash(abs)); err != nil {
+		return fail(err)
+	}
+	if d.exec, err = newExecEnv(local, d.jail, d.scope, cfg); err != nil {
+		return fail(err)
+	}
+	d.hostKey = cfg.HostKey
+	if d.hostKey == nil && !cfg.DisableSSHWS {
+		path := cfg.HostKeyPath
+		if path == "" {
+			path = DefaultHostKeyPath
+		}
+		if d.hostKey, err = loadOrCreateHostKey(path, d.log); err != nil {
+			return fail(err)
+		}
+	}
+	if d.hostKey != nil {
+		d.sshServer = d.sshConfig()
+	}
+	d.mcpServer = d.mcpHandler()
+	d.handler = d.routes()
+	return d, nil
+}
+
+// version is what /health and the MCP handshake report.
+func (d *Daemon) version() string {
+	if d.cfg.Version != "" {
+		return d.cfg.Version
+	}
+	return Version
+}
+
+// RootDir returns the workspace directory as configured.
+func (d *Daemon) RootDir() string { return d.cfg.RootDir }
+
+// HostKey returns the public SSH host key clients should pin, or nil when
+// WS /ssh is disabled.
+func (d *Daemon) HostKey() ssh.PublicKey {
+	if d.hostKey == nil {
+		return nil
+	}
+	return d.hostKey.PublicKey()
+}
+
+// Backend returns the workspace backend the daemon serves (dangerous-command
+// blocking on). It is closed by Close.
+func (d *Daemon) Backend() *ab.LocalBackend { return d.local }
+
+// Handler returns the daemon's HTTP handler, for embedding in a server of
+// the caller's. WebSocket clients it accepts are closed by Shutdown.
+func (d *Daemon) Handler() http.Handler { return d.handler }
+
+// Serve serves HTTP on ln until ctx is cancelled or the listener fails,
+// then shuts down in the order of the reference daemon: every WebSocket
+// client is closed with 1000 "Server shutting down" and its sessions end
+// (their commands are killed), then the HTTP server stops, waiting up to
+// Config.ShutdownTimeout for requests in flight. It returns nil after a
+// shutdown caused by ctx. Serve does not Close the daemon.
+func (d *Daemon) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           d.handler,
+		ReadHeaderTimeout: 30 * time.Second,
+		ErrorLog:          slog.NewLogLogger(d.log.Handler(), slog.LevelWarn),
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	select {
+	case err := <-serveErr:
+		d.Shutdown()
+		return err
+	case <-ctx.Done():
+	}
+	d.log.Info("agentbe-daemon shutting down")
+	d.Shutdown()
+	timeout := d.cfg.ShutdownTimeout
+	if timeout <= 0 {
+		timeout = DefaultShutdownTimeout
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	err := srv.Shutdown(sctx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		err = srv.Close()
+	}
+	<-serveErr // http.ErrServerClosed
+	d.log.Info("agentbe-daemon stopped")
+	return err
+}
+
+// Shutdown closes every WebSocket client with 1000 "Server shutting down",
+// refuses new ones, and waits until their SSH sessions have ended. It is
+// the first step of Serve's shutdown, for callers that embed Handler in
+// their own server.
+func (d *Daemon) Shutdown() {
+	d.mu.Lock()
+	d.stopping = true
+	conns := make([]*wsnet.Conn, 0, len(d.conns))
+	for c := range d.conns {
+		conns = append(conns, c)
+	}
+	d.mu.Unlock()
+	for _, c := range conns {
+		_ = c.CloseWith(1000, "Server shutting down")
+	}
+	d.connWG.Wait()
+}
+
+// Close shuts down the WebSocket clients (see Shutdown) and releases the
+// workspace. It is idempotent.
+func (d *Daemon) Close() error {
+	d.Shutdown()
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return nil
+	}
+	d.closed = true
+	d.mu.Unlock()
+	return errors.Join(d.local.Close(), d.jail.close())
+}
+
+// Run runs a daemon for cfg on addr (":3001" when empty) until ctx is
+// cancelled or the process receives SIGTERM or SIGINT, then shuts it down
+// gracefully (see Serve) and returns nil.
+func Run(ctx context.Context, cfg Config, addr string) error {
+	if addr == "" {
+		addr = fmt.Sprintf(":%d", DefaultPort)
+	}
+	d, err := New(cfg)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	d.logStart(ln.Addr())
+	return d.Serve(ctx, ln)
+}
+
+func (d *Daemon) logStart(addr net.Addr) {
+	attrs := []any{"addr", addr.String(), "root", d.cfg.RootDir, "isolation", string(d.local.Isolation()),
+		"auth", d.cfg.AuthToken != "", "ssh-ws", !d.cfg.DisableSSHWS}
+	if d.scope != "" {
+		attrs = append(attrs, "scope", d.scope)
+	}
+	if k := d.HostKey(); k != nil {
+		attrs = append(attrs, "host_key", ssh.FingerprintSHA256(k))
+	}
+	d.log.Info("agentbe-daemon running", attrs...)
+}
+
+// track registers a WebSocket client; it fails once shutdown has begun.
+func (d *Daemon) track(c *wsnet.Conn) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.stopping {
+		return false
+	}
+	d.conns[c] = struct{}{}
+	d.connWG.Add(1)
+	return true
+}
+
+func (d *Daemon) untrack(c *wsnet.Conn) {
+	d.mu.Lock()
+	delete(d.conns, c)
+	d.mu.Unlock()
+	d.connWG.Done()
+}

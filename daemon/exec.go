@@ -1,0 +1,91 @@
+package daemon
+
+import (
+	"os"
+	"os/exec"
+	"strings"
+
+	ab "github.com/agentbackend/agentbackend"
+	"github.com/agentbackend/agentbackend/internal/sandbox"
+)
+
+// secretEnv names the variables that carry the daemon's credentials; the
+// reference removes them from the environment so commands never see them.
+var secretEnv = []string{"AUTH_TOKEN", "MCP_AUTH_TOKEN"}
+
+// execEnv is how SSH sessions run commands: the shell, isolation and
+// environment of the daemon's LocalBackend, through internal/sandbox like
+// LocalBackend.Exec (own process group, killed with the session).
+//
+// The command heuristics of LocalBackend (the dangerous-command list, and
+// the workspace-escape list of software isolation) are NOT applied here: a
+// remote client checks its commands before sending them, as
+// RemoteBackend.Exec does, and wraps them in its own prelude (the reference
+// client sends `HOME='/ws' cd "/ws" && ...` and removes files with
+// `rm -r -f "/ws/dir"`, both of which the lists would refuse). The SSH
+// channel is as trusted as the token that opened it; bubblewrap isolation,
+// when the daemon has it, contains the command all the same.
+type execEnv struct {
+	shell string
+	root  string         // the real workspace directory on the host
+	mount string         // where the workspace appears inside bubblewrap
+	cwd   string         // where commands start, relative to root
+	bwrap *sandbox.Bwrap // nil: on the host
+	env   []string       // the base environment
+}
+
+func newExecEnv(local *ab.LocalBackend, j *jail, scope string, cfg Config) (execEnv, error) {
+	e := execEnv{root: j.real, mount: j.real, cwd: "."}
+	if j.alias != "" {
+		e.mount = j.alias // clients name the configured spelling
+	}
+	if scope != "" {
+		e.cwd = scope
+	}
+	switch cfg.Shell {
+	case ab.ShellBash:
+		e.shell = "/bin/bash"
+	case ab.ShellSh:
+		e.shell = "/bin/sh"
+	default:
+		e.shell = "/bin/bash"
+		if _, err := os.Stat(e.shell); err != nil {
+			e.shell = "/bin/sh"
+		}
+	}
+	if local.Isolation() == ab.IsolationBwrap {
+		path, err := exec.LookPath("bwrap")
+		if err != nil {
+			return e, err
+		}
+		e.bwrap = sandbox.NewBwrap(path, nil)
+	}
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		secret := false
+		for _, s := range secretEnv {
+			secret = secret || name == s
+		}
+		if !secret {
+			e.env = append(e.env, kv)
+		}
+	}
+	if e.bwrap != nil {
+		e.env = append(e.env, "TMPDIR=/tmp") // host TMPDIRs do not exist in the sandbox
+	}
+	return e, nil
+}
+
+// spec returns the sandbox description of a session's command, run with
+// the terminal type term. sandbox.Command sets HOME and PWD to the working
+// directory as the command sees it.
+func (e *execEnv) spec(command, term string) sandbox.Spec {
+	env := make([]string, 0, len(e.env)+1)
+	env = append(env, e.env...)
+	env = append(env, "TERM="+term)
+	s := sandbox.Spec{Shell: e.shell, Command: command, Root: e.root, Cwd: e.cwd, Env: env, Bwrap: e.bwrap}
+	if e.bwrap != nil {
+		s.Mount = e.mount
+	}
+	return s
+}

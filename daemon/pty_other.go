@@ -1,0 +1,18 @@
+//go:build !linux
+
+package daemon
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+)
+
+// havePTY says sessions run with pipes here, terminal or not.
+const havePTY = false
+
+func setWinsize(*os.File, uint32, uint32) error { return nil }
+
+func (s *session) runTerminal(*exec.Cmd) (int, error) {
+	return 0, errors.New("pseudo-terminals are not supported on this system")
+}

@@ -1,0 +1,347 @@
+package daemon
+
+import (
+	"encoding/binary"
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"slices"
+	"syscall"
+	"time"
+
+	"github.com/pkg/sftp"
+)
+
+// sftpHandlers serves the SFTP subsystem over the jail. pkg/sftp's request
+// server hands every handler a path it has already cleaned against "/"
+// (so ".." stops at the top, as in an OpenSSH chroot); the jail then
+// applies the path rule and os.Root refuses symbolic links that lead out.
+//
+// Operations, as in spec/daemon.md: OPEN (parents created when writing,
+// mode 0644 unless the client sends one; READ/WRITE/CREAT/TRUNC/EXCL/APPEND),
+// READ (EOF on zero bytes), WRITE at offset, CLOSE, FSTAT, OPENDIR, READDIR,
+// STAT, LSTAT, REALPATH (an absolute path from "/" relative to the root),
+// READLINK, MKDIR (0755), RMDIR, REMOVE, RENAME and posix-rename (the
+// destination's parent is created; an existing destination file is
+// replaced), SETSTAT/FSETSTAT (mode and size; owner and times best effort).
+// SYMLINK and LINK are refused: they could plant links, and the reference
+// has neither. Errors: ENOENT → NO_SUCH_FILE, EACCES → PERMISSION_DENIED,
+// anything else → FAILURE with the message.
+type sftpHandlers struct{ j *jail }
+
+func (h sftpHandlers) handlers() sftp.Handlers {
+	return sftp.Handlers{FileGet: h, FilePut: h, FileCmd: h, FileList: h}
+}
+
+// Fileread opens a file for reading.
+func (h sftpHandlers) Fileread(r *sftp.Request) (io.ReaderAt, error) {
+	rel, err := h.j.rel(r.Filepath)
+	if err != nil {
+		return nil, err
+	}
+	f, err := h.j.root.OpenFile(rel, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	return f, fxErr(err)
+}
+
+// Filewrite opens a file for writing.
+func (h sftpHandlers) Filewrite(r *sftp.Request) (io.WriterAt, error) {
+	rw, err := h.open(r, false)
+	return rw, err
+}
+
+// OpenFile opens a file for reading and writing.
+func (h sftpHandlers) OpenFile(r *sftp.Request) (sftp.WriterAtReaderAt, error) {
+	return h.open(r, true)
+}
+
+func (h sftpHandlers) open(r *sftp.Request, read bool) (sftp.WriterAtReaderAt, error) {
+	rel, err := h.j.rel(r.Filepath)
+	if err != nil {
+		return nil, err
+	}
+	pf := r.Pflags()
+	flags := os.O_WRONLY
+	if read {
+		flags = os.O_RDWR
+	}
+	if pf.Creat {
+		flags |= os.O_CREATE
+	}
+	if pf.Trunc {
+		flags |= os.O_TRUNC
+	}
+	if pf.Excl {
+		flags |= os.O_EXCL
+	}
+	if (pf.Write || pf.Creat) && path.Dir(rel) != "." {
+		_ = h.j.root.MkdirAll(path.Dir(rel), 0o755) // errors surface in the open
+	}
+	mode := fs.FileMode(0o644)
+	if m, ok := openMode(r.Attrs); ok {
+		mode = m
+	}
+	f, err := h.j.root.OpenFile(rel, flags|syscall.O_NONBLOCK, mode)
+	if err != nil {
+		return nil, fxErr(err)
+	}
+	if pf.Append {
+		return appender{f}, nil
+	}
+	return f, nil
+}
+
+// openMode reads the permissions from the attributes of an OPEN request,
+// if the client sent them.
+func openMode(attrs []byte) (fs.FileMode, bool) {
+	if len(attrs) < 4 {
+		return 0, false
+	}
+	flags := binary.BigEndian.Uint32(attrs)
+	off := 4
+	if flags&0x1 != 0 { // size
+		off += 8
+	}
+	if flags&0x2 != 0 { // uid, gid
+		off += 8
+	}
+	if flags&0x4 == 0 || len(attrs) < off+4 {
+		return 0, false
+	}
+	return fs.FileMode(binary.BigEndian.Uint32(attrs[off:]) & 0o7777), true
+}
+
+// appender is a file opened with APPEND: every write goes to the end,
+// whatever offset the client names (as O_APPEND does for pwrite on Linux).
+type appender struct{ *os.File }
+
+func (a appender) WriteAt(p []byte, _ int64) (int, error) { return a.File.Write(p) }
+
+// Filecmd carries out the requests that change the tree.
+func (h sftpHandlers) Filecmd(r *sftp.Request) error {
+	rel, err := h.j.rel(r.Filepath)
+	if err != nil {
+		return err
+	}
+	root := h.j.root
+	switch r.Method {
+	case "Setstat":
+		return fxErr(h.setstat(rel, r))
+	case "Rename", "PosixRename":
+		to, err := h.j.rel(r.Target)
+		if err != nil {
+			return err
+		}
+		if dir := path.Dir(to); dir != "." {
+			_ = root.MkdirAll(dir, 0o755)
+		}
+		return fxErr(root.Rename(rel, to))
+	case "Mkdir":
+		return fxErr(root.Mkdir(rel, 0o755))
+	case "Rmdir":
+		fi, err := root.Lstat(rel)
+		if err == nil && !fi.IsDir() {
+			err = &fs.PathError{Op: "rmdir", Path: rel, Err: syscall.ENOTDIR}
+		}
+		if err == nil {
+			err = root.Remove(rel)
+		}
+		return fxErr(err)
+	case "Remove":
+		fi, err := root.Lstat(rel)
+		if err == nil && fi.IsDir() {
+			err = &fs.PathError{Op: "remove", Path: rel, Err: syscall.EISDIR}
+		}
+		if err == nil {
+			err = root.Remove(rel)
+		}
+		return fxErr(err)
+	default: // Link, Symlink
+		return sftp.ErrSSHFxOpUnsupported
+	}
+}
+
+// PosixRename is Rename: both replace an existing destination file.
+func (h sftpHandlers) PosixRename(r *sftp.Request) error { return h.Filecmd(r) }
+
+func (h sftpHandlers) setstat(rel string, r *sftp.Request) error {
+	af := r.AttrFlags()
+	attrs := r.Attributes()
+	root := h.j.root
+	if af.Size {
+		f, err := root.OpenFile(rel, os.O_WRONLY|syscall.O_NONBLOCK, 0)
+		if err != nil {
+			return err
+		}
+		err = f.Truncate(int64(attrs.Size))
+		f.Close()
+		if err != nil {
+			return err
+		}
+	}
+	if af.Permissions {
+		if err := root.Chmod(rel, attrs.FileMode().Perm()); err != nil {
+			return err
+		}
+	}
+	if af.UidGid {
+		_ = root.Chown(rel, int(attrs.UID), int(attrs.GID)) // only root may give files away
+	}
+	if af.Acmodtime {
+		_ = root.Chtimes(rel, time.Unix(int64(attrs.Atime), 0), time.Unix(int64(attrs.Mtime), 0))
+	}
+	return nil
+}
+
+// Filelist answers List (a directory's entries), Stat and Readlink.
+func (h sftpHandlers) Filelist(r *sftp.Request) (sftp.ListerAt, error) {
+	rel, err := h.j.rel(r.Filepath)
+	if err != nil {
+		return nil, err
+	}
+	switch r.Method {
+	case "List":
+		return h.list(rel)
+	case "Stat":
+		fi, err := h.j.root.Stat(rel)
+		if err != nil {
+			return nil, fxErr(err)
+		}
+		return listerOf{fi}, nil
+	default:
+		return nil, sftp.ErrSSHFxOpUnsupported
+	}
+}
+
+// Lstat describes a path without following a final symbolic link.
+func (h sftpHandlers) Lstat(r *sftp.Request) (sftp.ListerAt, error) {
+	rel, err := h.j.rel(r.Filepath)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := h.j.root.Lstat(rel)
+	if err != nil {
+		return nil, fxErr(err)
+	}
+	return listerOf{fi}, nil
+}
+
+// Readlink returns a link's target as stored.
+func (h sftpHandlers) Readlink(p string) (string, error) {
+	rel, err := h.j.rel(p)
+	if err != nil {
+		return "", err
+	}
+	target, err := h.j.root.Readlink(rel)
+	return target, fxErr(err)
+}
+
+// RealPath answers REALPATH as the reference does: the path as an absolute
+// path from "/" relative to the workspace root.
+func (h sftpHandlers) RealPath(p string) (string, error) {
+	rel, err := h.j.rel(p)
+	if err != nil {
+		return "", err
+	}
+	if rel == "." {
+		return "/", nil
+	}
+	return "/" + rel, nil
+}
+
+// list reads a directory's names at once (sorted) and describes them
+// (lstat, as the reference does) batch by batch as the client asks.
+func (h sftpHandlers) list(rel string) (sftp.ListerAt, error) {
+	dir, err := h.j.root.OpenRoot(rel)
+	if err != nil {
+		if fi, serr := h.j.root.Stat(rel); serr == nil && !fi.IsDir() {
+			return nil, fxErr(&fs.PathError{Op: "opendir", Path: rel, Err: syscall.ENOTDIR})
+		}
+		return nil, fxErr(err)
+	}
+	f, err := dir.Open(".")
+	if err != nil {
+		dir.Close()
+		return nil, fxErr(err)
+	}
+	names, err := f.Readdirnames(-1)
+	f.Close()
+	if err != nil {
+		dir.Close()
+		return nil, fxErr(err)
+	}
+	slices.Sort(names)
+	return &dirLister{dir: dir, names: names}, nil
+}
+
+type dirLister struct {
+	dir   *os.Root
+	names []string
+}
+
+func (l *dirLister) ListAt(buf []os.FileInfo, off int64) (int, error) {
+	n := 0
+	for i := int(off); i < len(l.names) && n < len(buf); i++ {
+		fi, err := l.dir.Lstat(l.names[i])
+		if err != nil {
+			fi = missingInfo(l.names[i]) // removed since the listing
+		}
+		buf[n] = fi
+		n++
+	}
+	if int(off)+n >= len(l.names) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// Close releases the directory once the client closes its handle.
+func (l *dirLister) Close() error { return l.dir.Close() }
+
+type listerOf []os.FileInfo
+
+func (l listerOf) ListAt(buf []os.FileInfo, off int64) (int, error) {
+	if off >= int64(len(l)) {
+		return 0, io.EOF
+	}
+	n := copy(buf, l[off:])
+	if n+int(off) >= len(l) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// missingInfo describes an entry that vanished between listing and lstat.
+type missingInfo string
+
+func (m missingInfo) Name() string       { return string(m) }
+func (m missingInfo) Size() int64        { return 0 }
+func (m missingInfo) Mode() fs.FileMode  { return 0 }
+func (m missingInfo) ModTime() time.Time { return time.Time{} }
+func (m missingInfo) IsDir() bool        { return false }
+func (m missingInfo) Sys() any           { return nil }
+
+// fxErr maps a file-system error to what the SFTP client is told:
+// ENOENT → NO_SUCH_FILE and EACCES → PERMISSION_DENIED (pkg/sftp does
+// these from the errno), an escape → FAILURE "Path escape attempt
+// blocked", anything else → FAILURE with the error's message.
+func fxErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	if isEscape(err) {
+		return errEscape
+	}
+	var errno syscall.Errno
+	if errors.As(err, &errno) && (errno == syscall.ENOENT || errno == syscall.EACCES) {
+		if pe, ok := err.(*fs.PathError); ok && pe.Err == errno {
+			return pe // pkg/sftp maps the errno, and the message names the path
+		}
+		return errno
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		return fs.ErrNotExist
+	}
+	return errors.New(err.Error())
+}

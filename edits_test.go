@@ -1,0 +1,117 @@
+package agentbackend
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+)
+
+func TestApplyEdits(t *testing.T) {
+	ctx := context.Background()
+	forEachBackend(t, map[string]string{
+		"a.txt":    "line1\nline2\nline3\n",
+		"code.go":  "func x() {\n    if a {\n        b()\n    }\n}\n",
+		"dup.txt":  "x\nx\ny\n",
+		"crlf.txt": "one\r\ntwo\r\n",
+	}, func(t *testing.T, b FileBackend) {
+		read := func(p string) string {
+			data, err := b.Read(ctx, p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return string(data)
+		}
+
+		// In order, each edit seeing the one before; the diff is jsdiff's.
+		r, err := ApplyEdits(ctx, b, "a.txt", []EditOp{{Old: "line2", New: "LINE2"}, {Old: "LINE2\nline3", New: "end"}}, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := read("a.txt"); got != "line1\nend\n" || !r.Written || r.Replacements != 2 {
+			t.Fatalf("after edits: %q, %+v", got, r)
+		}
+		wantDiff := "Index: /w/a.txt\n===================================================================\n--- /w/a.txt\toriginal\n+++ /w/a.txt\tmodified\n@@ -1,3 +1,2 @@\n line1\n-line2\n-line3\n+end\n"
+		if d := r.Diff("/w/a.txt"); d != wantDiff {
+			t.Fatalf("diff:\n%q\nwant\n%q", d, wantDiff)
+		}
+
+		// Dry run changes nothing.
+		r, err = ApplyEdits(ctx, b, "a.txt", []EditOp{{Old: "end", New: "x"}}, true)
+		if err != nil || r.Written || r.After != "line1\nx\n" || read("a.txt") != "line1\nend\n" {
+			t.Fatalf("dry run: %+v, %v, file %q", r, err, read("a.txt"))
+		}
+
+		// Whitespace-flexible, re-indented as the official server does
+		// (measured against @modelcontextprotocol/server-filesystem).
+		if _, err = ApplyEdits(ctx, b, "code.go", []EditOp{{Old: "if a {\n    b()\n}", New: "if z {\n  c()\n  d()\n}"}}, false); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := read("code.go"), "func x() {\n    if z {\n    c()\n  d()\n}\n}\n"; got != want {
+			t.Fatalf("flexible edit: %q, want %q", got, want)
+		}
+
+		// Ambiguous edits are refused; ReplaceAll takes them all.
+		_, err = ApplyEdits(ctx, b, "dup.txt", []EditOp{{Old: "x", New: "z"}}, false)
+		wantCodeT(t, err, CodeInvalidArgument)
+		if !strings.Contains(err.Error(), "appears 2 times") {
+			t.Fatalf("ambiguity message: %v", err)
+		}
+		if r, err = ApplyEdits(ctx, b, "dup.txt", []EditOp{{Old: "x", New: "z", ReplaceAll: true}}, false); err != nil || read("dup.txt") != "z\nz\ny\n" || r.Replacements != 2 {
+			t.Fatalf("replaceAll: %v, %q", err, read("dup.txt"))
+		}
+
+		// Not found: the official message, nothing written even when an
+		// earlier edit applied.
+		_, err = ApplyEdits(ctx, b, "dup.txt", []EditOp{{Old: "y", New: "w"}, {Old: "nope", New: "x"}}, false)
+		wantCodeT(t, err, CodeInvalidArgument)
+		if err.Error() != "Could not find exact match for edit:\nnope" || read("dup.txt") != "z\nz\ny\n" {
+			t.Fatalf("not found: %v, file %q", err, read("dup.txt"))
+		}
+		_, err = ApplyEdits(ctx, b, "dup.txt", []EditOp{{Old: "", New: "x"}}, false)
+		wantCodeT(t, err, CodeInvalidArgument)
+
+		// CRLF files keep their endings.
+		if _, err = ApplyEdits(ctx, b, "crlf.txt", []EditOp{{Old: "one\ntwo", New: "1\n2"}}, false); err != nil {
+			t.Fatal(err)
+		}
+		if got := read("crlf.txt"); got != "1\r\n2\r\n" {
+			t.Fatalf("crlf: %q", got)
+		}
+
+		// Binary files and missing files.
+		if err := b.Write(ctx, "bin", []byte{0, 1, 2}); err != nil {
+			t.Fatal(err)
+		}
+		_, err = ApplyEdits(ctx, b, "bin", []EditOp{{Old: "a", New: "b"}}, false)
+		wantCodeT(t, err, CodeInvalidArgument)
+		if _, err = ApplyEdits(ctx, b, "missing", []EditOp{{Old: "a", New: "b"}}, false); err == nil {
+			t.Fatal("edit of a missing file succeeded")
+		}
+	})
+}
+
+func TestApplyEditsConcurrentNoLostUpdates(t *testing.T) {
+	ctx := context.Background()
+	b, _ := NewMemory(MemoryConfig{})
+	defer b.Close()
+	var sb strings.Builder
+	for i := range 20 {
+		sb.WriteString("k" + string(rune('a'+i)) + "\n")
+	}
+	b.Write(ctx, "f", []byte(sb.String()))
+	var wg sync.WaitGroup
+	for i := range 20 {
+		wg.Go(func() {
+			k := "k" + string(rune('a'+i)) + "\n"
+			if _, err := ApplyEdits(ctx, b, "f", []EditOp{{Old: k, New: strings.ToUpper(k)}}, false); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	data, _ := b.Read(ctx, "f")
+	if got := string(data); got != strings.ToUpper(sb.String()) {
+		t.Fatalf("lost updates: %q", got)
+	}
+}

@@ -1,0 +1,43 @@
+// Package searchwire is the message format of the daemon's search
+// subsystem (daemon.SearchSubsystem): RemoteBackend sends one Request as a
+// JSON line, the daemon answers one Response. Both ends are this module, so
+// the format only has to agree with itself; it is versioned by the
+// subsystem name. Grep options and results travel as the JSON of
+// agentbackend.GrepOptions and agentbackend.GrepResult (this package cannot
+// import the root package, which imports it).
+package searchwire
+
+import "encoding/json"
+
+// The operations.
+const (
+	OpGrep = "grep"
+	OpGlob = "glob"
+)
+
+// Request is one search. Paths are absolute paths as the client resolved
+// them (its root joined with the relative path); the daemon applies the
+// path rule again, so a client rooted below the daemon's root works too.
+type Request struct {
+	Op      string          `json:"op"`
+	Grep    json.RawMessage `json:"grep,omitempty"` // agentbackend.GrepOptions
+	Pattern string          `json:"pattern,omitempty"`
+	Dir     string          `json:"dir,omitempty"`
+}
+
+// Response is the answer. Grep paths are relative to Root, the daemon's
+// workspace root; Glob paths are relative to the searched directory.
+type Response struct {
+	Root  string          `json:"root"`
+	Grep  json.RawMessage `json:"grep,omitempty"` // agentbackend.GrepResult
+	Glob  []string        `json:"glob,omitempty"`
+	Error *Error          `json:"error,omitempty"`
+}
+
+// Error carries an *agentbackend.Error across.
+type Error struct {
+	Code     string `json:"code"`
+	Message  string `json:"message"`
+	Path     string `json:"path,omitempty"`
+	NotExist bool   `json:"notExist,omitempty"` // errors.Is(err, fs.ErrNotExist)
+}

@@ -1,0 +1,7 @@
+//go:build !linux
+
+package agentbackend
+
+// linkFree reports false: without openat2 links are always followed one
+// element at a time.
+func (b *LocalBackend) linkFree(string) bool { return false }

@@ -1,0 +1,147 @@
+package agentbackend
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io/fs"
+
+	"github.com/agentbackend/agentbackend/internal/searchwire"
+)
+
+// searchSubsystem is daemon.SearchSubsystem (the daemon package imports
+// this one, not the other way round).
+const searchSubsystem = "agentbe-search@agentbackend"
+
+// errNoSearch says the daemon has no search subsystem.
+var errNoSearch = errors.New("the daemon has no search subsystem")
+
+// Grep searches file contents (see the package function Grep). Against
+// this module's daemon the search runs there, next to the data, in one
+// round trip, by the very code Grep runs on a LocalBackend; against a
+// daemon without it (the reference), the generic search runs here over
+// SFTP. Results are the same either way.
+func (b *RemoteBackend) Grep(ctx context.Context, opts GrepOptions) (*GrepResult, error) {
+	if err := b.checkOpen("grep"); err != nil {
+		return nil, err
+	}
+	full, _, err := b.abs("grep", opts.Path)
+	if err != nil {
+		return nil, err
+	}
+	o := opts
+	o.Path = full
+	raw, err := json.Marshal(o)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := b.search(ctx, "grep", opts.Path, searchwire.Request{Op: searchwire.OpGrep, Grep: raw})
+	if errors.Is(err, errNoSearch) {
+		return grepTree(ctx, backendTree(b), opts)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var res GrepResult
+	if err := json.Unmarshal(resp.Grep, &res); err != nil {
+		return nil, connClosed("grep", opts.Path, err)
+	}
+	// Paths come relative to the daemon's root; make them relative to ours.
+	conv := func(p string) (string, bool) { return belowOrSame(b.root, joinRoot(cleanRoot(resp.Root), p)) }
+	ok := true
+	for _, ps := range []*[]string{&res.Files} {
+		for i, p := range *ps {
+			(*ps)[i], ok = conv(p)
+			if !ok {
+				return grepTree(ctx, backendTree(b), opts)
+			}
+		}
+	}
+	for i := range res.Counts {
+		if res.Counts[i].Path, ok = conv(res.Counts[i].Path); !ok {
+			return grepTree(ctx, backendTree(b), opts)
+		}
+	}
+	for i := range res.Lines {
+		if res.Lines[i].Path, ok = conv(res.Lines[i].Path); !ok {
+			return grepTree(ctx, backendTree(b), opts)
+		}
+	}
+	return &res, nil
+}
+
+// Glob matches a pattern below dir (see the package function Glob),
+// on the daemon when it can, else here over SFTP.
+func (b *RemoteBackend) Glob(ctx context.Context, pattern, dir string) ([]string, error) {
+	if err := b.checkOpen("glob"); err != nil {
+		return nil, err
+	}
+	full, _, err := b.abs("glob", dir)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := b.search(ctx, "glob", dir, searchwire.Request{Op: searchwire.OpGlob, Pattern: pattern, Dir: full})
+	if errors.Is(err, errNoSearch) {
+		return globTree(ctx, backendTree(b), pattern, dir)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return resp.Glob, nil
+}
+
+// search sends one request to the daemon's search subsystem and returns
+// its answer; errNoSearch when the daemon has none.
+func (b *RemoteBackend) search(ctx context.Context, op, p string, req searchwire.Request) (*searchwire.Response, error) {
+	c, err := b.connection(ctx, op)
+	if err != nil {
+		return nil, err
+	}
+	if c.noSearch.Load() {
+		return nil, errNoSearch
+	}
+	sess, err := c.client.NewSession()
+	if err != nil {
+		return nil, b.fail(c, CodeReadFailed, op, p, err)
+	}
+	defer sess.Close()
+	stdin, err := sess.StdinPipe()
+	if err != nil {
+		return nil, b.fail(c, CodeReadFailed, op, p, err)
+	}
+	stdout, err := sess.StdoutPipe()
+	if err != nil {
+		return nil, b.fail(c, CodeReadFailed, op, p, err)
+	}
+	if err := sess.RequestSubsystem(searchSubsystem); err != nil {
+		if c.dead() {
+			return nil, b.fail(c, CodeReadFailed, op, p, err)
+		}
+		c.noSearch.Store(true)
+		return nil, errNoSearch
+	}
+	stop := context.AfterFunc(ctx, func() { sess.Close() })
+	defer stop()
+	var resp searchwire.Response
+	err = json.NewEncoder(stdin).Encode(&req)
+	if err == nil {
+		err = json.NewDecoder(stdout).Decode(&resp)
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, &Error{Code: CodeReadFailed, Op: op, Path: p, Err: ctx.Err(), Message: op + " " + p + ": " + ctx.Err().Error()}
+		}
+		return nil, b.fail(c, CodeReadFailed, op, p, err)
+	}
+	if e := resp.Error; e != nil {
+		if e.Code == string(CodePathEscape) {
+			return nil, errPathEscape(op, p)
+		}
+		out := &Error{Code: Code(e.Code), Op: op, Path: p, Message: e.Message}
+		if e.NotExist {
+			out.Err = fs.ErrNotExist
+		}
+		return nil, out
+	}
+	return &resp, nil
+}
