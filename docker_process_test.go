@@ -11,6 +11,7 @@ import (
 	"go.uber.org/goleak"
 
 	ab "github.com/agentbackend/agentbackend"
+	"github.com/agentbackend/agentbackend/internal/proctest"
 )
 
 // The conformance suite covers background processes on Docker (reading,
@@ -146,16 +147,7 @@ func TestDockerProcessCloseKillsEverything(t *testing.T) {
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range procs {
-		select {
-		case <-p.Done():
-		default:
-			t.Errorf("%s runs after Close", p.ID())
-		}
-		if _, err := p.Wait(ctx); ab.ErrorCode(err) != ab.CodeDestroyed {
-			t.Errorf("Wait of %s after Close: %v", p.ID(), err)
-		}
-	}
+	proctest.WantEnded(t, procs, processWaitErr, func(err error) bool { return ab.ErrorCode(err) == ab.CodeDestroyed }, "Close")
 	if _, err := b.Start(ctx, "true", nil); ab.ErrorCode(err) != ab.CodeDestroyed {
 		t.Errorf("Start after Close: %v", err)
 	}
@@ -176,4 +168,10 @@ func TestDockerProcessStartFailure(t *testing.T) {
 	if list := b.Processes(); len(list) != 0 {
 		t.Errorf("a process that never started is listed: %v", list)
 	}
+}
+
+// processWaitErr returns the error of p's Wait.
+func processWaitErr(p *ab.Process) error {
+	_, err := p.Wait(context.Background())
+	return err
 }

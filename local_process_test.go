@@ -134,15 +134,7 @@ func TestLocalProcessCloseKillsEverything(t *testing.T) {
 		if err := b.Close(); err != nil {
 			t.Fatal(err)
 		}
-		for _, p := range procs {
-			select {
-			case <-p.Done():
-			default:
-				t.Errorf("%s runs after Close", p.ID())
-			}
-			_, err := p.Wait(context.Background())
-			localWantCode(t, err, CodeDestroyed, "Wait of a process ended by Close")
-		}
+		proctest.WantEnded(t, procs, waitErr, isDestroyed, "Close")
 		proctest.WaitGone(t, mark)
 		_, err = b.Start(context.Background(), "true", nil)
 		localWantCode(t, err, CodeDestroyed, "Start after Close")
@@ -310,3 +302,11 @@ func TestLocalProcessNotImplementedOnMemory(t *testing.T) {
 	_, err = RunInBackground(context.Background(), c, "true", nil)
 	localWantCode(t, err, CodeNotImplemented, "RunInBackground on a composite of memory")
 }
+
+// waitErr returns the error of p's Wait.
+func waitErr(p *Process) error {
+	_, err := p.Wait(context.Background())
+	return err
+}
+
+func isDestroyed(err error) bool { return ErrorCode(err) == CodeDestroyed }

@@ -16,8 +16,8 @@ import (
 // ProcessStarter is an optional interface for backends that can run a
 // command in the background: Start returns as soon as the command runs, and
 // the caller reads its output, writes to its input, signals it and waits
-// for it through the *Process, while doing other work. LocalBackend and
-// DockerBackend implement it; ScopedBackend and CompositeBackend pass it
+// for it through the *Process, while doing other work. LocalBackend,
+// DockerBackend and RemoteBackend implement it; ScopedBackend and CompositeBackend pass it
 // through to the backend below them (and fail with NOT_IMPLEMENTED when
 // that backend cannot start processes).
 //
