@@ -13,6 +13,7 @@ import (
 	"go.uber.org/goleak"
 
 	ab "github.com/agentbackend/agentbackend"
+	"github.com/agentbackend/agentbackend/agentmcp"
 	"github.com/agentbackend/agentbackend/daemon"
 	"github.com/agentbackend/agentbackend/internal/proctest"
 )
@@ -236,4 +237,48 @@ func TestRemoteProcessCloseKillsEverything(t *testing.T) {
 		t.Errorf("Start after Close: %v", err)
 	}
 	goleak.VerifyNone(t, ignore...)
+}
+
+// Over the daemon's stateless POST /mcp, the unscoped workspace keeps its
+// background processes from one request to the next; a scope made for one
+// request would end them with it, so it does not offer the tools.
+func TestMCPBackgroundTools(t *testing.T) {
+	d, port := startDaemon(t, daemon.Config{Isolation: ab.IsolationNone})
+	rb := remoteFor(t, d, port, ab.RemoteConfig{})
+	ctx := procCtx(t)
+	cs, err := agentmcp.ConnectRemote(ctx, rb, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cs.Close()
+	text, isErr := callText(t, cs, "run_in_background", map[string]any{"command": "echo served; sleep 1000"})
+	id, _, _ := strings.Cut(strings.TrimPrefix(text, "Started "), " ")
+	if isErr || !strings.HasPrefix(id, "bg_") {
+		t.Fatalf("run_in_background: %q", text)
+	}
+	if text, _ := callText(t, cs, "read_output", map[string]any{"shell_id": id, "wait_seconds": 10}); !strings.Contains(text, "served") {
+		t.Errorf("read_output in a later request: %q", text)
+	}
+	if text, _ := callText(t, cs, "kill_shell", map[string]any{"shell_id": id}); !strings.HasPrefix(text, id+" killed") {
+		t.Errorf("kill_shell: %q", text)
+	}
+
+	scoped, err := agentmcp.ConnectRemote(ctx, rb, "users/alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer scoped.Close()
+	tools, err := scoped.ListTools(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tl := range tools.Tools {
+		if tl.Name == "run_in_background" || tl.Name == "list_shells" {
+			t.Errorf("a per-request scope offers %s", tl.Name)
+		}
+	}
+	if text, isErr := callText(t, scoped, "exec", map[string]any{"command": "sleep 1000", "background": true}); !isErr ||
+		!strings.Contains(text, "not available") {
+		t.Errorf("exec background in a per-request scope: %q %v", text, isErr)
+	}
 }
