@@ -110,4 +110,38 @@ func BenchmarkProcessOutput(b *testing.B) {
 		}
 		b.ReportMetric(float64(dropped)/float64(b.N), "dropped-B/op")
 	})
+	// The same reader with AppendOutput into one reused buffer: no
+	// allocation per read.
+	b.Run("sdk-append", func(b *testing.B) {
+		b.SetBytes(processOutputBytes)
+		var dropped int64
+		buf := make([]byte, 0, DefaultProcessOutputLimit+64)
+		for b.Loop() {
+			p, err := lb.Start(ctx, command, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			var next int64
+			for {
+				changed := p.Changed()
+				chunk, n, done := p.AppendOutput(buf[:0], next)
+				if len(chunk) > 0 && chunk[0] == '[' {
+					var missed int64
+					fmt.Sscanf(string(chunk), "[... %d bytes", &missed)
+					dropped += missed
+				}
+				buf, next = chunk, n
+				if done {
+					break
+				}
+				if len(chunk) == 0 {
+					<-changed
+				}
+			}
+			if _, err := p.Wait(ctx); err != nil || next != processOutputBytes {
+				b.Fatalf("followed %d bytes: %v", next, err)
+			}
+		}
+		b.ReportMetric(float64(dropped)/float64(b.N), "dropped-B/op")
+	})
 }

@@ -290,18 +290,31 @@ func (p *Process) Stdin() io.WriteCloser { return p.stdin }
 // kept, chunk starts with a line saying how many bytes were dropped, then
 // the oldest kept output; an offset beyond the end counts as the end.
 func (p *Process) Output(since int64) (chunk []byte, next int64, done bool) {
-	return p.read(0, since)
+	return p.read(nil, 0, since)
 }
 
 // ErrorOutput is Output for standard error, which is kept and counted
 // apart.
 func (p *Process) ErrorOutput(since int64) (chunk []byte, next int64, done bool) {
-	return p.read(1, since)
+	return p.read(nil, 1, since)
 }
 
-func (p *Process) read(stream int, since int64) ([]byte, int64, bool) {
+// AppendOutput is Output appending the chunk to dst (which may be nil)
+// and returning the extended slice, as strconv.AppendInt does: a reader
+// that follows a chatty process with one reused buffer allocates nothing
+// per read, and leaves the garbage collector nothing to do.
+func (p *Process) AppendOutput(dst []byte, since int64) (chunk []byte, next int64, done bool) {
+	return p.read(dst, 0, since)
+}
+
+// AppendErrorOutput is AppendOutput for standard error.
+func (p *Process) AppendErrorOutput(dst []byte, since int64) (chunk []byte, next int64, done bool) {
+	return p.read(dst, 1, since)
+}
+
+func (p *Process) read(dst []byte, stream int, since int64) ([]byte, int64, bool) {
 	p.mu.Lock()
-	chunk, next := p.streams[stream].read(since)
+	chunk, next := p.streams[stream].appendTo(dst, since)
 	done := p.state != ProcessRunning
 	collected := false
 	if done {

@@ -37,6 +37,9 @@ func TestOutputRing(t *testing.T) {
 				if next != int64(len(all)) || !bytes.Equal(got, want) {
 					t.Fatalf("read(%d) of %d bytes = %q, %d; want %q", since, len(all), got, next, want)
 				}
+				if app, next := r.appendTo([]byte("pre:"), since); next != int64(len(all)) || string(app) != "pre:"+string(want) {
+					t.Fatalf("appendTo(pre:, %d) = %q, %d; want pre:%q", since, app, next, want)
+				}
 			}
 			kept, cut := r.all()
 			if cut != (len(all) > limit) || !bytes.HasSuffix(kept, all[max(0, len(all)-limit):]) {
