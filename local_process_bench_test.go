@@ -52,7 +52,6 @@ const processOutputBytes = 256 << 20
 // dropped-B/op metric says how much was). Target: ≥ 500 MB/s.
 func BenchmarkProcessOutput(b *testing.B) {
 	_, lb := localBenchWorkspace(b, LocalConfig{})
-	ctx := context.Background()
 	command := "head -c " + strconv.Itoa(processOutputBytes) + " /dev/zero"
 	b.Run("raw", func(b *testing.B) {
 		b.SetBytes(processOutputBytes)
@@ -80,68 +79,51 @@ func BenchmarkProcessOutput(b *testing.B) {
 		}
 	})
 	b.Run("sdk", func(b *testing.B) {
-		b.SetBytes(processOutputBytes)
-		var dropped int64
-		for b.Loop() {
-			p, err := lb.Start(ctx, command, nil)
-			if err != nil {
-				b.Fatal(err)
-			}
-			var next int64
-			for {
-				changed := p.Changed()
-				chunk, n, done := p.Output(next)
-				if len(chunk) > 0 && chunk[0] == '[' { // the output is zeros: this is the dropped line
-					var missed int64
-					fmt.Sscanf(string(chunk), "[... %d bytes", &missed)
-					dropped += missed
-				}
-				next = n
-				if done {
-					break
-				}
-				if len(chunk) == 0 {
-					<-changed
-				}
-			}
-			if _, err := p.Wait(ctx); err != nil || next != processOutputBytes {
-				b.Fatalf("followed %d bytes: %v", next, err)
-			}
-		}
-		b.ReportMetric(float64(dropped)/float64(b.N), "dropped-B/op")
+		followOutput(b, lb, command, func(p *Process, next int64) ([]byte, int64, bool) { return p.Output(next) })
 	})
 	// The same reader with AppendOutput into one reused buffer: no
 	// allocation per read.
 	b.Run("sdk-append", func(b *testing.B) {
-		b.SetBytes(processOutputBytes)
-		var dropped int64
 		buf := make([]byte, 0, DefaultProcessOutputLimit+64)
-		for b.Loop() {
-			p, err := lb.Start(ctx, command, nil)
-			if err != nil {
-				b.Fatal(err)
+		followOutput(b, lb, command, func(p *Process, next int64) ([]byte, int64, bool) {
+			chunk, n, done := p.AppendOutput(buf[:0], next)
+			buf = chunk
+			return chunk, n, done
+		})
+	})
+}
+
+// followOutput runs command b.N times, following its standard output with
+// read until it ends, and reports how much was dropped.
+func followOutput(b *testing.B, lb *LocalBackend, command string, read func(p *Process, next int64) ([]byte, int64, bool)) {
+	ctx := context.Background()
+	b.SetBytes(processOutputBytes)
+	var dropped int64
+	for b.Loop() {
+		p, err := lb.Start(ctx, command, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var next int64
+		for {
+			changed := p.Changed()
+			chunk, n, done := read(p, next)
+			if len(chunk) > 0 && chunk[0] == '[' { // the output is zeros: this is the dropped line
+				var missed int64
+				fmt.Sscanf(string(chunk), "[... %d bytes", &missed)
+				dropped += missed
 			}
-			var next int64
-			for {
-				changed := p.Changed()
-				chunk, n, done := p.AppendOutput(buf[:0], next)
-				if len(chunk) > 0 && chunk[0] == '[' {
-					var missed int64
-					fmt.Sscanf(string(chunk), "[... %d bytes", &missed)
-					dropped += missed
-				}
-				buf, next = chunk, n
-				if done {
-					break
-				}
-				if len(chunk) == 0 {
-					<-changed
-				}
+			next = n
+			if done {
+				break
 			}
-			if _, err := p.Wait(ctx); err != nil || next != processOutputBytes {
-				b.Fatalf("followed %d bytes: %v", next, err)
+			if len(chunk) == 0 {
+				<-changed
 			}
 		}
-		b.ReportMetric(float64(dropped)/float64(b.N), "dropped-B/op")
-	})
+		if _, err := p.Wait(ctx); err != nil || next != processOutputBytes {
+			b.Fatalf("followed %d bytes: %v", next, err)
+		}
+	}
+	b.ReportMetric(float64(dropped)/float64(b.N), "dropped-B/op")
 }
