@@ -33,10 +33,11 @@ const remoteKillGrace = 2 * time.Second
 // streams back over the session; Stdin writes to it.
 //
 // Signal and Kill go to the command's process group through the SSH
-// "signal" request. When the daemon refuses it (a daemon that does not
-// implement signals) or does not end the process within two seconds, Kill
-// closes the session instead, and the daemon kills the process group with
-// the session. opts.Timeout and Close kill the same way.
+// "signal" request. When the daemon refuses it, leaves it unanswered (the
+// reference daemon does) or does not end the process within two seconds,
+// Kill closes the session instead, and the daemon kills the process group
+// with the session. Signal of another signal fails with EXEC_ERROR after
+// five seconds without an answer. opts.Timeout and Close kill the same way.
 //
 // A lost connection ends the process's session: the process is reported
 // ProcessLost and Wait returns CONNECTION_CLOSED, exit code -1. This
@@ -227,24 +228,44 @@ func (rc *remoteProc) startKillerLocked() {
 	rc.killers.Add(1)
 	go func() {
 		defer rc.killers.Done()
-		ok, err := rc.sendSignal(ssh.SIGKILL)
-		if err == nil && ok {
-			t := time.NewTimer(remoteKillGrace)
-			defer t.Stop()
-			select {
-			case <-rc.ended:
-				return
-			case <-t.C:
+		t := time.NewTimer(remoteKillGrace)
+		defer t.Stop()
+		select {
+		case answer := <-rc.sendSignal(ssh.SIGKILL):
+			if answer.err == nil && answer.ok {
+				select {
+				case <-rc.ended:
+					return
+				case <-t.C:
+				}
 			}
+		case <-rc.ended:
+			return
+		case <-t.C: // a daemon that does not answer the request
 		}
 		_ = rc.sess.Close() // the daemon kills the process group with the session
 	}()
 }
 
-// sendSignal sends the signal request and returns the daemon's answer.
-func (rc *remoteProc) sendSignal(sig ssh.Signal) (bool, error) {
-	return rc.sess.SendRequest("signal", true, ssh.Marshal(struct{ Signal string }{string(sig)}))
+// signalAnswer is the daemon's answer to a signal request.
+type signalAnswer struct {
+	ok  bool
+	err error
 }
+
+// sendSignal sends the signal request; the answer arrives on the channel
+// (a daemon may never answer: the reference leaves it unanswered).
+func (rc *remoteProc) sendSignal(sig ssh.Signal) <-chan signalAnswer {
+	answer := make(chan signalAnswer, 1)
+	go func() {
+		ok, err := rc.sess.SendRequest("signal", true, ssh.Marshal(struct{ Signal string }{string(sig)}))
+		answer <- signalAnswer{ok, err}
+	}()
+	return answer
+}
+
+// remoteSignalWait bounds how long Signal waits for the daemon's answer.
+const remoteSignalWait = 5 * time.Second
 
 // signal sends sig to the command's process group through the daemon.
 func (rc *remoteProc) signal(sig syscall.Signal) error {
@@ -261,17 +282,25 @@ func (rc *remoteProc) signal(sig syscall.Signal) error {
 	if done {
 		return os.ErrProcessDone
 	}
-	ok, err := rc.sendSignal(ssh.Signal(name))
-	if err == nil && ok {
-		return nil
-	}
+	var err error
 	select {
+	case answer := <-rc.sendSignal(ssh.Signal(name)):
+		if answer.err == nil && answer.ok {
+			return nil
+		}
+		err = answer.err
+		select {
+		case <-rc.ended:
+			return os.ErrProcessDone
+		case <-time.After(100 * time.Millisecond): // it may just have ended
+		}
+		if err == nil {
+			err = errors.New("the daemon refused the signal request")
+		}
 	case <-rc.ended:
 		return os.ErrProcessDone
-	case <-time.After(100 * time.Millisecond): // it may just have ended
-	}
-	if err == nil {
-		err = errors.New("the daemon refused the signal request")
+	case <-time.After(remoteSignalWait):
+		err = errors.New("the daemon did not answer the signal request")
 	}
 	return &Error{Code: CodeExecError, Op: "signal", Command: rc.p.command, Err: err,
 		Message: "Could not signal the background command: " + err.Error()}
