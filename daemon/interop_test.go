@@ -313,17 +313,7 @@ func TestInteropRemoteProcessKill(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for {
-		changed := p.Changed()
-		if out, _, _ := p.Output(0); string(out) == "up\n" {
-			break
-		}
-		select {
-		case <-changed:
-		case <-ctx.Done():
-			t.Fatal("no output from the reference daemon")
-		}
-	}
+	waitPrinted(t, p, "up\n", 30*time.Second)
 	if err := p.Kill(); err != nil {
 		t.Fatal(err)
 	}

@@ -58,6 +58,23 @@ func pidsOf(t *testing.T, p *ab.Process, n int) []int {
 	}
 }
 
+// waitPrinted waits until p's standard output is want.
+func waitPrinted(t *testing.T, p *ab.Process, want string, patience time.Duration) {
+	t.Helper()
+	timeout := time.After(patience)
+	for {
+		changed := p.Changed()
+		if out, _, _ := p.Output(0); string(out) == want {
+			return
+		}
+		select {
+		case <-changed:
+		case <-timeout:
+			t.Fatalf("%s did not print %q: %v", p.ID(), want, p.Info())
+		}
+	}
+}
+
 const twoSleepers = `sleep 1001 & echo $!; (sleep 1002 & echo $!; wait) & wait`
 
 func TestRemoteProcessKillLeavesNoProcess(t *testing.T) {
@@ -144,17 +161,7 @@ func TestRemoteProcessesTakeNoExecSlot(t *testing.T) {
 		procs = append(procs, p)
 	}
 	for _, p := range procs {
-		for {
-			changed := p.Changed()
-			if out, _, _ := p.Output(0); string(out) == "up\n" {
-				break
-			}
-			select {
-			case <-changed:
-			case <-time.After(10 * time.Second):
-				t.Fatalf("%s did not run beside the others", p.ID())
-			}
-		}
+		waitPrinted(t, p, "up\n", 10*time.Second)
 	}
 	ectx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
