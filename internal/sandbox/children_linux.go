@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"strconv"
+	"time"
 )
 
 // childOf returns the process id of a child of pid, or 0 when it has none
@@ -42,4 +43,22 @@ func childOf(pid int) int {
 		}
 	}
 	return 0
+}
+
+// awaitNamespace waits (up to a second) until the init of a sandbox whose
+// bubblewrap was killed has exited. The kernel lets a pid namespace's init
+// finish exiting only once every other process in it is gone, so from then
+// on nothing the command started runs; before, for a moment after
+// bubblewrap itself is reaped, one could still write a file.
+func awaitNamespace(init int) {
+	stat := "/proc/" + strconv.Itoa(init) + "/stat"
+	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		data, err := os.ReadFile(stat)
+		if err != nil {
+			return // reaped
+		}
+		if i := bytes.LastIndexByte(data, ')'); i >= 0 && i+2 < len(data) && data[i+2] == 'Z' {
+			return // exited, not yet reaped by whoever adopted it
+		}
+	}
 }

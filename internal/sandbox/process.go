@@ -30,6 +30,7 @@ type Process struct {
 	cmd       *exec.Cmd
 	pid       int  // also the process group id
 	sandboxed bool // pid is bubblewrap's; the command runs in a pid namespace below it
+	nsInit    int  // the sandbox's init, found when Kill killed bubblewrap under it
 
 	mu     sync.Mutex
 	exited bool  // the shell has exited (not yet reaped: the group id is still ours)
@@ -124,6 +125,11 @@ func (p *Process) Kill(cause error) bool {
 	if p.reaped {
 		return false
 	}
+	if p.sandboxed && !p.exited && p.nsInit == 0 {
+		// Killed, bubblewrap leaves its init to die by --die-with-parent
+		// after it: Wait waits for that (see awaitNamespace).
+		p.nsInit = childOf(p.pid)
+	}
 	_ = syscall.Kill(-p.pid, syscall.SIGKILL)
 	if p.exited {
 		return false
@@ -196,6 +202,12 @@ func (p *Process) Wait() (*os.ProcessState, error) {
 	var exitErr *exec.ExitError
 	if errors.As(err, &exitErr) || errors.Is(err, exec.ErrWaitDelay) {
 		err = nil // the status is in ProcessState; an abandoned Stdin copy is not the command's failure
+	}
+	p.mu.Lock()
+	nsInit := p.nsInit
+	p.mu.Unlock()
+	if nsInit != 0 {
+		awaitNamespace(nsInit)
 	}
 	p.finishOutput()
 	if err != nil && p.cmd.ProcessState == nil {
