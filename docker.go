@@ -95,6 +95,9 @@ type DockerConfig struct {
 	// Safety is the policy commands are checked against; nil means
 	// DefaultSafety.
 	Safety *SafetyPolicy
+	// Background bounds what the backend keeps of its background processes
+	// (see Start); the zero value means the defaults.
+	Background ProcessConfig
 
 	// Client is the Engine API client to use; Close does not close it. Nil
 	// makes one from the environment (DOCKER_HOST, DOCKER_TLS_VERIFY, ...)
@@ -138,6 +141,7 @@ type DockerBackend struct {
 	allowDang bool
 	safety    *SafetyPolicy
 	shells    *dockerShells
+	bg        *processTable // background processes (Start)
 }
 
 var (
@@ -154,7 +158,12 @@ func NewDocker(ctx context.Context, cfg DockerConfig) (*DockerBackend, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
+	bg, err := cfg.Background.withDefaults("DockerConfig.Background")
+	if err != nil {
+		return nil, err
+	}
 	b := &DockerBackend{
+		bg:        newProcessTable(bg),
 		cli:       cfg.Client,
 		user:      cfg.User,
 		env:       maps.Clone(cfg.Env),
@@ -347,14 +356,17 @@ func (b *DockerBackend) Scope(path string, cfg *ScopeConfig) (*ScopedBackend, er
 	return NewScope(b, path, cfg)
 }
 
-// Close closes the tracked closers, ends the backend's shells in the
-// container and, when NewDocker created the container, removes it (killing
-// whatever still runs there). It is idempotent.
+// Close closes the tracked closers, kills the background processes still
+// running (their process groups, as Kill does) and waits for them, ends the
+// backend's shells in the container and, when NewDocker created the
+// container, removes it (killing whatever still runs there). It is
+// idempotent.
 func (b *DockerBackend) Close() error {
 	first, err := b.destroy()
 	if !first {
 		return nil
 	}
+	b.closeProcesses()
 	return errors.Join(err, b.tearDown())
 }
 

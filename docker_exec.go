@@ -42,35 +42,14 @@ const dockerKillGrace = 5 * time.Second
 // (busybox ash, dash, bash). A Stdin whose Read blocks after the command has
 // ended keeps one goroutine until that Read returns, as with os/exec.
 func (b *DockerBackend) Exec(ctx context.Context, command string, opts *ExecOptions) (*ExecResult, error) {
-	if err := b.checkOpen("exec"); err != nil {
-		return nil, err
-	}
-	if err := commandCheck(command, b.safety, b.allowDang, false); err != nil {
-		return nil, err
-	}
 	var o ExecOptions
 	if opts != nil {
 		o = *opts
 	}
-	if err := ValidateEnv(o.Env); err != nil {
+	cwd, envList, err := b.prepareExec("exec", command, &o)
+	if err != nil {
 		return nil, err
 	}
-	cwd := b.root
-	if o.Cwd != "" {
-		rel, err := resolve(b.root, "exec", o.Cwd)
-		if err != nil {
-			return nil, err
-		}
-		cwd = joinRoot(b.root, rel)
-	}
-	env := mergeEnv(b.env, o.Env)
-	envList := make([]string, 0, len(env)+1)
-	for _, k := range slices.Sorted(maps.Keys(env)) {
-		if k != "HOME" {
-			envList = append(envList, k+"="+env[k])
-		}
-	}
-	envList = append(envList, "HOME="+cwd) // HOME is the working directory, as everywhere
 
 	runCtx := ctx
 	if o.Timeout > 0 {
@@ -159,6 +138,37 @@ func (b *DockerBackend) Exec(ctx context.Context, command string, opts *ExecOpti
 	return res, nil
 }
 
+// prepareExec checks an Exec or Start call before anything runs and
+// returns the working directory and environment of the command.
+func (b *DockerBackend) prepareExec(op, command string, o *ExecOptions) (cwd string, envList []string, err error) {
+	if err := b.checkOpen(op); err != nil {
+		return "", nil, err
+	}
+	if err := commandCheck(command, b.safety, b.allowDang, false); err != nil {
+		return "", nil, err
+	}
+	if err := ValidateEnv(o.Env); err != nil {
+		return "", nil, err
+	}
+	cwd = b.root
+	if o.Cwd != "" {
+		rel, err := resolve(b.root, op, o.Cwd)
+		if err != nil {
+			return "", nil, err
+		}
+		cwd = joinRoot(b.root, rel)
+	}
+	env := mergeEnv(b.env, o.Env)
+	envList = make([]string, 0, len(env)+1)
+	for _, k := range slices.Sorted(maps.Keys(env)) {
+		if k != "HOME" {
+			envList = append(envList, k+"="+env[k])
+		}
+	}
+	envList = append(envList, "HOME="+cwd) // HOME is the working directory, as everywhere
+	return cwd, envList, nil
+}
+
 // killExec kills the process group of a command whose context ended and
 // waits (boundedly) for its output to close; closeConn drops the
 // connection when that takes too long. It returns the stream's error.
@@ -228,6 +238,7 @@ func execStartErr(command, cwd string, res *ExecResult) error {
 type pidLine struct {
 	next  io.Writer
 	found chan struct{} // closed once the PID is known
+	onPID func()        // if set, called (by the writing goroutine) once found is closed
 	buf   []byte
 	pid   int
 	done  bool
@@ -247,6 +258,9 @@ func (p *pidLine) Write(data []byte) (int, error) {
 		if v, err := strconv.Atoi(string(p.buf)); err == nil && v > 1 {
 			p.pid = v
 			close(p.found)
+			if p.onPID != nil {
+				p.onPID()
+			}
 		} else {
 			// Not the wrapper's line (the wrapper did not run): keep it.
 			data = append(append(p.buf, '\n'), data...)

@@ -118,6 +118,7 @@ ab_get() {
 	} 3< "$1"
 }
 ab_kill() { kill -9 -"$1" 2>/dev/null || kill -9 "$1" 2>/dev/null; return 0; }
+ab_signal() { kill -"$1" -"$2" 2>/dev/null || kill -"$1" "$2" 2>/dev/null; return 0; }
 ab_tree() {
 	if ab_missing "$1"; then return 100; fi
 	[ -d "$1" ] || return 101

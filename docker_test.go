@@ -202,7 +202,7 @@ func TestDockerScopeConformance(t *testing.T) {
 	t.Parallel()
 	shared := newDockerBackend(t, ab.DockerConfig{NetworkDisabled: true})
 	var n atomic.Int32
-	backendtest.Run(t, func(t *testing.T) ab.FileBackend {
+	backendtest.RunWith(t, func(t *testing.T) ab.FileBackend {
 		b, err := ab.NewDocker(dockerCtx(t), ab.DockerConfig{
 			ContainerID:  shared.ContainerID(),
 			WorkspaceDir: fmt.Sprintf("/ws/%d", n.Add(1)),
@@ -216,5 +216,5 @@ func TestDockerScopeConformance(t *testing.T) {
 			t.Fatalf("Scope: %v", err)
 		}
 		return dockerClosingScope{sc, b}
-	})
+	}, backendtest.Options{ConcurrentProcesses: 8}) // TestDockerConformance runs 50
 }

@@ -92,6 +92,9 @@ type LocalConfig struct {
 	// example: "/etc/alternatives", "/etc/resolv.conf", "/etc/hosts",
 	// "/etc/ssl". Paths must be absolute.
 	SandboxReadOnly []string
+	// Background bounds what the backend keeps of its background processes
+	// (see Start); the zero value means the defaults.
+	Background ProcessConfig
 }
 
 // LocalBackend is a workspace that is a directory on this host.
@@ -123,6 +126,7 @@ type LocalBackend struct {
 
 	procMu sync.Mutex
 	procs  map[*sandbox.Process]struct{} // running commands, killed by Close
+	bg     *processTable                 // background processes (Start)
 }
 
 var (
@@ -196,6 +200,11 @@ func (b *LocalBackend) configure(cfg LocalConfig) error {
 	if b.maxOutput == 0 {
 		b.maxOutput = DefaultMaxOutputLength
 	}
+	bg, err := cfg.Background.withDefaults("LocalConfig.Background")
+	if err != nil {
+		return err
+	}
+	b.bg = newProcessTable(bg)
 	return nil
 }
 
@@ -277,10 +286,11 @@ func (b *LocalBackend) Scope(path string, cfg *ScopeConfig) (*ScopedBackend, err
 	return NewScope(b, path, cfg)
 }
 
-// Close ("destroy") kills the commands still running, closes the tracked
-// closers and the workspace handle, and moves the status to destroyed.
-// Later operations fail with BACKEND_DESTROYED. It is idempotent and
-// touches nothing else: the directory and its files stay.
+// Close ("destroy") kills the commands still running, background
+// processes included, and waits for them to end; then it closes the
+// tracked closers and the workspace handle and moves the status to
+// destroyed. Later operations fail with BACKEND_DESTROYED. It is idempotent
+// and touches nothing else: the directory and its files stay.
 func (b *LocalBackend) Close() error {
 	first, err := b.destroy()
 	if !first {
@@ -291,6 +301,7 @@ func (b *LocalBackend) Close() error {
 		p.Kill(errBackendClosed)
 	}
 	b.procMu.Unlock()
+	waitAll(b.bg.close())
 	return errors.Join(err, b.rootFile.Close(), b.fsys.Close())
 }
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"os/exec"
 	"strconv"
 	"sync"
 	"syscall"
@@ -14,9 +15,6 @@ import (
 
 	"github.com/agentbackend/agentbackend/internal/sandbox"
 )
-
-// errTimeout is the kill cause of a command that ran past ExecOptions.Timeout.
-var errTimeout = errors.New("timeout")
 
 // Exec runs command as `<shell> -c <command>` in the workspace, contained
 // according to the backend's Isolation.
@@ -57,33 +55,14 @@ var errTimeout = errors.New("timeout")
 // returns anyway (after a short grace period) and the goroutine ends when
 // the Read returns.
 func (b *LocalBackend) Exec(ctx context.Context, command string, opts *ExecOptions) (*ExecResult, error) {
-	if err := b.checkOpen("exec"); err != nil {
-		return nil, err
-	}
 	var o ExecOptions
 	if opts != nil {
 		o = *opts
 	}
-	if err := commandCheck(command, b.safety, b.dangerOK, b.isolation == IsolationSoftware); err != nil {
+	cmd, err := b.command(ctx, "exec", command, &o)
+	if err != nil {
 		return nil, err
 	}
-	if err := ValidateEnv(o.Env); err != nil {
-		return nil, err
-	}
-	cwd := "."
-	if o.Cwd != "" {
-		var err error
-		if cwd, err = b.execDir(o.Cwd); err != nil {
-			return nil, err
-		}
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, &Error{Code: CodeExecError, Op: "exec", Command: command, Err: err,
-			Message: "Command not started: " + err.Error()}
-	}
-
-	cmd := sandbox.Command(sandbox.Spec{Shell: b.shell, Command: command, Root: b.root, Cwd: cwd,
-		Env: b.environ(o.Env), Bwrap: b.bwrap})
 	cmd.Stdin = o.Stdin
 	stdout := &execCapture{limit: b.maxOutput, live: o.Stdout}
 	stderr := &execCapture{limit: b.maxOutput, live: o.Stderr}
@@ -96,12 +75,7 @@ func (b *LocalBackend) Exec(ctx context.Context, command string, opts *ExecOptio
 	start := time.Now()
 	p, err := sandbox.Start(cmd, stdout, stderr)
 	if err != nil {
-		if b.bwrap != nil && errors.Is(err, fs.ErrNotExist) && cmd.Path == b.bwrap.Path() {
-			return nil, &Error{Code: CodeMissingUtilities, Op: "exec", Command: command, Err: err,
-				Message: "bwrap command not found. Install bubblewrap: apt install bubblewrap"}
-		}
-		return nil, &Error{Code: CodeExecError, Op: "exec", Command: command, Err: err,
-			Message: "Failed to execute command: " + err.Error()}
+		return nil, b.spawnErr(command, cmd, err)
 	}
 	b.track(p)
 	if o.Timeout > 0 {
@@ -121,8 +95,7 @@ func (b *LocalBackend) Exec(ctx context.Context, command string, opts *ExecOptio
 	res.Stderr, cut2 = stderr.result()
 	res.Truncated = cut1 || cut2
 	if err != nil {
-		return res, &Error{Code: CodeExecError, Op: "exec", Command: command, Err: err,
-			Message: "Failed to wait for command: " + err.Error()}
+		return res, errWait(command, err)
 	}
 	if cause := p.KillCause(); cause != nil && sandbox.Killed(state) {
 		return res, killedErr(command, res.ExitCode, cause, o.Timeout)
@@ -131,6 +104,50 @@ func (b *LocalBackend) Exec(ctx context.Context, command string, opts *ExecOptio
 		return res, errExecFailed(command, res.ExitCode, res.Stdout, res.Stderr)
 	}
 	return res, nil
+}
+
+// command checks an Exec or Start call and builds its command; nothing is
+// spawned before every check has passed. o.Cwd is replaced by the
+// validated working directory.
+func (b *LocalBackend) command(ctx context.Context, op, command string, o *ExecOptions) (*exec.Cmd, error) {
+	if err := b.checkOpen(op); err != nil {
+		return nil, err
+	}
+	if err := commandCheck(command, b.safety, b.dangerOK, b.isolation == IsolationSoftware); err != nil {
+		return nil, err
+	}
+	if err := ValidateEnv(o.Env); err != nil {
+		return nil, err
+	}
+	cwd := "."
+	if o.Cwd != "" {
+		var err error
+		if cwd, err = b.execDir(o.Cwd); err != nil {
+			return nil, err
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, &Error{Code: CodeExecError, Op: op, Command: command, Err: err,
+			Message: "Command not started: " + err.Error()}
+	}
+	return sandbox.Command(sandbox.Spec{Shell: b.shell, Command: command, Root: b.root, Cwd: cwd,
+		Env: b.environ(o.Env), Bwrap: b.bwrap}), nil
+}
+
+// spawnErr reports a command that could not be started.
+func (b *LocalBackend) spawnErr(command string, cmd *exec.Cmd, err error) error {
+	if b.bwrap != nil && errors.Is(err, fs.ErrNotExist) && cmd.Path == b.bwrap.Path() {
+		return &Error{Code: CodeMissingUtilities, Op: "exec", Command: command, Err: err,
+			Message: "bwrap command not found. Install bubblewrap: apt install bubblewrap"}
+	}
+	return &Error{Code: CodeExecError, Op: "exec", Command: command, Err: err,
+		Message: "Failed to execute command: " + err.Error()}
+}
+
+// errWait reports a failure to wait for a command.
+func errWait(command string, err error) error {
+	return &Error{Code: CodeExecError, Op: "exec", Command: command, Err: err,
+		Message: "Failed to wait for command: " + err.Error()}
 }
 
 // killedErr reports a command that Exec killed, and why.

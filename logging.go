@@ -16,6 +16,7 @@ type Operation string
 // The operations a scope logs.
 const (
 	OpExec    Operation = "exec"
+	OpStart   Operation = "start" // a background process started (ProcessStarter)
 	OpRead    Operation = "read"
 	OpWrite   Operation = "write"
 	OpMkdir   Operation = "mkdir"
@@ -33,7 +34,7 @@ const (
 // are the operations LogStandard records.
 func (o Operation) Modifying() bool {
 	switch o {
-	case OpExec, OpWrite, OpMkdir, OpDelete, OpTouch, OpRename:
+	case OpExec, OpStart, OpWrite, OpMkdir, OpDelete, OpTouch, OpRename:
 		return true
 	}
 	return false
@@ -44,7 +45,7 @@ type LogMode string
 
 const (
 	// LogStandard records the operations that can modify the workspace:
-	// exec, write, mkdir, delete, touch, rename.
+	// exec, start, write, mkdir, delete, touch, rename.
 	LogStandard LogMode = "standard"
 	// LogVerbose records every operation, reads included.
 	LogVerbose LogMode = "verbose"
@@ -115,7 +116,7 @@ func (l *ConsoleLogger) Mode() LogMode { return l.mode }
 // Log writes the entry as one line.
 func (l *ConsoleLogger) Log(e OperationEntry) {
 	subject := e.Path
-	if e.Operation == OpExec {
+	if e.Operation == OpExec || e.Operation == OpStart {
 		subject = e.Command
 	} else if e.Target != "" {
 		subject += " -> " + e.Target

@@ -77,6 +77,9 @@ type RemoteConfig struct {
 	// Env is given to every command, under scope and per-call variables.
 	// Checked with ValidateEnv.
 	Env map[string]string
+	// Background bounds what the backend keeps of its background processes
+	// (see Start); the zero value means the defaults.
+	Background ProcessConfig
 }
 
 // ReconnectConfig configures reconnection, with the specification's
@@ -139,6 +142,7 @@ type RemoteBackend struct {
 	safety    *SafetyPolicy
 	dangerOK  bool
 	maxOutput int
+	bg        *processTable // background processes (Start)
 
 	mu       sync.Mutex
 	conn     *remoteConn // the live connection, if any
@@ -182,7 +186,12 @@ func NewRemote(cfg RemoteConfig) (*RemoteBackend, error) {
 	if err := ValidateEnv(cfg.Env); err != nil {
 		return nil, err
 	}
-	b := &RemoteBackend{cfg: cfg, root: cleanRoot(cfg.RootDir), safety: cfg.Safety, dangerOK: cfg.AllowDangerous}
+	bg, err := cfg.Background.withDefaults("RemoteConfig.Background")
+	if err != nil {
+		return nil, err
+	}
+	b := &RemoteBackend{cfg: cfg, root: cleanRoot(cfg.RootDir), safety: cfg.Safety, dangerOK: cfg.AllowDangerous,
+		bg: newProcessTable(bg)}
 	switch {
 	case cfg.HostKeyCallback != nil:
 		b.hostKeyCB = cfg.HostKeyCallback
@@ -266,13 +275,16 @@ func (b *RemoteBackend) Connect(ctx context.Context) error {
 }
 
 // Close ("destroy") cancels a scheduled retry, closes the tracked closers,
-// fails the operations in flight with CONNECTION_CLOSED and closes the
-// connection. Later operations fail with BACKEND_DESTROYED. Idempotent.
+// kills the background processes still running (as Kill does) and waits
+// for them, fails the operations in flight with CONNECTION_CLOSED and
+// closes the connection. Later operations fail with BACKEND_DESTROYED.
+// Idempotent.
 func (b *RemoteBackend) Close() error {
 	first, err := b.destroy()
 	if !first {
 		return nil
 	}
+	b.closeProcesses()
 	b.mu.Lock()
 	if b.retry != nil {
 		b.retry.Stop()

@@ -43,26 +43,13 @@ import (
 // As with LocalBackend, an opts.Stdin whose Read blocks holds Exec until it
 // returns.
 func (b *RemoteBackend) Exec(ctx context.Context, command string, opts *ExecOptions) (*ExecResult, error) {
-	if err := b.checkOpen("exec"); err != nil {
-		return nil, err
-	}
 	var o ExecOptions
 	if opts != nil {
 		o = *opts
 	}
-	if err := commandCheck(command, b.safety, b.dangerOK, false); err != nil {
+	cwd, err := b.prepareExec("exec", command, &o)
+	if err != nil {
 		return nil, err
-	}
-	if err := ValidateEnv(o.Env); err != nil {
-		return nil, err
-	}
-	cwd := b.root
-	if o.Cwd != "" {
-		full, _, err := b.abs("exec", o.Cwd)
-		if err != nil {
-			return nil, err
-		}
-		cwd = full
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, &Error{Code: CodeExecError, Op: "exec", Command: command, Err: err,

@@ -41,8 +41,9 @@ type ScopeConfig struct {
 // the parent's, read live. TrackCloser registers on the backend at the root
 // of the chain. The scope directory is created on the first operation that
 // writes (Write, Mkdir, Touch, Rename, Exec), once even under concurrent
-// calls. Close unregisters the scope from its parent and makes its own
-// operations fail; it never closes the parent.
+// calls. Close unregisters the scope from its parent, makes its own
+// operations fail and kills the background processes started through it;
+// it never closes the parent.
 type ScopedBackend struct {
 	base      FileBackend    // the backend holding the data; never a scope
 	registry  *scopeRegistry // where this scope is registered; nil for foreign parents
@@ -58,6 +59,9 @@ type ScopedBackend struct {
 
 	rootMu    sync.Mutex
 	rootReady atomic.Bool
+
+	procMu sync.Mutex
+	procs  map[string]*Process // background processes started through this scope
 
 	scopeRegistry // this scope's own children
 }
@@ -146,12 +150,17 @@ func (s *ScopedBackend) OnStatusChange(fn func(StatusChange)) (unsubscribe func(
 // TrackCloser registers c on the backend at the root of the chain.
 func (s *ScopedBackend) TrackCloser(c io.Closer) { s.base.TrackCloser(c) }
 
-// Close unregisters the scope from its parent. It closes nothing else: the
+// Close unregisters the scope from its parent and kills the background
+// processes started through it that still run. It closes nothing else: the
 // parent keeps running and child scopes become orphaned. Idempotent.
 func (s *ScopedBackend) Close() error {
-	if s.closed.CompareAndSwap(false, true) && s.registry != nil {
+	if !s.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	if s.registry != nil {
 		s.registry.removeScope(s)
 	}
+	s.killProcesses()
 	return nil
 }
 
@@ -534,10 +543,23 @@ func (s *ScopedBackend) Exec(ctx context.Context, command string, opts *ExecOpti
 }
 
 func (s *ScopedBackend) exec(ctx context.Context, command string, opts *ExecOptions, o *opCheck) (*ExecResult, error) {
-	if err := s.checkOpen("exec"); err != nil {
+	eo, err := s.prepareExec(ctx, "exec", command, opts, o)
+	if err != nil {
 		return nil, err
 	}
-	if err := s.checkExec(ctx, "exec", command, opts, o); err != nil {
+	return s.base.Exec(ctx, command, eo)
+}
+
+// prepareExec is what Exec and Start share, so a command gets the same
+// treatment whichever way it runs: the scope must be open, the permission
+// policy must allow it, opts.Env must be valid, opts.Cwd inside the scope
+// (translated for the base), the scope's environment under opts.Env, and
+// the scope directory created. It returns the options to pass down.
+func (s *ScopedBackend) prepareExec(ctx context.Context, op, command string, opts *ExecOptions, o *opCheck) (*ExecOptions, error) {
+	if err := s.checkOpen(op); err != nil {
+		return nil, err
+	}
+	if err := s.checkExec(ctx, op, command, opts, o); err != nil {
 		return nil, err
 	}
 	var eo ExecOptions
@@ -549,7 +571,7 @@ func (s *ScopedBackend) exec(ctx context.Context, command string, opts *ExecOpti
 	}
 	cwd := s.prefix
 	if eo.Cwd != "" {
-		rel, err := resolve(s.root, "exec", eo.Cwd)
+		rel, err := resolve(s.root, op, eo.Cwd)
 		if err != nil {
 			return nil, err
 		}
@@ -560,5 +582,5 @@ func (s *ScopedBackend) exec(ctx context.Context, command string, opts *ExecOpti
 	if err := s.ensureRoot(ctx); err != nil {
 		return nil, err
 	}
-	return s.base.Exec(ctx, command, &eo)
+	return &eo, nil
 }

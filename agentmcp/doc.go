@@ -6,9 +6,12 @@
 // and text outputs, so clients and prompts written for it work unchanged.
 // They also accept the extra parameters of the agent-backend daemon
 // (read_text_file offset/limit paging, replaceAll per edit, sortBy on
-// search_files, includeDefaultExcludes on directory_tree), and two tools
-// are added: grep (answered by agentbackend.Grep) and, for backends that
-// can run commands, exec.
+// search_files, includeDefaultExcludes on directory_tree), and tools are
+// added: grep (answered by agentbackend.Grep); for backends that can run
+// commands, exec; and for those that can run them in the background,
+// run_in_background, read_output, kill_shell and list_shells (named and
+// shaped as pydantic-ai-backend's console tools; exec also takes
+// background: true).
 //
 // Each tool is defined once. NewServer registers the definitions on an MCP
 // server; Tools returns them as plain definitions (name, description, JSON

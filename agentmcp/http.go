@@ -44,7 +44,10 @@ func Handler(b ab.FileBackend, opts *Options) http.Handler {
 // An MCP server is built once per tool set (with or without exec, and
 // without the tools a backend's permissions deny outright) and shared by
 // every request that gets that set; each request's tool calls run on its
-// own backend, carried in the request's context.
+// own backend, carried in the request's context. A backend fn made for the
+// request (release not nil) gets no background-process tools, since the
+// processes would end with it; a backend that outlives requests keeps its
+// processes from one request to the next (stateless as the protocol is).
 func RequestHandler(fn BackendFunc, opts *Options) http.Handler {
 	toolsetOf := func(ctx context.Context) *toolset {
 		t, _ := ctx.Value(toolsetKey{}).(*toolset)
@@ -76,7 +79,11 @@ func RequestHandler(fn BackendFunc, opts *Options) http.Handler {
 			return
 		}
 		t := newToolset(b, opts)
-		t.filter = filterFor(b, opts)
+		if release != nil {
+			// A backend made for this request (a scope) ends with it, and
+			// its background processes with it: none to offer.
+			t.filter.bg = false
+		}
 		sdk.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), toolsetKey{}, t)))
 	})
 }

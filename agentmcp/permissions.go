@@ -33,6 +33,10 @@ var toolAccesses = map[string][]ab.Access{
 	"get_file_info":             {ab.AccessRead},
 	"list_allowed_directories":  nil,
 	"exec":                      {ab.AccessExec},
+	"run_in_background":         {ab.AccessExec},
+	"read_output":               {ab.AccessExec},
+	"kill_shell":                {ab.AccessExec},
+	"list_shells":               {ab.AccessExec},
 	"grep":                      {ab.AccessSearch},
 }
 
@@ -41,13 +45,13 @@ var toolAccesses = map[string][]ab.Access{
 // of agentbackend.Accesses). It is comparable, so servers can be shared by
 // every backend with the same filter.
 type toolFilter struct {
-	exec   bool
-	denied uint8
+	exec, bg bool
+	denied   uint8
 }
 
 // filterFor returns the filter of b.
 func filterFor(b ab.FileBackend, opts *Options) toolFilter {
-	f := toolFilter{exec: withExec(b, opts)}
+	f := toolFilter{exec: withExec(b, opts), bg: withBackground(b, opts)}
 	for i, a := range allAccesses {
 		if ab.AccessDenied(b, a) {
 			f.denied |= 1 << i
@@ -61,7 +65,7 @@ var allAccesses = ab.Accesses()
 
 // serves reports whether the tool is in the set.
 func (f toolFilter) serves(s *spec) bool {
-	if s.exec && !f.exec {
+	if s.exec && !f.exec || s.bg && !f.bg {
 		return false
 	}
 	for _, a := range toolAccesses[s.name] {

@@ -45,7 +45,8 @@ func toolNames(t *testing.T, cs *mcp.ClientSession) []string {
 	return names
 }
 
-var writingTools = []string{"write_file", "edit_file", "create_directory", "move_file", "exec"}
+var writingTools = []string{"write_file", "edit_file", "create_directory", "move_file", "exec",
+	"run_in_background", "read_output", "kill_shell", "list_shells"}
 
 // Under ReadOnly the tools that could never succeed are not offered, over
 // MCP and as plain definitions; under Strict (asking) they all are.

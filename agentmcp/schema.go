@@ -156,7 +156,8 @@ const execSchema = `{
   "type": "object",
   "properties": {
     "command": {"type": "string", "description": "Shell command to execute"},
-    "env": {"type": "object", "additionalProperties": {"type": "string"}, "description": "Optional environment variables to set for this command"}
+    "env": {"type": "object", "additionalProperties": {"type": "string"}, "description": "Optional environment variables to set for this command"},
+    "background": {"type": "boolean", "default": false, "description": "Start the command in the background and return its shell_id at once (see run_in_background)"}
   },
   "required": ["command"]
 }`

@@ -44,7 +44,9 @@ func Version() string {
 // list_directory, list_directory_with_sizes, directory_tree, move_file,
 // search_files, get_file_info, list_allowed_directories), with the extra
 // parameters of agent-backend's daemon, plus grep and, when b can run
-// commands (see CanExec), exec. When b is a scope with permissions, the
+// commands (see CanExec), exec; and when b can also run them in the
+// background (see CanStartProcesses), run_in_background, read_output,
+// kill_shell and list_shells, as pydantic-ai-backend's console tools. When b is a scope with permissions, the
 // tools they deny outright are left out, and refused calls are tool errors
 // saying why (see agentbackend.Permissions).
 //
@@ -58,7 +60,7 @@ func Version() string {
 // RequestHandler.
 func NewServer(b ab.FileBackend, opts *Options) *mcp.Server {
 	t := newToolset(b, opts)
-	return newServer(opts, filterFor(b, opts), func(context.Context) *toolset { return t })
+	return newServer(opts, t.filter, func(context.Context) *toolset { return t })
 }
 
 // newServer returns a server with the tools the filter lets through, whose

@@ -60,8 +60,8 @@ type Options struct {
 	// Name and Version identify the server in the MCP handshake; empty means
 	// "agent-backend" and this module's version.
 	Name, Version string
-	// NoExec leaves out the exec tool even when the backend can run
-	// commands.
+	// NoExec leaves out the exec tool (and the background-process tools)
+	// even when the backend can run commands.
 	NoExec bool
 	// Logger receives the MCP server's log and tool panics; nil discards.
 	Logger *slog.Logger
@@ -73,6 +73,7 @@ type spec struct {
 	input, output     *schema
 	ann               Annotations
 	exec              bool // only where the backend can run commands
+	bg                bool // only where the backend can start background processes
 	run               func(ctx context.Context, t *toolset, args map[string]any) (*Result, error)
 
 	toolOnce sync.Once
@@ -88,7 +89,7 @@ type toolset struct {
 }
 
 func newToolset(b ab.FileBackend, opts *Options) *toolset {
-	t := &toolset{b: b, root: path.Clean("/" + b.RootDir())}
+	t := &toolset{b: b, root: path.Clean("/" + b.RootDir()), filter: filterFor(b, opts)}
 	if opts != nil {
 		t.logger = opts.Logger
 	}

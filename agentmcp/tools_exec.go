@@ -15,6 +15,8 @@ var (
 		name: "exec", title: "Execute Command",
 		desc: "Execute a shell command in the workspace directory and return its standard output. " +
 			"A command that exits non-zero is an error carrying its exit code and standard error. " +
+			"With background: true it starts the command in the background instead and returns its shell_id at once " +
+			"(see run_in_background), where the backend can run background processes. " +
 			"Not available for backends that cannot run commands (memory).",
 		input: mustSchema(execSchema), output: textOutput,
 		ann:  Annotations{Destructive: true, OpenWorld: true},
@@ -40,20 +42,18 @@ var allSpecs = []*spec{
 	listDirectorySpec, listDirectoryWithSizesSpec, directoryTreeSpec,
 	moveFileSpec, searchFilesSpec, getFileInfoSpec, listAllowedDirectoriesSpec,
 	execSpec, grepSpec,
+	runInBackgroundSpec, readOutputSpec, killShellSpec, listShellsSpec,
 }
 
 // execCommand runs a command as agent-backend's daemon does: stdout,
 // trimmed, on success; the backend's error (for a non-zero exit, "Command
 // execution failed with exit code N: <stderr>") otherwise.
 func execCommand(ctx context.Context, t *toolset, args map[string]any) (*Result, error) {
-	var env map[string]string
-	if m, ok := args["env"].(map[string]any); ok && len(m) > 0 {
-		env = make(map[string]string, len(m))
-		for k, v := range m {
-			env[k], _ = v.(string)
-		}
+	o := execOptions(args)
+	if boolean(args, "background") {
+		return startBackground(ctx, t, "exec", str(args, "command"), o)
 	}
-	res, err := t.b.Exec(ctx, str(args, "command"), &ab.ExecOptions{Env: env})
+	res, err := t.b.Exec(ctx, str(args, "command"), o)
 	if err != nil {
 		return nil, toolError("exec", err.Error(), err)
 	}

@@ -15,7 +15,8 @@
 // The suite covers path resolution (including escapes), reading and writing
 // text and binary data, directory listing, mkdir, exists, stat, remove
 // modes, rename, touch, scopes and their nesting, environment merging, exec
-// (or NOT_IMPLEMENTED where a backend has none), close semantics and
+// (or NOT_IMPLEMENTED where a backend has none), background processes
+// (ProcessStarter, or NOT_IMPLEMENTED), close semantics and
 // concurrent use. It expects the backend's defaults: dangerous-command
 // blocking on.
 package backendtest
@@ -39,6 +40,11 @@ type Options struct {
 	// such as the mount points of a composite; listings of the root expect
 	// them besides what the suite wrote.
 	RootEntries []string
+	// ConcurrentProcesses is how many background processes the Processes
+	// section runs at once; 0 means 50. Where each start is costly (a
+	// container engine), a suite that repeats what another already covers
+	// can lower it.
+	ConcurrentProcesses int
 }
 
 // Run runs the whole suite against backends made by newBackend, each
@@ -58,6 +64,7 @@ func RunWith(t *testing.T, newBackend Factory, opts Options) {
 	t.Run("Touch", s.testTouch)
 	t.Run("Scopes", s.testScopes)
 	t.Run("Exec", s.testExec)
+	t.Run("Processes", s.testProcesses)
 	t.Run("Close", s.testClose)
 	t.Run("Concurrent", s.testConcurrent)
 	t.Run("FS", s.testFS)

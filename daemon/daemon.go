@@ -92,6 +92,9 @@ type Config struct {
 	MaxSessionsPerConn int
 	// MaxExecsPerConn bounds the commands one connection may run at once
 	// (more wait for one to end); 0 means DefaultMaxExecsPerConn.
+	// Background processes (sessions that sent
+	// agentbackend.RemoteBackgroundRequest) do not count: they are bounded
+	// by MaxSessionsPerConn.
 	MaxExecsPerConn int
 	// Version is what /health reports; empty means Version.
 	Version string

@@ -300,3 +300,25 @@ func TestInteropReferenceMCPClient(t *testing.T) {
 		t.Errorf("grep: %s", got["grep"])
 	}
 }
+
+// The reference daemon does not know the background request and may not
+// honour the signal request: Kill still ends the process, by closing its
+// session if need be.
+func TestInteropRemoteProcessKill(t *testing.T) {
+	ref := startRefDaemon(t, "tok")
+	rb := remoteOn(t, ref.port, ref.root, "tok", ab.RemoteConfig{HostKey: ref.hostKey})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	p, err := rb.Start(ctx, "echo up; sleep 1000", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitPrinted(t, p, "up\n", 30*time.Second)
+	if err := p.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	res, err := p.Wait(ctx)
+	if ab.ErrorCode(err) != ab.CodeExecFailed || res == nil || res.ExitCode != 137 || p.Info().State != ab.ProcessKilled {
+		t.Errorf("after Kill on the reference daemon: %+v, %v, %+v", res, err, p.Info())
+	}
+}

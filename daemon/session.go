@@ -10,6 +10,7 @@ import (
 	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
 
+	ab "github.com/agentbackend/agentbackend"
 	"github.com/agentbackend/agentbackend/internal/sandbox"
 )
 
@@ -25,10 +26,11 @@ type session struct {
 	cols, rows uint32
 	done       chan struct{} // closed when the channel is gone: the peer closed it, or the connection ended
 
-	mu   sync.Mutex
-	proc *sandbox.Process
-	tty  *os.File // the pseudo-terminal's controlling side, when the command has one
-	pty  bool     // the client asked for a terminal
+	mu         sync.Mutex
+	background bool // the client asked for a background process: no exec slot
+	proc       *sandbox.Process
+	tty        *os.File // the pseudo-terminal's controlling side, when the command has one
+	pty        bool     // the client asked for a terminal
 }
 
 // session serves a session channel's requests until the channel is closed,
@@ -47,6 +49,13 @@ func (d *Daemon) session(ch ssh.Channel, reqs <-chan *ssh.Request, cs *connState
 			ok = s.windowChange(req.Payload)
 		case "signal":
 			ok = s.signal(req.Payload)
+		case ab.RemoteBackgroundRequest:
+			if !started {
+				s.mu.Lock()
+				s.background = true
+				s.mu.Unlock()
+				ok = true
+			}
 		case "exec", "shell", "subsystem":
 			if started {
 				break // one program per session
@@ -113,18 +122,21 @@ func (s *session) serveSFTP() {
 // channel as its standard streams (or a pseudo-terminal on the channel when
 // the client asked for one), then reports the exit status and closes the
 // channel. A command that cannot start gets its error on stderr and exit
-// status 1.
+// status 1. A background process (RemoteBackend.Start) takes no exec slot:
+// it would hold one for its whole life; the session limit bounds them.
 func (s *session) run(command string) {
-	select {
-	case s.cs.execs <- struct{}{}:
-	case <-s.done:
-		return
-	}
-	defer func() { <-s.cs.execs }()
-	cmd := sandbox.Command(s.d.exec.spec(command, s.term))
 	s.mu.Lock()
-	pty := s.pty
+	pty, background := s.pty, s.background
 	s.mu.Unlock()
+	if !background {
+		select {
+		case s.cs.execs <- struct{}{}:
+		case <-s.done:
+			return
+		}
+		defer func() { <-s.cs.execs }()
+	}
+	cmd := sandbox.Command(s.d.exec.spec(command, s.term))
 	var code int
 	var err error
 	if pty && havePTY {

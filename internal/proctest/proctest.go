@@ -94,3 +94,26 @@ func WaitRunning(t testing.TB, marker string, n int) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// Process is what WantEnded uses of an agentbackend.Process (proctest
+// cannot import that package: its own tests use proctest).
+type Process interface {
+	ID() string
+	Done() <-chan struct{}
+}
+
+// WantEnded checks processes that something (a backend's Close) ended: each
+// must have ended already, and waitErr (its Wait's error) must satisfy ok.
+func WantEnded[P Process](t testing.TB, procs []P, waitErr func(P) error, ok func(error) bool, by string) {
+	t.Helper()
+	for _, p := range procs {
+		select {
+		case <-p.Done():
+		default:
+			t.Errorf("%s runs after %s", p.ID(), by)
+		}
+		if err := waitErr(p); !ok(err) {
+			t.Errorf("Wait of %s after %s: %v", p.ID(), by, err)
+		}
+	}
+}

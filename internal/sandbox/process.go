@@ -27,8 +27,10 @@ func setProcessGroup(cmd *exec.Cmd) {
 // it; Kill ends the whole group early. Under bubblewrap the sandbox's pid
 // namespace does the same for processes that leave the group.
 type Process struct {
-	cmd *exec.Cmd
-	pid int // also the process group id
+	cmd       *exec.Cmd
+	pid       int  // also the process group id
+	sandboxed bool // pid is bubblewrap's; the command runs in a pid namespace below it
+	nsInit    int  // the sandbox's init, found when Kill killed bubblewrap under it
 
 	mu     sync.Mutex
 	exited bool  // the shell has exited (not yet reaped: the group id is still ours)
@@ -47,7 +49,7 @@ type Process struct {
 // the writers to take everything the command wrote. A writer's error stops
 // the copying to it, not the command.
 func Start(cmd *exec.Cmd, stdout, stderr io.Writer) (*Process, error) {
-	p := &Process{cmd: cmd}
+	p := &Process{cmd: cmd, sandboxed: len(cmd.Args) > 0 && cmd.Args[0] == "bwrap"}
 	var parentEnds, childEnds []*os.File
 	closeAll := func() {
 		for _, f := range append(parentEnds, childEnds...) {
@@ -123,6 +125,11 @@ func (p *Process) Kill(cause error) bool {
 	if p.reaped {
 		return false
 	}
+	if p.sandboxed && !p.exited && p.nsInit == 0 {
+		// Killed, bubblewrap leaves its init to die by --die-with-parent
+		// after it: Wait waits for that (see awaitNamespace).
+		p.nsInit = childOf(p.pid)
+	}
 	_ = syscall.Kill(-p.pid, syscall.SIGKILL)
 	if p.exited {
 		return false
@@ -136,11 +143,24 @@ func (p *Process) Kill(cause error) bool {
 // Signal sends sig to the command's whole process group, if the command is
 // still running (not yet reaped), and reports whether it did. Unlike Kill
 // it records no cause: the command decides what the signal means.
+//
+// Under bubblewrap the group of bwrap itself would receive it, and bwrap
+// does not pass signals on: most would end it (and with it the sandbox, at
+// once) without the command seeing them. So the signal goes to the group of
+// the sandbox's init instead, which holds the command's shell (bwrap's
+// --new-session makes it a session of its own); the init, as pid 1 of its
+// namespace, ignores what it has no handler for. A signal sent before the
+// sandbox is set up goes to bwrap's group, which ends the sandbox.
 func (p *Process) Signal(sig syscall.Signal) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.reaped || p.exited {
 		return false
+	}
+	if p.sandboxed && sig != syscall.SIGKILL {
+		if init := childOf(p.pid); init > 0 {
+			return syscall.Kill(-init, sig) == nil
+		}
 	}
 	return syscall.Kill(-p.pid, sig) == nil
 }
@@ -182,6 +202,12 @@ func (p *Process) Wait() (*os.ProcessState, error) {
 	var exitErr *exec.ExitError
 	if errors.As(err, &exitErr) || errors.Is(err, exec.ErrWaitDelay) {
 		err = nil // the status is in ProcessState; an abandoned Stdin copy is not the command's failure
+	}
+	p.mu.Lock()
+	nsInit := p.nsInit
+	p.mu.Unlock()
+	if nsInit != 0 {
+		awaitNamespace(nsInit)
 	}
 	p.finishOutput()
 	if err != nil && p.cmd.ProcessState == nil {

@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -294,4 +295,49 @@ func TestBwrapSandbox(t *testing.T) {
 		t.Errorf("Wait after Kill: %v %v", state, err)
 	}
 	proctest.WaitGone(t, mark) // the setsid one too: the pid namespace died
+}
+
+// Signal reaches the command itself, on the host and in bubblewrap (where
+// bwrap's own group would only end bwrap), and whatever it started.
+func TestSignalReachesTheCommand(t *testing.T) {
+	specs := map[string]Spec{"host": hostSpec(t, "")}
+	if bwrap, err := execLookBwrap(); err == nil {
+		specs["bwrap"] = Spec{Shell: "/bin/sh", Root: t.TempDir(), Cwd: ".", Env: os.Environ(), Bwrap: NewBwrap(bwrap, nil)}
+	} else if testenv.Required("bwrap") {
+		t.Fatalf("bwrap required: %v", err)
+	}
+	for name, spec := range specs {
+		t.Run(name, func(t *testing.T) {
+			mark := proctest.SleepArg()
+			spec.Command = "trap 'echo got TERM; exit 3' TERM; echo ready; sleep " + mark + " & wait"
+			var out syncBuffer
+			p, err := Start(Command(spec), &out, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			proctest.WaitRunning(t, mark, 1)
+			for !strings.Contains(out.String(), "ready") {
+				time.Sleep(5 * time.Millisecond)
+			}
+			if !p.Signal(syscall.SIGTERM) {
+				t.Error("Signal of a running command reported it was not running")
+			}
+			state, err := p.Wait()
+			if err != nil || ExitCode(state) != 3 || out.String() != "ready\ngot TERM\n" {
+				t.Errorf("after SIGTERM: exit %d, output %q, %v", ExitCode(state), out.String(), err)
+			}
+			proctest.WaitGone(t, mark)
+			if p.Signal(syscall.SIGTERM) {
+				t.Error("Signal after Wait reported a running command")
+			}
+		})
+	}
+}
+
+func execLookBwrap() (string, error) {
+	bwrap, err := exec.LookPath("bwrap")
+	if err != nil {
+		return "", err
+	}
+	return bwrap, NewBwrap(bwrap, nil).Probe("/bin/sh")
 }
