@@ -27,6 +27,7 @@ func TestMemoryExec(t *testing.T) {
 			t.Errorf("%s Exec = %v, %v; want NOT_IMPLEMENTED for exec on memory", name, res, err)
 		}
 	}
+	wantExist(t, b, "s", false) // the scope's Exec created nothing on its way to failing
 	_ = b.Close()
 	_, err = b.Exec(t.Context(), "echo hi", nil)
 	if !errors.Is(err, ErrDestroyed) {

@@ -579,6 +579,10 @@ func (s *ScopedBackend) prepareExec(ctx context.Context, op, command string, opt
 	}
 	eo.Cwd = cwd
 	eo.Env = mergeEnv(s.env, eo.Env)
+	if s.base.Type() == TypeMemory {
+		// Nothing runs there: say so before creating the scope directory.
+		return nil, errNotImplemented(op, TypeMemory)
+	}
 	if err := s.ensureRoot(ctx); err != nil {
 		return nil, err
 	}
