@@ -60,24 +60,34 @@ func TestDockerTimeoutKillsProcessGroup(t *testing.T) {
 	if elapsed := time.Since(start); elapsed > 10*time.Second {
 		t.Errorf("Exec returned %v after a 1s timeout", elapsed)
 	}
-	if res == nil || string(res.Stdout) != "started\n" {
+	// Under load the echo may not have run within the second; what did
+	// arrive is kept.
+	if res == nil || !strings.HasPrefix("started\n", string(res.Stdout)) {
 		t.Errorf("partial result = %+v, want the output so far", res)
 	}
 	waitNoProc(t, b.ContainerID(), "sleep 3")
 
-	// Cancelling the context kills just the same, and the backend keeps
-	// working afterwards.
+	// Cancelling the context kills just the same, the output that arrived
+	// before is in the result, and the backend keeps working afterwards.
 	cctx, cancel := context.WithCancel(ctx)
-	time.AfterFunc(500*time.Millisecond, cancel)
-	_, err = b.Exec(cctx, "sleep 41 & sleep 42", nil)
+	defer cancel()
+	res, err = b.Exec(cctx, "echo started; sleep 41 & sleep 42", &ab.ExecOptions{Stdout: cancelOnWrite{cancel}})
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("Exec with a cancelled context: %v, want context.Canceled", err)
+	}
+	if res == nil || string(res.Stdout) != "started\n" {
+		t.Errorf("partial result after cancel = %+v, want the output so far", res)
 	}
 	waitNoProc(t, b.ContainerID(), "sleep 4")
 	if res, err := b.Exec(ctx, "echo alive", nil); err != nil || string(res.Stdout) != "alive\n" {
 		t.Fatalf("Exec after a kill: %+v, %v", res, err)
 	}
 }
+
+// cancelOnWrite cancels a context once the command has written something.
+type cancelOnWrite struct{ cancel context.CancelFunc }
+
+func (w cancelOnWrite) Write(p []byte) (int, error) { w.cancel(); return len(p), nil }
 
 func TestDockerLimits(t *testing.T) {
 	needDocker(t)
