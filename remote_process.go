@@ -193,12 +193,6 @@ func (rc *remoteProc) run() {
 	rc.p.finish(code, killed, failure)
 }
 
-func (rc *remoteProc) killRequested() error {
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	return rc.cause
-}
-
 func (rc *remoteProc) kill() error { return rc.killWith(errKilled) }
 
 // killWith records why the command is killed and kills it.
