@@ -239,7 +239,7 @@ func (b *LocalBackend) openRoot(dir string) error {
 	if configured := cleanRoot(filepath.ToSlash(abs)); configured != b.root {
 		b.alias = configured
 	}
-	learnEscapeError(b.fsys)
+	pathjail.LearnRootEscape(b.fsys)
 	return nil
 }
 
@@ -334,30 +334,12 @@ func (b *LocalBackend) begin(ctx context.Context, code Code, op, p string) error
 	return nil
 }
 
-// escapeErr is the error os.Root returns for a path that a symbolic link
-// leads out of the root. os does not export it, so the first root opened
-// provokes it once (with an absolute name, refused before any system call).
-var (
-	escapeOnce sync.Once
-	escapeErr  error
-)
-
-func learnEscapeError(r *os.Root) {
-	escapeOnce.Do(func() {
-		_, err := r.Lstat("/")
-		var pe *fs.PathError
-		if errors.As(err, &pe) {
-			escapeErr = pe.Err
-		}
-	})
-}
-
 // errLinkEscapes is this package's own report of a symbolic link that
 // leads out of the workspace (Write follows links itself).
 var errLinkEscapes = errors.New("symbolic link escapes the workspace")
 
 func isEscape(cause error) bool {
-	return cause == errLinkEscapes || (escapeErr != nil && cause == escapeErr)
+	return cause == errLinkEscapes || pathjail.IsRootEscape(cause)
 }
 
 // fileErr converts a failure of os.Root into the SDK's error for op on the

@@ -5,7 +5,6 @@ import (
 	"io/fs"
 	"os"
 	"strings"
-	"sync"
 
 	"github.com/agentbackend/agentbackend/internal/pathjail"
 )
@@ -35,7 +34,7 @@ func openJail(real, configured string) (*jail, error) {
 	if c := pathjail.Clean(configured); c != j.real {
 		j.alias = c
 	}
-	learnRootEscape(r)
+	pathjail.LearnRootEscape(r)
 	return j, nil
 }
 
@@ -66,24 +65,6 @@ func (j *jail) abs(rel string) string {
 	return pathjail.Join(root, rel)
 }
 
-// rootEscape is the error os.Root returns for a path that a symbolic link
-// leads out of the root. os does not export it, so the first jail provokes
-// it once (an absolute name is refused before any system call).
-var (
-	rootEscapeOnce sync.Once
-	rootEscape     error
-)
-
-func learnRootEscape(r *os.Root) {
-	rootEscapeOnce.Do(func() {
-		_, err := r.Lstat("/")
-		var pe *fs.PathError
-		if errors.As(err, &pe) {
-			rootEscape = pe.Err
-		}
-	})
-}
-
 // isEscape reports whether err is os.Root refusing a path that leaves it.
 func isEscape(err error) bool {
 	for {
@@ -95,7 +76,7 @@ func isEscape(err error) bool {
 		case errors.As(err, &le):
 			err = le.Err
 		default:
-			return err == errEscape || (rootEscape != nil && err == rootEscape)
+			return err == errEscape || pathjail.IsRootEscape(err)
 		}
 	}
 }
