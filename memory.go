@@ -188,20 +188,40 @@ func ctxCheck(ctx context.Context, code Code, op, p string) func() error {
 // fs.ErrNotExist too.
 func notFound(op, p string) error { return errFileOp(CodeKeyNotFound, op, p, syscall.ENOENT) }
 
+// lookup returns the entry at key under the read lock; ok is false when
+// there is none. It fails only when the backend is closed.
+func (b *MemoryBackend) lookup(op, key string) (e entry, ok bool, err error) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if b.idx == nil {
+		return entry{}, false, errDestroyed(op, TypeMemory)
+	}
+	e, ok = b.idx.get(key)
+	return e, ok, nil
+}
+
+// mutate runs fn on the index under the write lock, or fails with
+// BACKEND_DESTROYED once the backend is closed; fn's own errors come back
+// as they are, so an *Error (ErrorCode not "") is never fn's.
+func (b *MemoryBackend) mutate(op string, fn func(idx *memIndex) error) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.idx == nil {
+		return errDestroyed(op, TypeMemory)
+	}
+	return fn(b.idx)
+}
+
 // Read returns a copy of a file's contents.
 func (b *MemoryBackend) Read(ctx context.Context, p string) ([]byte, error) {
 	rel, err := b.begin(ctx, CodeReadFailed, "read", p)
 	if err != nil {
 		return nil, err
 	}
-	b.mu.RLock()
-	if b.idx == nil {
-		b.mu.RUnlock()
-		return nil, errDestroyed("read", TypeMemory)
-	}
-	e, ok := b.idx.get(rel)
-	b.mu.RUnlock()
+	e, ok, err := b.lookup("read", rel)
 	switch {
+	case err != nil:
+		return nil, err
 	case !ok:
 		return nil, notFound("read", p)
 	case e.dir:
@@ -219,17 +239,11 @@ func (b *MemoryBackend) Write(ctx context.Context, p string, data []byte) error 
 		return err
 	}
 	val, now := string(data), time.Now().UnixNano() // outside the lock
-	b.mu.Lock()
-	if b.idx == nil {
-		b.mu.Unlock()
-		return errDestroyed("write", TypeMemory)
-	}
-	err = b.idx.writeFile(rel, val, now)
-	b.mu.Unlock()
-	if err != nil {
+	err = b.mutate("write", func(idx *memIndex) error { return idx.writeFile(rel, val, now) })
+	if err != nil && ErrorCode(err) == "" { // closed: already an *Error
 		return errFileOp(CodeWriteFailed, "write", p, err)
 	}
-	return nil
+	return err
 }
 
 // ReadDir returns the sorted names of a directory's immediate children. The
@@ -316,17 +330,11 @@ func (b *MemoryBackend) Mkdir(ctx context.Context, p string) error {
 		return err
 	}
 	now := time.Now().UnixNano()
-	b.mu.Lock()
-	if b.idx == nil {
-		b.mu.Unlock()
-		return errDestroyed("mkdir", TypeMemory)
-	}
-	err = b.idx.mkdirAll(rel, now)
-	b.mu.Unlock()
-	if err != nil {
+	err = b.mutate("mkdir", func(idx *memIndex) error { return idx.mkdirAll(rel, now) })
+	if err != nil && ErrorCode(err) == "" { // closed: already an *Error
 		return errFileOp(CodeWriteFailed, "mkdir", p, err)
 	}
-	return nil
+	return err
 }
 
 // Exists reports whether p is a file or directory. A path below a file is
@@ -336,13 +344,8 @@ func (b *MemoryBackend) Exists(ctx context.Context, p string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	b.mu.RLock()
-	defer b.mu.RUnlock()
-	if b.idx == nil {
-		return false, errDestroyed("exists", TypeMemory)
-	}
-	_, ok := b.idx.get(rel)
-	return ok, nil
+	_, ok, err := b.lookup("exists", rel)
+	return ok, err
 }
 
 // Stat describes a file or directory; see MemoryBackend for the synthetic
@@ -352,13 +355,10 @@ func (b *MemoryBackend) Stat(ctx context.Context, p string) (FileInfo, error) {
 	if err != nil {
 		return FileInfo{}, err
 	}
-	b.mu.RLock()
-	if b.idx == nil {
-		b.mu.RUnlock()
-		return FileInfo{}, errDestroyed("stat", TypeMemory)
+	e, ok, err := b.lookup("stat", rel)
+	if err != nil {
+		return FileInfo{}, err
 	}
-	e, ok := b.idx.get(rel)
-	b.mu.RUnlock()
 	if !ok {
 		return FileInfo{}, notFound("stat", p)
 	}
@@ -380,13 +380,9 @@ func (b *MemoryBackend) Remove(ctx context.Context, p string, opts RemoveOptions
 		return err
 	}
 	now := time.Now().UnixNano()
-	b.mu.Lock()
-	if b.idx == nil {
-		b.mu.Unlock()
-		return errDestroyed("rm", TypeMemory)
-	}
-	err = b.idx.remove(rel, opts.Recursive, now, ctxCheck(ctx, CodeWriteFailed, "rm", p))
-	b.mu.Unlock()
+	err = b.mutate("rm", func(idx *memIndex) error {
+		return idx.remove(rel, opts.Recursive, now, ctxCheck(ctx, CodeWriteFailed, "rm", p))
+	})
 	switch {
 	case err == nil:
 		return nil
@@ -420,13 +416,11 @@ func (b *MemoryBackend) Rename(ctx context.Context, from, to string) error {
 		return err
 	}
 	now := time.Now().UnixNano()
-	b.mu.Lock()
-	if b.idx == nil {
-		b.mu.Unlock()
-		return errDestroyed("rename", TypeMemory)
-	}
-	onDst, err := b.idx.rename(relFrom, relTo, now, ctxCheck(ctx, CodeWriteFailed, "rename", from))
-	b.mu.Unlock()
+	var onDst bool
+	err = b.mutate("rename", func(idx *memIndex) (err error) {
+		onDst, err = idx.rename(relFrom, relTo, now, ctxCheck(ctx, CodeWriteFailed, "rename", from))
+		return err
+	})
 	switch {
 	case err == nil:
 		return nil
@@ -449,17 +443,11 @@ func (b *MemoryBackend) Touch(ctx context.Context, p string) error {
 		return err
 	}
 	now := time.Now().UnixNano()
-	b.mu.Lock()
-	if b.idx == nil {
-		b.mu.Unlock()
-		return errDestroyed("touch", TypeMemory)
-	}
-	err = b.idx.touch(rel, now)
-	b.mu.Unlock()
-	if err != nil {
+	err = b.mutate("touch", func(idx *memIndex) error { return idx.touch(rel, now) })
+	if err != nil && ErrorCode(err) == "" { // closed: already an *Error
 		return errFileOp(CodeWriteFailed, "touch", p, err)
 	}
-	return nil
+	return err
 }
 
 // ListKeys returns the files at or below the path prefix, sorted, as
