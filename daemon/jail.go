@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"errors"
-	"io/fs"
 	"os"
 	"strings"
 
@@ -65,18 +64,6 @@ func (j *jail) abs(rel string) string {
 	return pathjail.Join(root, rel)
 }
 
-// isEscape reports whether err is os.Root refusing a path that leaves it.
-func isEscape(err error) bool {
-	for {
-		var pe *fs.PathError
-		var le *os.LinkError
-		switch {
-		case errors.As(err, &pe):
-			err = pe.Err
-		case errors.As(err, &le):
-			err = le.Err
-		default:
-			return err == errEscape || pathjail.IsRootEscape(err)
-		}
-	}
-}
+// isEscape reports whether err is a path refused for leaving the jail, by
+// os.Root or by the jail's own checks.
+func isEscape(err error) bool { return errors.Is(err, errEscape) || pathjail.IsRootEscape(err) }

@@ -29,6 +29,21 @@ func LearnRootEscape(r *os.Root) {
 	})
 }
 
-// IsRootEscape reports whether err (unwrapped from its PathError) is
-// os.Root refusing a path that leaves the root.
-func IsRootEscape(err error) bool { return rootEscape != nil && err == rootEscape }
+// IsRootEscape reports whether err, or the cause beneath its
+// *fs.PathError and *os.LinkError layers, is os.Root refusing a path that
+// leaves the root.
+func IsRootEscape(err error) bool {
+	for rootEscape != nil {
+		var pe *fs.PathError
+		var le *os.LinkError
+		switch {
+		case errors.As(err, &pe):
+			err = pe.Err
+		case errors.As(err, &le):
+			err = le.Err
+		default:
+			return err == rootEscape
+		}
+	}
+	return false
+}

@@ -21,7 +21,7 @@ func TestIsRootEscape(t *testing.T) {
 	LearnRootEscape(r)
 	_, err = r.Stat("out/x")
 	var pe *fs.PathError
-	if !errors.As(err, &pe) || !IsRootEscape(pe.Err) {
+	if !errors.As(err, &pe) || !IsRootEscape(pe.Err) || !IsRootEscape(err) {
 		t.Errorf("Stat through a link out of the root: %v, not recognised as an escape", err)
 	}
 	if IsRootEscape(fs.ErrNotExist) || IsRootEscape(nil) {
