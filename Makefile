@@ -6,7 +6,7 @@ STATICCHECK_VERSION ?= v0.8.2
 BENCH ?= .
 PKGS ?= ./...
 
-.PHONY: test vet bench lint cover fuzz
+.PHONY: test vet bench lint cover fuzz examples
 
 ## test: vet, then every test with the race detector (what CI runs)
 test: vet
@@ -14,6 +14,20 @@ test: vet
 
 vet:
 	$(GO) vet $(PKGS)
+
+## examples: build and run every example (those in this module, then each
+## example module of its own), so none can rot; stdin is closed, as in CI
+EXAMPLES := $(sort $(dir $(wildcard examples/*/main.go)))
+examples:
+	@set -e; for d in $(EXAMPLES); do \
+		if [ -f $$d/go.mod ]; then \
+			echo "== $$d (own module)"; \
+			(cd $$d && $(GO) vet ./... && $(GO) test -count=1 ./... && $(GO) run . </dev/null >/dev/null); \
+		else \
+			echo "== $$d"; \
+			$(GO) run ./$$d </dev/null >/dev/null; \
+		fi; \
+	done
 
 ## bench: every benchmark, each beside its raw baseline, with ratios
 bench:
