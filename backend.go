@@ -21,6 +21,8 @@ import (
 	"io"
 	"io/fs"
 	"time"
+
+	"github.com/agentbackend/agentbackend/internal/sandbox"
 )
 
 // BackendType names the kind of a backend. The values are the reference
@@ -163,6 +165,10 @@ type ExecOptions struct {
 	// Timeout, if positive, bounds the run; when it expires every process
 	// the command started is killed.
 	Timeout time.Duration
+
+	// masks are what a scope's permissions hide or protect in the sandbox
+	// (see permissions_sandbox.go), relative to the backend's root.
+	masks []sandbox.Mask
 }
 
 // ExecResult is what a finished command produced.

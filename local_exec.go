@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"os/exec"
 	"strconv"
 	"sync"
@@ -130,8 +129,12 @@ func (b *LocalBackend) command(ctx context.Context, op, command string, o *ExecO
 		return nil, &Error{Code: CodeExecError, Op: op, Command: command, Err: err,
 			Message: "Command not started: " + err.Error()}
 	}
+	masks, err := b.openMasks(o.masks)
+	if err != nil {
+		return nil, err
+	}
 	return sandbox.Command(sandbox.Spec{Shell: b.shell, Command: command, Root: b.root, Cwd: cwd,
-		Env: b.environ(o.Env), Bwrap: b.bwrap}), nil
+		Env: b.environ(o.Env), Bwrap: b.bwrap, Masks: masks}), nil
 }
 
 // spawnErr reports a command that could not be started.
@@ -185,14 +188,12 @@ func (b *LocalBackend) execDir(cwd string) (string, error) {
 	return rel, nil
 }
 
-// environ builds a command's environment: this process's, TMPDIR for the
-// sandbox, LocalConfig.Env, the call's. os/exec keeps the last of repeated
-// names. sandbox.Command appends HOME and PWD.
+// environ builds a command's environment: the base (sandbox.BaseEnv: a
+// few variables of this process's, or all of them with InheritEnv),
+// LocalConfig.Env, the call's. os/exec keeps the last of repeated names.
+// sandbox.Command appends HOME and PWD.
 func (b *LocalBackend) environ(call map[string]string) []string {
-	env := os.Environ() // a fresh copy, ours to extend
-	if b.bwrap != nil {
-		env = append(env, "TMPDIR=/tmp") // host TMPDIRs do not exist in the sandbox
-	}
+	env := sandbox.BaseEnv(b.inherit, b.bwrap != nil) // a fresh copy, ours to extend
 	env = append(env, b.env...)
 	for k, v := range call {
 		env = append(env, k+"="+v)

@@ -60,6 +60,8 @@ type ScopedBackend struct {
 	rootMu    sync.Mutex
 	rootReady atomic.Bool
 
+	unmaskedOnce sync.Once // maskExec's warning that commands escape the permissions
+
 	procMu sync.Mutex
 	procs  map[string]*Process // background processes started through this scope
 
@@ -584,6 +586,9 @@ func (s *ScopedBackend) prepareExec(ctx context.Context, op, command string, opt
 		return nil, errNotImplemented(op, TypeMemory)
 	}
 	if err := s.ensureRoot(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.maskExec(ctx, &eo); err != nil {
 		return nil, err
 	}
 	return &eo, nil

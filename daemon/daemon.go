@@ -61,9 +61,11 @@ type Config struct {
 	// client holds the token and can run commands anyway, so a static scope
 	// narrows what the MCP tools see, it does not fence SSH clients in.
 	ScopePath string
-	// Isolation and Shell configure commands as for LocalBackend.
+	// Isolation, Shell and Network configure commands as for LocalBackend
+	// (SSH sessions included); the zero values are auto, auto and none.
 	Isolation ab.Isolation
 	Shell     ab.Shell
+	Network   ab.Network
 	// AuthToken, if set, is required on POST /mcp (Authorization: Bearer)
 	// and on the /ssh upgrade (?token= or Authorization: Bearer).
 	AuthToken string
@@ -146,7 +148,8 @@ func New(cfg Config) (*Daemon, error) {
 	if cfg.Permissions != nil && !cfg.DisableSSHWS {
 		return nil, errors.New("daemon: Permissions apply to POST /mcp only, and an SSH client on /ssh could run anything: disable SSH over WebSocket (DisableSSHWS, --disable-ssh-ws) to serve a permission policy")
 	}
-	local, err := ab.NewLocal(ab.LocalConfig{RootDir: cfg.RootDir, Isolation: cfg.Isolation, Shell: cfg.Shell})
+	local, err := ab.NewLocal(ab.LocalConfig{RootDir: cfg.RootDir, Isolation: cfg.Isolation, Shell: cfg.Shell,
+		Network: cfg.Network, Logger: d.log})
 	if err != nil {
 		return nil, err
 	}

@@ -11,6 +11,7 @@
 package sandbox
 
 import (
+	"os"
 	"os/exec"
 	"path"
 )
@@ -48,6 +49,29 @@ type Spec struct {
 	// WorkspaceDir. The daemon mounts it at its host path (Root), because
 	// remote clients send commands that name host paths (`cd /srv/ws && ...`).
 	Mount string
+	// Masks are paths of the workspace that bubblewrap shows empty or
+	// read-only, parents before children; ignored on the host. Command
+	// takes ownership of their files.
+	Masks []Mask
+}
+
+// Mask is a path of the workspace that the sandbox shows differently from
+// the host. Masks are mounts: the command cannot remove, rename or
+// hard-link them (EBUSY, EXDEV), nor write through them (EROFS).
+type Mask struct {
+	// Path is relative to Root: clean, slash-separated, "." for the root.
+	Path string
+	// Dir says the path is a directory.
+	Dir bool
+	// Hide shows the path empty and read-only: a file as an empty file, a
+	// directory as an empty directory. Otherwise it is shown read-only.
+	Hide bool
+	// File is the path opened (O_PATH, without following a final link)
+	// inside the workspace, for a read-only mask: the bind takes the
+	// opened file, so a link swapped in for the path since it was judged
+	// cannot redirect it out of the workspace. A read-only mask without a
+	// File is hidden instead.
+	File *os.File
 }
 
 // mount returns where the workspace appears inside bubblewrap.
@@ -77,16 +101,27 @@ func (s *Spec) Dir() string {
 // needs a terminal may replace SysProcAttr with one that has Setsid and
 // Setctty: the session leader is a group leader too, so killing the group
 // still works.
+//
+// Under bubblewrap, cmd.ExtraFiles holds the sandbox's seccomp program and
+// the files of the masks: Start closes them once the child has its
+// copies; a command that is never started must be given to Release.
 func Command(s Spec) *exec.Cmd {
 	dir := s.Dir()
 	var cmd *exec.Cmd
 	if s.Bwrap != nil {
-		args := make([]string, 0, len(s.Bwrap.args)+12)
-		args = append(args, "bwrap")
-		args = append(args, s.Bwrap.args...)
-		args = append(args, "--bind", s.Root, s.mount(), "--chdir", dir, "--", s.Shell, "-c", s.Command)
-		cmd = &exec.Cmd{Path: s.Bwrap.path, Args: args}
+		extra := make([]string, 0, 5+4*len(s.Masks))
+		extra = append(extra, "--bind", s.Root, s.mount())
+		var files []*os.File
+		extra, files = appendMasks(extra, s.mount(), s.Masks, 4)
+		extra = append(extra, "--chdir", dir)
+		cmd = s.Bwrap.command(extra, s.Shell, s.Command)
+		cmd.ExtraFiles = append(cmd.ExtraFiles, files...)
 	} else {
+		for _, m := range s.Masks {
+			if m.File != nil {
+				m.File.Close()
+			}
+		}
 		cmd = &exec.Cmd{Path: s.Shell, Args: []string{s.Shell, "-c", s.Command}, Dir: dir}
 	}
 	env := make([]string, 0, len(s.Env)+2)
@@ -94,4 +129,15 @@ func Command(s Spec) *exec.Cmd {
 	cmd.Env = append(env, "HOME="+dir, "PWD="+dir)
 	setProcessGroup(cmd)
 	return cmd
+}
+
+// Release closes the files Command gave a command that will not be
+// started (Start closes them itself).
+func Release(cmd *exec.Cmd) {
+	for _, f := range cmd.ExtraFiles {
+		if f != nil {
+			f.Close()
+		}
+	}
+	cmd.ExtraFiles = nil
 }
