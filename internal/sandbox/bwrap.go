@@ -15,11 +15,36 @@ import (
 // agent-backend client specification lists them.
 var systemDirs = []string{"/usr", "/lib", "/lib64", "/bin", "/sbin"}
 
-// procReadOnly are the parts of /proc that let a process whose user id is
-// the host's root write kernel-wide state without any capability (the
-// sysctls, core_pattern among them, SysRq, interrupt affinity). They are
-// bound read-only over the sandbox's own /proc, as Docker and Flatpak do.
-var procReadOnly = []string{"/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus", "/proc/fs", "/proc/acpi", "/proc/scsi"}
+// procReadOnly returns the parts of /proc that are bound read-only over
+// the sandbox's own: every directory at its top but the processes' (sys,
+// irq, bus, fs, driver, pressure, ...) and every file there with a write
+// bit (sysrq-trigger, mtrr, ...). The sandbox runs as the user who runs
+// bwrap, and for root the kernel lets many of these be written on the
+// strength of the user id alone, no capability needed: a sysctl such as
+// kernel.core_pattern (whose pipe handler the host's root then runs), SysRq,
+// interrupt affinity, dynamic debug. Docker and Flatpak make the same
+// places read-only; this makes all of them so, known or not, while the
+// processes' own entries (/proc/self) stay as they are.
+var procReadOnly = sync.OnceValue(func() []string {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	var paths []string
+	for _, e := range entries {
+		if e.Name()[0] >= '0' && e.Name()[0] <= '9' {
+			continue // a process
+		}
+		fi, err := e.Info()
+		if err != nil || fi.Mode()&os.ModeSymlink != 0 { // self, thread-self, mounts, net
+			continue
+		}
+		if fi.IsDir() || fi.Mode().Perm()&0o222 != 0 {
+			paths = append(paths, "/proc/"+e.Name())
+		}
+	}
+	return paths
+})
 
 // procHidden are the files of /proc that describe the whole host rather
 // than the sandbox (its keys, its timers and tasks, its memory); they are
@@ -63,7 +88,7 @@ const seccompFD = "3"
 //   - /usr, /lib, /lib64, /bin and /sbin read-only (missing ones skipped; one
 //     that is a symlink on the host, as /lib -> usr/lib on merged-/usr
 //     systems, becomes the same symlink, which saves a mount);
-//   - a fresh /dev, a fresh /proc whose kernel-wide knobs (procReadOnly)
+//   - a fresh /dev, a fresh /proc whose kernel-wide parts (procReadOnly)
 //     are read-only and whose host-wide listings (procHidden) are hidden,
 //     and a private tmpfs /tmp;
 //   - cfg.ReadOnly paths read-only at the same place, if they exist;
@@ -97,7 +122,7 @@ func NewBwrap(bwrapPath string, cfg BwrapConfig) *Bwrap {
 		args = append(args, "--ro-bind", dir, dir)
 	}
 	args = append(args, "--dev", "/dev", "--proc", "/proc")
-	for _, p := range procReadOnly {
+	for _, p := range procReadOnly() {
 		args = append(args, "--ro-bind-try", p, p)
 	}
 	for _, p := range procHidden {
