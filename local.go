@@ -295,7 +295,7 @@ func (b *LocalBackend) openRoot(dir string) error {
 
 // chooseIsolation resolves auto isolation once, and checks that explicit
 // bwrap works. A fallback from auto to software isolation, or a sandbox
-// lacking a protection, is logged once per process and reason.
+// lacking a protection, is logged once per logger and reason.
 func (b *LocalBackend) chooseIsolation(cfg LocalConfig) error {
 	b.isolation = cfg.Isolation
 	if b.isolation == "auto" {
@@ -336,12 +336,17 @@ func probeBwrap(shell string, cfg sandbox.BwrapConfig) (*sandbox.Bwrap, error) {
 	return bw, nil
 }
 
-// warned holds the warnings logged once per process.
-var warned sync.Map
+// warned holds the warnings logged once per logger.
+var warned sync.Map // warning -> struct{}
 
-// warnOnce logs msg at warning level, the first time only.
+type warning struct {
+	log *slog.Logger
+	msg string
+}
+
+// warnOnce logs msg at warning level to log, the first time only.
 func warnOnce(log *slog.Logger, msg string) {
-	if _, seen := warned.LoadOrStore(msg, true); !seen {
+	if _, seen := warned.LoadOrStore(warning{log, msg}, struct{}{}); !seen {
 		log.Warn(msg)
 	}
 }

@@ -66,11 +66,11 @@ func (s *ScopedBackend) maskExec(ctx context.Context, eo *ExecOptions) error {
 	lb, ok := s.base.(*LocalBackend)
 	if !ok || lb.bwrap == nil {
 		s.unmaskedOnce.Do(func() {
-			why := "the backend is " + string(s.base.Type())
+			why, log := "the backend is "+string(s.base.Type()), slog.Default()
 			if ok {
-				why = "isolation is " + string(lb.isolation)
+				why, log = "isolation is "+string(lb.isolation), lb.log
 			}
-			slog.Default().Warn("agentbackend: commands run through this scope can read and write paths its permissions deny to the file API, because "+why+"; only bwrap isolation applies permissions inside commands",
+			log.Warn("agentbackend: commands run through this scope can read and write paths its permissions deny to the file API, because "+why+"; only bwrap isolation applies permissions inside commands",
 				"scope", s.root)
 		})
 		return nil
