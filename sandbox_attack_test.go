@@ -7,17 +7,16 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/agentbackend/agentbackend/internal/attacktest"
 	"github.com/agentbackend/agentbackend/internal/proctest"
 	"github.com/agentbackend/agentbackend/internal/testenv"
 )
@@ -107,38 +106,20 @@ func TestSandboxAttackEnvironment(t *testing.T) {
 // A listener on the host's 127.0.0.1 is out of reach of a bwrap command,
 // unless the backend opts into the host's network.
 func TestSandboxAttackHostLoopback(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	accepted := make(chan struct{}, 8)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-			accepted <- struct{}{}
-		}
-	}()
-	connect := fmt.Sprintf("exec 3<>/dev/tcp/127.0.0.1/%d && echo connected", ln.Addr().(*net.TCPAddr).Port)
+	connect, reached := attacktest.HostService(t)
 	ctx := context.Background()
 
 	b := attackLocal(t, IsolationBwrap, LocalConfig{Shell: ShellBash})
 	res, err := b.Exec(ctx, connect, nil)
 	assert.Error(t, err)
 	assert.Empty(t, res.Stdout, "a sandboxed command reached the host's loopback")
-	assert.Empty(t, accepted)
+	assert.False(t, reached(false))
 
 	host := attackLocal(t, IsolationBwrap, LocalConfig{Shell: ShellBash, Network: NetworkHost})
 	res, err = host.Exec(ctx, connect, nil)
 	require.NoError(t, err)
 	assert.Equal(t, "connected\n", string(res.Stdout))
-	select {
-	case <-accepted:
-	case <-time.After(10 * time.Second):
-		t.Error("the listener saw no connection")
-	}
+	assert.True(t, reached(true), "the listener saw no connection")
 
 	_, err = NewLocal(LocalConfig{RootDir: t.TempDir(), Network: "bridge"})
 	localWantCode(t, err, CodeInvalidConfiguration, "unknown network")
@@ -240,28 +221,10 @@ func TestSandboxAttackScopeAskIsDenyInside(t *testing.T) {
 	localWantFile(t, filepath.Join(b.RootDir(), "users/alice/notes.txt"), "notes")
 }
 
-// syncLog collects what a slog logger writes.
-type syncLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *syncLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *syncLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
 // Without bwrap nothing reaches into a command, and the scope says so
 // once in the backend's log.
 func TestSandboxUnmaskedScopeWarns(t *testing.T) {
-	var log syncLog
+	var log syncBuffer
 	b := attackLocal(t, IsolationNone, LocalConfig{Logger: slog.New(slog.NewTextHandler(&log, nil))})
 	attackWorkspace(t, b)
 	alice, err := b.Scope("users/alice", &ScopeConfig{Permissions: DefaultPermissions()})
@@ -280,7 +243,7 @@ func TestSandboxUnmaskedScopeWarns(t *testing.T) {
 // missing.
 func TestSandboxAutoFallbackWarns(t *testing.T) {
 	t.Setenv("PATH", t.TempDir()) // no bwrap here
-	var log syncLog
+	var log syncBuffer
 	logger := slog.New(slog.NewTextHandler(&log, nil))
 	for range 2 {
 		b, err := NewLocal(LocalConfig{RootDir: t.TempDir(), Logger: logger})
@@ -362,7 +325,7 @@ func TestSandboxAttackLeftovers(t *testing.T) {
 					t.Run(escapeName+" "+endName, func(t *testing.T) {
 						b := attackLocal(t, iso, LocalConfig{})
 						mark := proctest.SleepArg()
-						t.Cleanup(func() { killMarked(mark) })
+						t.Cleanup(func() { attacktest.KillMarked(mark) })
 						end(t, b, fmt.Sprintf(escape, mark)+"\nsleep "+mark, mark)
 						proctest.WaitGone(t, mark)
 					})
@@ -371,13 +334,3 @@ func TestSandboxAttackLeftovers(t *testing.T) {
 		})
 	}
 }
-
-// killMarked kills what a failed test left behind.
-func killMarked(mark string) {
-	for _, pid := range proctest.Find(mark) {
-		if p, err := os.FindProcess(pid); err == nil {
-			_ = p.Kill()
-		}
-	}
-}
-

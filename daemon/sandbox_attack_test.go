@@ -3,8 +3,6 @@
 package daemon_test
 
 import (
-	"fmt"
-	"net"
 	"strings"
 	"testing"
 
@@ -13,6 +11,7 @@ import (
 
 	ab "github.com/agentbackend/agentbackend"
 	"github.com/agentbackend/agentbackend/daemon"
+	"github.com/agentbackend/agentbackend/internal/attacktest"
 	"github.com/agentbackend/agentbackend/internal/proctest"
 	"github.com/agentbackend/agentbackend/internal/testenv"
 )
@@ -60,22 +59,12 @@ func TestDaemonAttackCapabilitiesAndNetwork(t *testing.T) {
 		assert.True(t, strings.HasSuffix(line, "\t0000000000000000"), line)
 	}
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
-	connect := fmt.Sprintf("exec 3<>/dev/tcp/127.0.0.1/%d && echo connected", ln.Addr().(*net.TCPAddr).Port)
+	connect, reached := attacktest.HostService(t)
 	assert.Empty(t, exec(connect), "a sandboxed session reached the host's loopback")
+	assert.False(t, reached(false))
 	host := attackDaemon(t, ab.IsolationBwrap, ab.NetworkHost)
 	assert.Equal(t, "connected\n", host(connect))
+	assert.True(t, reached(true))
 }
 
 // Closing a session ends everything its command started, however it
@@ -98,4 +87,3 @@ func TestDaemonAttackLeftovers(t *testing.T) {
 		})
 	}
 }
-

@@ -5,18 +5,17 @@ package sandbox
 import (
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 
+	"github.com/agentbackend/agentbackend/internal/attacktest"
 	"github.com/agentbackend/agentbackend/internal/proctest"
 	"github.com/agentbackend/agentbackend/internal/testenv"
 )
@@ -164,36 +163,17 @@ func TestAttackHostLoopback(t *testing.T) {
 	if _, err := os.Stat("/bin/bash"); err != nil {
 		t.Skip("needs bash for /dev/tcp")
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	accepted := make(chan struct{}, 8)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-			accepted <- struct{}{}
-		}
-	}()
-	port := ln.Addr().(*net.TCPAddr).Port
-	connect := fmt.Sprintf("exec 3<>/dev/tcp/127.0.0.1/%d && echo connected", port)
+	connect, reached := attacktest.HostService(t)
 	for _, host := range []bool{false, true} {
 		t.Run(fmt.Sprint("host network ", host), func(t *testing.T) {
 			bw := attackBwrap(t, BwrapConfig{HostNetwork: host})
 			out, _, _ := run(t, Spec{Shell: "/bin/bash", Command: connect, Root: t.TempDir(), Cwd: ".", Bwrap: bw})
 			if host {
 				assert.Equal(t, "connected\n", out)
-				select {
-				case <-accepted:
-				case <-time.After(10 * time.Second):
-					t.Error("the listener saw no connection")
-				}
+				assert.True(t, reached(true), "the listener saw no connection")
 			} else {
 				assert.Empty(t, out, "a sandboxed command reached the host's 127.0.0.1")
-				assert.Empty(t, accepted)
+				assert.False(t, reached(false))
 			}
 		})
 	}
@@ -376,7 +356,7 @@ func TestAttackLeftovers(t *testing.T) {
 		for name, escape := range escapes {
 			t.Run(name+" then exit", func(t *testing.T) {
 				mark := proctest.SleepArg()
-				t.Cleanup(func() { killMarked(mark) })
+				t.Cleanup(func() { attacktest.KillMarked(mark) })
 				spec := spec
 				spec.Root = t.TempDir()
 				spec.Command = fmt.Sprintf(escape, sleeper(t, spec, mark)) + awaitReady
@@ -387,7 +367,7 @@ func TestAttackLeftovers(t *testing.T) {
 			})
 			t.Run(name+" then kill", func(t *testing.T) {
 				mark := proctest.SleepArg()
-				t.Cleanup(func() { killMarked(mark) })
+				t.Cleanup(func() { attacktest.KillMarked(mark) })
 				spec := spec
 				spec.Root = t.TempDir()
 				spec.Command = fmt.Sprintf(escape, sleeper(t, spec, mark)) + "\nsleep " + mark
@@ -411,15 +391,8 @@ func TestAttackLeftoverWithoutEnvironment(t *testing.T) {
 		t.Skip("no cgroup v2 leaf can be made here")
 	}
 	mark := proctest.SleepArg()
-	t.Cleanup(func() { killMarked(mark) })
+	t.Cleanup(func() { attacktest.KillMarked(mark) })
 	out, _, _ := run(t, hostSpec(t, "env -i setsid sleep "+mark+" & sleep 0.2; echo started"))
 	assert.Equal(t, "started\n", out)
 	proctest.WaitGone(t, mark)
-}
-
-// killMarked kills what a failed test left behind.
-func killMarked(mark string) {
-	for _, pid := range proctest.Find(mark) {
-		_ = unix.Kill(pid, unix.SIGKILL)
-	}
 }
