@@ -259,6 +259,28 @@ func TestSandboxAutoFallbackWarns(t *testing.T) {
 	localWantCode(t, err, CodeMissingUtilities, "explicit bwrap without bwrap")
 }
 
+// A bwrap that cannot drop the capabilities (here: one that loses the
+// --cap-drop argument, run by root) is never used: explicit bwrap is
+// MISSING_UTILITIES, auto falls back to software with a warning.
+func TestSandboxRefusesBwrapKeepingCapabilities(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("only root's sandbox would hold capabilities")
+	}
+	fake := attacktest.FakeBwrap(t, `case "$a" in --cap-drop|ALL) ;; *) set -- "$@" "$a";; esac`)
+	t.Setenv("PATH", filepath.Dir(fake)+":"+os.Getenv("PATH"))
+	_, err := NewLocal(LocalConfig{RootDir: t.TempDir(), Isolation: IsolationBwrap})
+	e := localWantCode(t, err, CodeMissingUtilities, "bwrap keeping capabilities")
+	if e != nil {
+		assert.Contains(t, e.Message, "capabilities")
+	}
+	var log syncBuffer
+	b, err := NewLocal(LocalConfig{RootDir: t.TempDir(), Logger: slog.New(slog.NewTextHandler(&log, nil))})
+	require.NoError(t, err)
+	defer b.Close()
+	assert.Equal(t, IsolationSoftware, b.Isolation())
+	assert.Contains(t, log.String(), "keeps capabilities")
+}
+
 // attackEscapes are ways a command detaches a process from its group (the
 // software isolation's heuristic lets them through); %s is the marker.
 var attackEscapes = map[string]string{

@@ -1,16 +1,19 @@
 // Package attacktest holds what the sandbox attack tests of several
-// packages share: a host service for commands to try to reach, and the
-// cleanup of what a failed attack left running.
+// packages share: a host service for commands to try to reach, a bwrap
+// that misbehaves, and the cleanup of what a failed attack left running.
 package attacktest
 
 import (
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/agentbackend/agentbackend/internal/proctest"
+	"github.com/agentbackend/agentbackend/internal/testenv"
 )
 
 // HostService listens on the host's 127.0.0.1 until the test ends and
@@ -56,4 +59,19 @@ func KillMarked(mark string) {
 	for _, pid := range proctest.Find(mark) {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
+}
+
+// FakeBwrap writes, in a directory of its own, an executable "bwrap" that
+// runs the real one with its arguments changed by the shell code filter
+// (run for each argument $a, it appends what it keeps with
+// `set -- "$@" ...`), and returns its path. It needs a working bwrap.
+func FakeBwrap(t testing.TB, filter string) string {
+	t.Helper()
+	real := testenv.NeedBwrap(t)
+	p := filepath.Join(t.TempDir(), "bwrap")
+	script := "#!/bin/sh\nfor a; do shift; " + filter + "; done\nexec " + real + " \"$@\"\n"
+	if err := os.WriteFile(p, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

@@ -396,3 +396,31 @@ func TestAttackLeftoverWithoutEnvironment(t *testing.T) {
 	assert.Equal(t, "started\n", out)
 	proctest.WaitGone(t, mark)
 }
+
+// An old bwrap without --disable-userns still gives a sandbox without
+// capabilities: Probe takes it, saying what it lacks.
+func TestProbeFallsBackWithAWarning(t *testing.T) {
+	old := attacktest.FakeBwrap(t, `if [ "$a" = --disable-userns ]; then echo "bwrap: Unknown option --disable-userns" >&2; exit 1; fi; set -- "$@" "$a"`)
+	bw, err := NewBwrap(old, BwrapConfig{}).Probe("/bin/sh")
+	require.NoError(t, err)
+	assert.Contains(t, bw.Warning(), "--disable-userns")
+	cmd := Command(Spec{Shell: "/bin/sh", Command: "true", Root: t.TempDir(), Cwd: ".", Bwrap: bw})
+	defer Release(cmd)
+	assert.NotContains(t, cmd.Args, "--disable-userns")
+	assert.Contains(t, cmd.Args, "--cap-drop")
+	out, errOut, code := inSandbox(t, bw, "", "grep CapEff /proc/self/status")
+	assert.Equal(t, 0, code, errOut)
+	assert.Equal(t, "CapEff:\t0000000000000000\n", out)
+}
+
+// A bwrap that leaves the capabilities in place (here: one that drops the
+// --cap-drop argument, run by root) is refused: no command ever runs in
+// it.
+func TestProbeRefusesASandboxWithCapabilities(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("only root's sandbox would hold capabilities")
+	}
+	keeps := attacktest.FakeBwrap(t, `case "$a" in --cap-drop|ALL) ;; *) set -- "$@" "$a";; esac`)
+	_, err := NewBwrap(keeps, BwrapConfig{}).Probe("/bin/sh")
+	assert.ErrorIs(t, err, errCapsKept)
+}
