@@ -3,6 +3,7 @@ package agentbackend
 import (
 	"errors"
 	"io/fs"
+	"os"
 
 	"golang.org/x/sys/unix"
 
@@ -48,4 +49,39 @@ func (b *LocalBackend) openMasks(masks []sandbox.Mask) ([]sandbox.Mask, error) {
 		out = append(out, m)
 	}
 	return out, nil
+}
+
+// openMaskDir opens the directory rel of the workspace for a mask walk,
+// which then goes down with openat, one directory at a time, never
+// through a link.
+func (b *LocalBackend) openMaskDir(rel string) (maskDir, error) {
+	f, err := b.fsys.OpenFile(rel, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, b.fileErr(CodeExecError, "exec", rel, err)
+	}
+	return fdDir{f}, nil
+}
+
+// fdDir is an open directory.
+type fdDir struct{ f *os.File }
+
+func (d fdDir) ReadDir(n int) ([]fs.DirEntry, error) { return d.f.ReadDir(n) }
+func (d fdDir) Close() error                         { return d.f.Close() }
+
+func (d fdDir) Sub(name string) (maskDir, error) {
+	rc, err := d.f.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	fd := -1
+	var oerr error
+	if err := rc.Control(func(dirfd uintptr) {
+		fd, oerr = unix.Openat(int(dirfd), name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	}); err != nil {
+		return nil, err
+	}
+	if oerr != nil {
+		return nil, oerr
+	}
+	return fdDir{os.NewFile(uintptr(fd), name)}, nil
 }

@@ -75,7 +75,12 @@ func (s *ScopedBackend) maskExec(ctx context.Context, eo *ExecOptions) error {
 		})
 		return nil
 	}
-	masks, err := s.perms.masks(ctx, lb.fsys.FS(), s.prefix)
+	top, err := lb.openMaskDir(s.prefix)
+	if err != nil {
+		return withPath(err, s.prefix, ".")
+	}
+	defer top.Close()
+	masks, err := s.perms.masks(ctx, top, s.prefix)
 	if err != nil {
 		return err
 	}
@@ -83,10 +88,18 @@ func (s *ScopedBackend) maskExec(ctx context.Context, eo *ExecOptions) error {
 	return nil
 }
 
-// masks walks the directory prefix (relative to the root of fsys, the
-// base backend's) and returns what the sandbox must hide or protect,
-// parents before children.
-func (c *permChain) masks(ctx context.Context, fsys fs.FS, prefix string) ([]sandbox.Mask, error) {
+// maskDir is an open directory of the tree a mask walk reads.
+type maskDir interface {
+	ReadDir(n int) ([]fs.DirEntry, error)
+	// Sub opens the directory name in it, not following a link.
+	Sub(name string) (maskDir, error)
+	Close() error
+}
+
+// masks walks the open directory top, which is prefix (relative to the
+// base backend's root), and returns what the sandbox must hide or
+// protect, parents before children.
+func (c *permChain) masks(ctx context.Context, top maskDir, prefix string) ([]sandbox.Mask, error) {
 	var out []sandbox.Mask
 	readOnly := 0
 	add := func(m sandbox.Mask) error {
@@ -101,8 +114,8 @@ func (c *permChain) masks(ctx context.Context, fsys fs.FS, prefix string) ([]san
 		return nil
 	}
 	// The directory itself, then what is below it.
-	var visit func(dir string, depth int, protected bool) error
-	visit = func(dir string, depth int, protected bool) error {
+	var visit func(d maskDir, dir string, depth int, protected bool) error
+	visit = func(d maskDir, dir string, depth int, protected bool) error {
 		if c.coversBelow(AccessRead, dir) {
 			return add(sandbox.Mask{Path: dir, Dir: true, Hide: true})
 		}
@@ -120,9 +133,9 @@ func (c *permChain) masks(ctx context.Context, fsys fs.FS, prefix string) ([]san
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		entries, err := fs.ReadDir(fsys, dir)
+		entries, err := d.ReadDir(-1)
 		if err != nil {
-			return nil // vanished or unreadable: nothing the command can read either
+			return nil // unreadable: nothing the command can read either
 		}
 		for _, e := range entries {
 			p := pathjail.JoinRel(dir, e.Name())
@@ -130,7 +143,13 @@ func (c *permChain) masks(ctx context.Context, fsys fs.FS, prefix string) ([]san
 			case t&fs.ModeSymlink != 0:
 				continue // the link's target is judged where it lies
 			case t.IsDir():
-				if err := visit(p, depth+1, protected); err != nil {
+				sub, err := d.Sub(e.Name())
+				if err != nil {
+					continue // vanished, or replaced by a link
+				}
+				err = visit(sub, p, depth+1, protected)
+				sub.Close()
+				if err != nil {
 					return err
 				}
 			case c.decidePath(AccessRead, p).act != Allow:
@@ -145,7 +164,7 @@ func (c *permChain) masks(ctx context.Context, fsys fs.FS, prefix string) ([]san
 		}
 		return nil
 	}
-	return out, visit(prefix, 0, false)
+	return out, visit(top, prefix, 0, false)
 }
 
 // coversBelow reports whether every path strictly below dir (relative to
