@@ -78,9 +78,12 @@ const (
 	flagDisableUserns = "--disable-userns"
 )
 
-// seccompFD is the descriptor number bwrap reads the seccomp program from:
-// the first of cmd.ExtraFiles.
-const seccompFD = "3"
+// The descriptors of a sandbox's cmd.ExtraFiles: the seccomp program bwrap
+// reads, then the files of the read-only masks.
+const (
+	seccompFD   = "3"
+	firstMaskFD = 4
+)
 
 // NewBwrap returns the sandbox configuration for the bwrap binary at
 // bwrapPath:

@@ -2,6 +2,12 @@
 // inside bubblewrap, each in its own process group, and makes sure nothing a
 // command started outlives it.
 //
+// The bubblewrap sandbox (NewBwrap) is where the SDK's sandbox guarantees
+// live: no capabilities whoever runs it, no mount, a read-only view of the
+// host's system and of /proc's kernel-wide parts, no keyring, no network
+// unless asked, the workspace's masks (Mask), a minimal environment
+// (BaseEnv). The attack tests (attack_test.go) hold it to them.
+//
 // LocalBackend's Exec, the daemon's SSH exec sessions and background
 // processes all start commands through this package, so the sandbox, the
 // environment rules and the cleanup are the same wherever a command runs.
@@ -112,7 +118,7 @@ func Command(s Spec) *exec.Cmd {
 		extra := make([]string, 0, 5+4*len(s.Masks))
 		extra = append(extra, "--bind", s.Root, s.mount())
 		var files []*os.File
-		extra, files = appendMasks(extra, s.mount(), s.Masks, 4)
+		extra, files = appendMasks(extra, s.mount(), s.Masks, firstMaskFD)
 		extra = append(extra, "--chdir", dir)
 		cmd = s.Bwrap.command(extra, s.Shell, s.Command)
 		cmd.ExtraFiles = append(cmd.ExtraFiles, files...)
