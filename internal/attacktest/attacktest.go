@@ -1,3 +1,5 @@
+//go:build unix
+
 // Package attacktest holds what the sandbox attack tests of several
 // packages share: a host service for commands to try to reach, a bwrap
 // that misbehaves, and the cleanup of what a failed attack left running.

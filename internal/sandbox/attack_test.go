@@ -424,3 +424,53 @@ func TestProbeRefusesASandboxWithCapabilities(t *testing.T) {
 	_, err := NewBwrap(keeps, BwrapConfig{}).Probe("/bin/sh")
 	assert.ErrorIs(t, err, errCapsKept)
 }
+
+// The empty file hidden paths are bound from lives where only this user
+// can change it: a directory another user planted, or left writable, or a
+// link, is not used.
+func TestEmptyFileIsPrivate(t *testing.T) {
+	use := func(t *testing.T, prepare func(shared string)) string {
+		tmp := t.TempDir()
+		t.Setenv("TMPDIR", tmp)
+		shared := filepath.Join(tmp, fmt.Sprintf("agentbe-sandbox-%d", os.Getuid()))
+		if prepare != nil {
+			prepare(shared)
+		}
+		empty.mu.Lock()
+		saved := empty.path
+		empty.path = ""
+		empty.mu.Unlock()
+		p := emptyFile()
+		empty.mu.Lock()
+		empty.path = saved
+		empty.mu.Unlock()
+		fi, err := os.Lstat(p)
+		require.NoError(t, err)
+		assert.True(t, fi.Mode().IsRegular() && fi.Size() == 0 && fi.Mode().Perm() == 0o444, "%s: %v", p, fi.Mode())
+		return p
+	}
+	t.Run("shared", func(t *testing.T) {
+		p := use(t, nil)
+		assert.Equal(t, fmt.Sprintf("agentbe-sandbox-%d", os.Getuid()), filepath.Base(filepath.Dir(p)))
+	})
+	t.Run("writable by others", func(t *testing.T) {
+		p := use(t, func(shared string) {
+			require.NoError(t, os.Mkdir(shared, 0o777))
+			require.NoError(t, os.Chmod(shared, 0o777))
+		})
+		assert.NotEqual(t, fmt.Sprintf("agentbe-sandbox-%d", os.Getuid()), filepath.Base(filepath.Dir(p)))
+	})
+	t.Run("a link", func(t *testing.T) {
+		elsewhere := t.TempDir()
+		p := use(t, func(shared string) { require.NoError(t, os.Symlink(elsewhere, shared)) })
+		assert.NotContains(t, p, elsewhere)
+		assert.NoFileExists(t, filepath.Join(elsewhere, "empty"))
+	})
+	t.Run("a planted file with content", func(t *testing.T) {
+		p := use(t, func(shared string) {
+			require.NoError(t, os.Mkdir(shared, 0o700))
+			require.NoError(t, os.WriteFile(filepath.Join(shared, "empty"), []byte("SECRET"), 0o444))
+		})
+		assert.NotEqual(t, fmt.Sprintf("agentbe-sandbox-%d", os.Getuid()), filepath.Base(filepath.Dir(p)))
+	})
+}

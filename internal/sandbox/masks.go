@@ -41,28 +41,56 @@ var empty struct {
 	path string
 }
 
-// emptyFile returns the path of an empty read-only file in a private
-// directory of this process (made again if a cleaner removed it), or
-// /dev/null when none can be made.
+// emptyFile returns the path of an empty read-only file of this user's, in
+// a directory only this user can change: this user's own directory in the
+// temporary directory (reused by every process of the user, checked before
+// use), else a fresh private one. A file a cleaner removed is made again;
+// when none can be made, /dev/null stands in (the nodev bind makes it
+// unreadable).
 func emptyFile() string {
 	empty.mu.Lock()
 	defer empty.mu.Unlock()
-	if empty.path != "" {
-		if fi, err := os.Lstat(empty.path); err == nil && fi.Mode().IsRegular() && fi.Size() == 0 {
-			return empty.path
+	if empty.path != "" && isEmptyFile(empty.path) {
+		return empty.path
+	}
+	shared := filepath.Join(os.TempDir(), "agentbe-sandbox-"+strconv.Itoa(os.Getuid()))
+	if err := os.Mkdir(shared, 0o700); err == nil || os.IsExist(err) {
+		if p := filepath.Join(shared, "empty"); ownedPrivateDir(shared) && makeEmpty(p) {
+			empty.path = p
+			return p
 		}
 	}
 	dir, err := os.MkdirTemp("", "agentbe-sandbox-")
 	if err != nil {
 		return os.DevNull
 	}
-	p := filepath.Join(dir, "empty")
-	f, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o444)
-	if err != nil {
-		os.Remove(dir)
-		return os.DevNull
+	if p := filepath.Join(dir, "empty"); makeEmpty(p) {
+		empty.path = p
+		return p
 	}
-	f.Close()
-	empty.path = p
-	return p
+	os.RemoveAll(dir)
+	return os.DevNull
+}
+
+// makeEmpty makes p an empty read-only file of this user's, if it is not
+// one already, and reports whether it is one.
+func makeEmpty(p string) bool {
+	if f, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o444); err == nil {
+		f.Close()
+	}
+	return isEmptyFile(p)
+}
+
+// isEmptyFile reports whether p is an empty regular file (not a link) of
+// this user's that nobody may write.
+func isEmptyFile(p string) bool {
+	fi, err := os.Lstat(p)
+	return err == nil && fi.Mode().IsRegular() && fi.Size() == 0 && fi.Mode().Perm()&0o222 == 0 && ownedByMe(fi)
+}
+
+// ownedPrivateDir reports whether dir is a directory (not a link) of this
+// user's that nobody else may change.
+func ownedPrivateDir(dir string) bool {
+	fi, err := os.Lstat(dir)
+	return err == nil && fi.IsDir() && fi.Mode().Perm()&0o022 == 0 && ownedByMe(fi)
 }
