@@ -128,7 +128,8 @@ type LocalConfig struct {
 	// resolve (no /etc/resolv.conf), TLS has no CA certificates and
 	// Debian's /usr/bin/awk, a link into /etc/alternatives, is missing. For
 	// example: "/etc/alternatives", "/etc/resolv.conf", "/etc/hosts",
-	// "/etc/ssl". Paths must be absolute.
+	// "/etc/ssl" (names and TLS matter only with NetworkHost). Paths must
+	// be absolute.
 	SandboxReadOnly []string
 	// Background bounds what the backend keeps of its background processes
 	// (see Start); the zero value means the defaults.

@@ -119,11 +119,15 @@ func (r *reaper) finish() {
 		killTagged(r.tag)
 		return
 	}
-	_ = os.WriteFile(filepath.Join(r.leaf, "cgroup.kill"), []byte("1"), 0)
-	if awaitEmpty(r.leaf, 5*time.Second) {
-		_ = unix.Rmdir(r.leaf)
-	}
+	leaf := r.leaf
 	r.leaf = ""
+	if populated(filepath.Join(leaf, "cgroup.events")) { // the command left something running
+		_ = os.WriteFile(filepath.Join(leaf, "cgroup.kill"), []byte("1"), 0)
+		if !awaitEmpty(leaf, 5*time.Second) {
+			return // stuck (uninterruptible sleep): a cgroup holding processes cannot be removed
+		}
+	}
+	_ = unix.Rmdir(leaf)
 }
 
 // killTagged kills, pass after pass, every process whose environment holds
