@@ -28,11 +28,13 @@ const (
 
 // DefaultDockerCapabilities returns the capabilities a container keeps when
 // DockerConfig.Capabilities is nil: what a shell working as root on a
-// workspace needs (change the owner, mode and times of files it does not
-// own, read and write them regardless of their mode, switch users, signal
-// its own processes). Everything else Docker grants by default is dropped:
-// MKNOD, NET_RAW (raw packets, spoofing), NET_BIND_SERVICE, SYS_CHROOT,
-// SETFCAP, SETPCAP, FSETID and AUDIT_WRITE.
+// workspace it does not own needs, and nothing more. DAC_OVERRIDE reads and
+// writes files whatever their mode, CHOWN gives files to other users,
+// FOWNER changes the mode and times of others' files, SETUID and SETGID
+// switch to another user (su, a package manager dropping root), KILL
+// signals that user's processes. Everything else Docker grants by default
+// is dropped: MKNOD, NET_RAW (raw packets, spoofing), NET_BIND_SERVICE,
+// SYS_CHROOT, SETFCAP, SETPCAP, FSETID and AUDIT_WRITE.
 func DefaultDockerCapabilities() []string {
 	return []string{"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_KILL", "CAP_SETGID", "CAP_SETUID"}
 }

@@ -186,41 +186,54 @@ func TestDockerForkBombBounded(t *testing.T) {
 }
 
 // TestDockerDefaultCapabilitiesAreUsed shows what each default capability
-// is for, on a workspace bound from the host and owned by another user (as
-// a user's checkout is): root in the container writes there, changes
-// owners and modes. Without the capabilities the same work fails, so the
-// default set is not wider than the work.
+// is for, as root in a container whose workspace is bound from the host
+// and owned by another user (as a user's checkout is): each step works
+// with the default set and fails in a container without that one
+// capability, so the set is no wider than the work.
 func TestDockerDefaultCapabilitiesAreUsed(t *testing.T) {
 	needDocker(t)
 	t.Parallel()
-	const work = `echo data > new.txt && chown 1000:1000 new.txt && chmod 600 theirs.txt && cat theirs.txt`
-	for _, c := range []struct {
-		name string
-		caps []string
-		ok   bool
-	}{
-		{"default", nil, true},
-		{"none", []string{}, false},
-	} {
-		t.Run(c.name, func(t *testing.T) {
+	// AllowDangerous: su is on the dangerous-command list; here it only
+	// drops privileges. kill signals a process of another user (nobody), once su has
+	// switched to it.
+	const kill = `su -s /bin/sh -c 'exec sleep 30' nobody >/dev/null 2>&1 & p=$!
+i=0; until [ "$(stat -c %u /proc/$p)" = 65534 ]; do i=$((i+1)); [ $i -gt 200 ] && exit 3; sleep 0.05; done
+kill $p`
+	steps := map[string]string{
+		"CAP_DAC_OVERRIDE": "echo data > new.txt && cat theirs.txt",
+		"CAP_CHOWN":        "echo x > /tmp/own && chown 1000:1000 /tmp/own",
+		"CAP_FOWNER":       "chmod 640 theirs.txt && touch -d 2001-01-01 theirs.txt",
+		"CAP_SETUID":       "su -s /bin/sh -c 'id -u' nobody",
+		"CAP_SETGID":       "su -s /bin/sh -c 'id -g' nobody",
+		"CAP_KILL":         kill,
+	}
+	require.ElementsMatch(t, ab.DefaultDockerCapabilities(), slices.Collect(maps.Keys(steps)))
+	workspace := func(t *testing.T) map[string]string {
+		host := t.TempDir()
+		require.NoError(t, os.WriteFile(filepath.Join(host, "theirs.txt"), []byte("theirs\n"), 0o600))
+		require.NoError(t, os.Chown(filepath.Join(host, "theirs.txt"), 1000, 1000))
+		require.NoError(t, os.Chown(host, 1000, 1000))
+		require.NoError(t, os.Chmod(host, 0o755))
+		return map[string]string{host: "/workspace"}
+	}
+	t.Run("all", func(t *testing.T) {
+		t.Parallel()
+		b := newDockerBackend(t, ab.DockerConfig{Volumes: workspace(t), AllowDangerous: true})
+		for cap, step := range steps {
+			res, err := b.Exec(dockerCtx(t), step, &ab.ExecOptions{Timeout: time.Minute})
+			assert.NoError(t, err, "%s: %s: %+v", cap, step, res)
+		}
+	})
+	for cap, step := range steps {
+		t.Run("without "+cap, func(t *testing.T) {
 			t.Parallel()
-			host := t.TempDir()
-			require.NoError(t, os.WriteFile(filepath.Join(host, "theirs.txt"), []byte("theirs\n"), 0o600))
-			require.NoError(t, os.Chown(filepath.Join(host, "theirs.txt"), 1000, 1000))
-			require.NoError(t, os.Chown(host, 1000, 1000))
-			require.NoError(t, os.Chmod(host, 0o755))
-			b := newDockerBackend(t, ab.DockerConfig{Volumes: map[string]string{host: "/workspace"}, Capabilities: c.caps})
-			res, err := b.Exec(dockerCtx(t), work, nil)
-			if c.ok {
-				require.NoError(t, err, "%+v", res)
-				assert.Equal(t, "theirs\n", string(res.Stdout))
-				fi, err := os.Stat(filepath.Join(host, "new.txt"))
-				require.NoError(t, err)
-				assert.Equal(t, os.FileMode(0o644), fi.Mode().Perm())
-			} else {
-				require.Error(t, err, "%+v", res)
-				assert.Contains(t, strings.ToLower(string(res.Stderr)), "permission denied")
-			}
+			others := slices.DeleteFunc(ab.DefaultDockerCapabilities(), func(c string) bool { return c == cap })
+			b := newDockerBackend(t, ab.DockerConfig{Volumes: workspace(t), Capabilities: others, AllowDangerous: true})
+			res, err := b.Exec(dockerCtx(t), step, &ab.ExecOptions{Timeout: time.Minute})
+			require.ErrorIs(t, err, ab.ErrExecFailed, "%s is not needed for %s: %+v", cap, step, res)
+			stderr := strings.ToLower(string(res.Stderr))
+			assert.True(t, strings.Contains(stderr, "not permitted") || strings.Contains(stderr, "permission denied"),
+				"%s: %s", cap, res.Stderr)
 		})
 	}
 }
