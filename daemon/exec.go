@@ -8,6 +8,11 @@ import (
 	"github.com/agentbackend/agentbackend/internal/sandbox"
 )
 
+// secretEnv names the variables that carry the daemon's credentials; the
+// reference removes them from the environment (scrubSecrets does too),
+// and commands get the minimal environment anyway.
+var secretEnv = []string{"AUTH_TOKEN", "MCP_AUTH_TOKEN"}
+
 // execEnv is how SSH sessions run commands: the shell, isolation and
 // environment of the daemon's LocalBackend, through internal/sandbox like
 // LocalBackend.Exec (own process group, killed with the session).
