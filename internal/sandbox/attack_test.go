@@ -474,3 +474,23 @@ func TestEmptyFileIsPrivate(t *testing.T) {
 		assert.NotEqual(t, fmt.Sprintf("agentbe-sandbox-%d", os.Getuid()), filepath.Base(filepath.Dir(p)))
 	})
 }
+
+// Idle leaves outlive their process (they are kept for reuse); the next
+// process removes those of processes that are gone, and only those.
+func TestStaleLeavesRemoved(t *testing.T) {
+	parent := cgroupParent()
+	if parent == "" {
+		t.Skip("no cgroup v2 leaf can be made here")
+	}
+	gone := exec.Command("/bin/true")
+	require.NoError(t, gone.Run())
+	stale := filepath.Join(parent, fmt.Sprintf("agentbe-%d-1", gone.Process.Pid))
+	mine := filepath.Join(parent, fmt.Sprintf("agentbe-%d-999999", os.Getpid()))
+	for _, d := range []string{stale, mine} {
+		require.NoError(t, unix.Mkdir(d, 0o755))
+		t.Cleanup(func() { _ = unix.Rmdir(d) })
+	}
+	removeStaleLeaves(parent)
+	assert.NoDirExists(t, stale)
+	assert.DirExists(t, mine)
+}

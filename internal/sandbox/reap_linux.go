@@ -48,26 +48,23 @@ const TagVar = "AGENTBE_COMMAND_TAG"
 // reaper ends what a host command started.
 type reaper struct {
 	mu    sync.Mutex
-	leaf  string // the command's cgroup directory; "" when tagged, or once removed
-	cgfd  int    // the open leaf, for clone3, until the command has started
+	leaf  *leaf  // the command's cgroup; nil when tagged, or once finished
 	tag   []byte // "\x00TagVar=value\x00" when tagged
-	ended bool   // finish has run
+	ended bool   // finish has run: the leaf may serve another command now
 }
 
 // newReaper prepares cmd: into a cgroup leaf of its own if one can be
-// made, else tagged.
+// had, else tagged.
 func newReaper(cmd *exec.Cmd) *reaper {
-	r := &reaper{cgfd: -1}
-	if parent := cgroupParent(); parent != "" {
-		if leaf, fd, err := makeLeaf(parent); err == nil {
-			r.leaf, r.cgfd = leaf, fd
-			if cmd.SysProcAttr == nil {
-				cmd.SysProcAttr = &syscall.SysProcAttr{}
-			}
-			cmd.SysProcAttr.UseCgroupFD = true
-			cmd.SysProcAttr.CgroupFD = fd
-			return r
+	r := &reaper{}
+	if l := takeLeaf(); l != nil {
+		r.leaf = l
+		if cmd.SysProcAttr == nil {
+			cmd.SysProcAttr = &syscall.SysProcAttr{}
 		}
+		cmd.SysProcAttr.UseCgroupFD = true
+		cmd.SysProcAttr.CgroupFD = l.fd
+		return r
 	}
 	var id [16]byte
 	_, _ = rand.Read(id[:])
@@ -81,13 +78,9 @@ func newReaper(cmd *exec.Cmd) *reaper {
 func (r *reaper) started(err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.cgfd >= 0 {
-		unix.Close(r.cgfd)
-		r.cgfd = -1
-	}
-	if err != nil && r.leaf != "" {
-		_ = unix.Rmdir(r.leaf)
-		r.leaf = ""
+	if err != nil && r.leaf != nil {
+		putLeaf(r.leaf) // nothing was started in it
+		r.leaf = nil
 		r.ended = true
 	}
 }
@@ -99,15 +92,15 @@ func (r *reaper) kill() {
 	if r.ended {
 		return
 	}
-	if r.leaf != "" {
-		_ = os.WriteFile(filepath.Join(r.leaf, "cgroup.kill"), []byte("1"), 0)
+	if r.leaf != nil {
+		r.leaf.kill()
 		return
 	}
 	killTagged(r.tag)
 }
 
 // finish is called once the command's shell has exited: it kills what is
-// left, waits (a bounded time) until it is gone, and removes the leaf.
+// left, waits (a bounded time) until it is gone, and gives the leaf back.
 func (r *reaper) finish() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -115,19 +108,20 @@ func (r *reaper) finish() {
 		return
 	}
 	r.ended = true
-	if r.leaf == "" {
+	if r.leaf == nil {
 		killTagged(r.tag)
 		return
 	}
-	leaf := r.leaf
-	r.leaf = ""
-	if populated(filepath.Join(leaf, "cgroup.events")) { // the command left something running
-		_ = os.WriteFile(filepath.Join(leaf, "cgroup.kill"), []byte("1"), 0)
-		if !awaitEmpty(leaf, 5*time.Second) {
-			return // stuck (uninterruptible sleep): a cgroup holding processes cannot be removed
+	l := r.leaf
+	r.leaf = nil
+	if populated(l.events()) { // the command left something running
+		l.kill()
+		if !awaitEmpty(l.events(), 5*time.Second) {
+			unix.Close(l.fd) // stuck (uninterruptible sleep): never reused, never removable while populated
+			return
 		}
 	}
-	_ = unix.Rmdir(leaf)
+	putLeaf(l)
 }
 
 // killTagged kills, pass after pass, every process whose environment holds
@@ -179,11 +173,10 @@ func killIfTagged(pid int, tag []byte) bool {
 	return tagged
 }
 
-// awaitEmpty waits up to timeout until the cgroup at dir holds no process
-// (its cgroup.events says "populated 0"), woken by the kernel's
+// awaitEmpty waits up to timeout until a cgroup holds no process (its
+// cgroup.events file, events, says "populated 0"), woken by the kernel's
 // notification of a change of that file.
-func awaitEmpty(dir string, timeout time.Duration) bool {
-	events := filepath.Join(dir, "cgroup.events")
+func awaitEmpty(events string, timeout time.Duration) bool {
 	if !populated(events) {
 		return true
 	}
@@ -231,20 +224,111 @@ func populated(events string) bool {
 	return true
 }
 
-var leafSeq atomic.Uint64
+// leaf is a cgroup for one command at a time, below cgroupParent.
+type leaf struct {
+	dir    string
+	fd     int  // open, for clone3
+	killed bool // cgroup.kill was written: never reused (see putLeaf)
+}
 
-// makeLeaf creates a cgroup below parent for one command and opens it.
-func makeLeaf(parent string) (string, int, error) {
-	leaf := filepath.Join(parent, fmt.Sprintf("agentbe-%d-%d", os.Getpid(), leafSeq.Add(1)))
-	if err := unix.Mkdir(leaf, 0o755); err != nil {
-		return "", -1, err
+func (l *leaf) events() string { return filepath.Join(l.dir, "cgroup.events") }
+
+// kill kills everything in the cgroup, at once (cgroup.kill).
+func (l *leaf) kill() {
+	l.killed = true
+	_ = os.WriteFile(filepath.Join(l.dir, "cgroup.kill"), []byte("1"), 0)
+}
+
+// remove closes and removes the (empty) cgroup.
+func (l *leaf) remove() {
+	unix.Close(l.fd)
+	_ = unix.Rmdir(l.dir)
+}
+
+// Empty leaves are kept for the next commands: making a cgroup and
+// starting a process in a fresh one costs several times what reusing one
+// does. They are named agentbe-<pid>-<n>; the first process of a user to
+// use cgroups removes the empty ones of processes that are gone.
+const maxIdleLeaves = 8
+
+var leaves struct {
+	mu   sync.Mutex
+	idle []*leaf
+	seq  uint64
+}
+
+// takeLeaf returns an empty leaf for a command, or nil when no cgroup can
+// be had.
+func takeLeaf() *leaf {
+	parent := cgroupParent()
+	if parent == "" {
+		return nil
 	}
-	fd, err := unix.Open(leaf, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	leaves.mu.Lock()
+	if n := len(leaves.idle); n > 0 {
+		l := leaves.idle[n-1]
+		leaves.idle = leaves.idle[:n-1]
+		leaves.mu.Unlock()
+		return l
+	}
+	leaves.seq++
+	seq := leaves.seq
+	leaves.mu.Unlock()
+	l, err := makeLeaf(parent, seq)
 	if err != nil {
-		_ = unix.Rmdir(leaf)
-		return "", -1, err
+		return nil
 	}
-	return leaf, fd, nil
+	return l
+}
+
+// putLeaf gives back the leaf of a finished command, which is empty. A
+// leaf that was killed is removed instead: some kernels (6.18 here) kill a
+// process started with CLONE_INTO_CGROUP in a cgroup that was once killed,
+// at birth.
+func putLeaf(l *leaf) {
+	leaves.mu.Lock()
+	if !l.killed && len(leaves.idle) < maxIdleLeaves {
+		leaves.idle = append(leaves.idle, l)
+		l = nil
+	}
+	leaves.mu.Unlock()
+	if l != nil {
+		l.remove()
+	}
+}
+
+// makeLeaf creates a cgroup below parent and opens it.
+func makeLeaf(parent string, seq uint64) (*leaf, error) {
+	dir := filepath.Join(parent, fmt.Sprintf("agentbe-%d-%d", os.Getpid(), seq))
+	if err := unix.Mkdir(dir, 0o755); err != nil {
+		return nil, err
+	}
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		_ = unix.Rmdir(dir)
+		return nil, err
+	}
+	return &leaf{dir: dir, fd: fd}, nil
+}
+
+// removeStaleLeaves removes the empty leaves below parent left by
+// processes that are gone (a populated one cannot be removed, and is not).
+func removeStaleLeaves(parent string) {
+	entries, err := os.ReadDir(parent)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		rest, ok := strings.CutPrefix(e.Name(), "agentbe-")
+		if !ok || !e.IsDir() {
+			continue
+		}
+		pid, _, _ := strings.Cut(rest, "-")
+		if _, err := os.Stat("/proc/" + pid); err == nil || pid == strconv.Itoa(os.Getpid()) {
+			continue // alive (or a reused pid: left alone)
+		}
+		_ = unix.Rmdir(filepath.Join(parent, e.Name()))
+	}
 }
 
 // cgroupsOff turns the cgroup way off, for tests of the tag.
@@ -267,17 +351,17 @@ var cgroupHome = sync.OnceValue(func() string {
 	if dir == "" {
 		return ""
 	}
-	leaf, fd, err := makeLeaf(dir)
+	removeStaleLeaves(dir)
+	l, err := makeLeaf(dir, 0)
 	if err != nil {
 		return ""
 	}
-	defer unix.Rmdir(leaf)
-	defer unix.Close(fd)
-	if _, err := os.Stat(filepath.Join(leaf, "cgroup.kill")); err != nil {
+	defer l.remove()
+	if _, err := os.Stat(filepath.Join(l.dir, "cgroup.kill")); err != nil {
 		return ""
 	}
 	p, err := os.StartProcess("/bin/sh", []string{"sh", "-c", ":"}, &os.ProcAttr{
-		Sys: &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: fd}})
+		Sys: &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: l.fd}})
 	if err != nil {
 		return ""
 	}
