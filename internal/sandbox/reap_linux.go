@@ -114,10 +114,10 @@ func (r *reaper) finish() {
 	}
 	l := r.leaf
 	r.leaf = nil
-	if populated(l.events()) { // the command left something running
+	if l.populated() { // the command left something running
 		l.kill()
-		if !awaitEmpty(l.events(), 5*time.Second) {
-			unix.Close(l.fd) // stuck (uninterruptible sleep): never reused, never removable while populated
+		if !l.awaitEmpty(5 * time.Second) {
+			l.close() // stuck (uninterruptible sleep): never reused, never removable while populated
 			return
 		}
 	}
@@ -173,11 +173,10 @@ func killIfTagged(pid int, tag []byte) bool {
 	return tagged
 }
 
-// awaitEmpty waits up to timeout until a cgroup holds no process (its
-// cgroup.events file, events, says "populated 0"), woken by the kernel's
-// notification of a change of that file.
-func awaitEmpty(events string, timeout time.Duration) bool {
-	if !populated(events) {
+// awaitEmpty waits up to timeout until the cgroup holds no process, woken
+// by the kernel's notification of a change of its cgroup.events.
+func (l *leaf) awaitEmpty(timeout time.Duration) bool {
+	if !l.populated() {
 		return true
 	}
 	in, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
@@ -185,12 +184,12 @@ func awaitEmpty(events string, timeout time.Duration) bool {
 		return false
 	}
 	defer unix.Close(in)
-	if _, err := unix.InotifyAddWatch(in, events, unix.IN_MODIFY); err != nil {
+	if _, err := unix.InotifyAddWatch(in, filepath.Join(l.dir, "cgroup.events"), unix.IN_MODIFY); err != nil {
 		return false
 	}
 	buf := make([]byte, 4096)
 	for deadline := time.Now().Add(timeout); ; {
-		if !populated(events) {
+		if !l.populated() {
 			return true
 		}
 		left := time.Until(deadline)
@@ -209,14 +208,16 @@ func awaitEmpty(events string, timeout time.Duration) bool {
 	}
 }
 
-// populated reports whether a cgroup.events file says the cgroup (or one
-// below it) holds a process; an unreadable file counts as populated.
-func populated(events string) bool {
-	data, err := os.ReadFile(events)
-	if err != nil {
+// populated reports whether the cgroup (or one below it) holds a process,
+// as its cgroup.events says (read again from the start of the open file);
+// an unreadable file counts as populated.
+func (l *leaf) populated() bool {
+	var buf [256]byte
+	n, err := l.events.ReadAt(buf[:], 0)
+	if n == 0 && err != nil {
 		return true
 	}
-	for line := range strings.SplitSeq(string(data), "\n") {
+	for line := range strings.SplitSeq(string(buf[:n]), "\n") {
 		if v, ok := strings.CutPrefix(line, "populated "); ok {
 			return v != "0"
 		}
@@ -227,11 +228,10 @@ func populated(events string) bool {
 // leaf is a cgroup for one command at a time, below cgroupParent.
 type leaf struct {
 	dir    string
-	fd     int  // open, for clone3
-	killed bool // cgroup.kill was written: never reused (see putLeaf)
+	fd     int      // open, for clone3
+	events *os.File // its cgroup.events, open
+	killed bool     // cgroup.kill was written: never reused (see putLeaf)
 }
-
-func (l *leaf) events() string { return filepath.Join(l.dir, "cgroup.events") }
 
 // kill kills everything in the cgroup, at once (cgroup.kill).
 func (l *leaf) kill() {
@@ -239,9 +239,15 @@ func (l *leaf) kill() {
 	_ = os.WriteFile(filepath.Join(l.dir, "cgroup.kill"), []byte("1"), 0)
 }
 
+// close closes the leaf's files.
+func (l *leaf) close() {
+	unix.Close(l.fd)
+	l.events.Close()
+}
+
 // remove closes and removes the (empty) cgroup.
 func (l *leaf) remove() {
-	unix.Close(l.fd)
+	l.close()
 	_ = unix.Rmdir(l.dir)
 }
 
@@ -308,7 +314,13 @@ func makeLeaf(parent string, seq uint64) (*leaf, error) {
 		_ = unix.Rmdir(dir)
 		return nil, err
 	}
-	return &leaf{dir: dir, fd: fd}, nil
+	events, err := os.Open(filepath.Join(dir, "cgroup.events"))
+	if err != nil {
+		unix.Close(fd)
+		_ = unix.Rmdir(dir)
+		return nil, err
+	}
+	return &leaf{dir: dir, fd: fd, events: events}, nil
 }
 
 // removeStaleLeaves removes the empty leaves below parent left by
