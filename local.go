@@ -110,12 +110,20 @@ type LocalConfig struct {
 // for concurrent use; Close releases the directory handle and kills the
 // commands still running.
 type LocalBackend struct {
+	*localCore // shared with the views of the backend's scopes
+
+	root  string     // this view's directory: real, absolute, clean; RootDir()
+	alias string     // the configured spelling of root, when it differs (symlinks), else ""
+	dir   *dirHandle // the workspace's handles; nil in a scope's view
+	view  *localJail // a scope's view: where its directory is; nil for the backend
+}
+
+// localCore is the part of a LocalBackend that its scopes' views share:
+// configuration, status, running commands.
+type localCore struct {
 	lifecycle
 
-	root      string   // the workspace: real, absolute, clean; RootDir()
-	alias     string   // the configured spelling of root, when it differs (symlinks), else ""
-	fsys      *os.Root // every file operation goes through it
-	rootFile  *os.File // the root directory, for *at calls (writeOnceAt)
+	top       *dirHandle // the workspace's handles
 	isolation Isolation
 	shell     string // absolute path
 	bwrap     *sandbox.Bwrap
@@ -127,6 +135,9 @@ type LocalBackend struct {
 	procMu sync.Mutex
 	procs  map[*sandbox.Process]struct{} // running commands, killed by Close
 	bg     *processTable                 // background processes (Start)
+
+	viewMu sync.Mutex
+	views  map[*localJail]struct{} // the open scope views, whose handles Close releases
 }
 
 var (
@@ -139,7 +150,7 @@ var (
 // shell is not available, and WRITE_FAILED when the directory cannot be
 // created or opened.
 func NewLocal(cfg LocalConfig) (*LocalBackend, error) {
-	b := &LocalBackend{safety: cfg.Safety, dangerOK: cfg.AllowDangerous}
+	b := &LocalBackend{localCore: &localCore{safety: cfg.Safety, dangerOK: cfg.AllowDangerous}}
 	if err := b.configure(cfg); err != nil {
 		return nil, err
 	}
@@ -147,8 +158,7 @@ func NewLocal(cfg LocalConfig) (*LocalBackend, error) {
 		return nil, err
 	}
 	if err := b.chooseIsolation(cfg); err != nil {
-		b.rootFile.Close()
-		b.fsys.Close()
+		b.dir.close()
 		return nil, err
 	}
 	b.init(TypeLocal, StatusConnected)
@@ -226,20 +236,21 @@ func (b *LocalBackend) openRoot(dir string) error {
 	if err != nil {
 		return fail(err)
 	}
-	b.fsys, err = os.OpenRoot(real)
+	fsys, err := os.OpenRoot(real)
 	if err != nil {
 		return fail(err)
 	}
-	b.rootFile, err = b.fsys.OpenFile(".", dirFlags, 0)
+	b.dir, err = newDirHandle(fsys)
 	if err != nil {
-		b.fsys.Close()
 		return fail(err)
 	}
+	b.dir.workspace = true
+	b.top = b.dir
 	b.root = cleanRoot(filepath.ToSlash(real))
 	if configured := cleanRoot(filepath.ToSlash(abs)); configured != b.root {
 		b.alias = configured
 	}
-	pathjail.LearnRootEscape(b.fsys)
+	pathjail.LearnRootEscape(fsys)
 	return nil
 }
 
@@ -292,6 +303,10 @@ func (b *LocalBackend) Scope(path string, cfg *ScopeConfig) (*ScopedBackend, err
 // destroyed. Later operations fail with BACKEND_DESTROYED. It is idempotent
 // and touches nothing else: the directory and its files stay.
 func (b *LocalBackend) Close() error {
+	if b.view != nil {
+		b.view.close() // a scope's view: its directory handle only
+		return nil
+	}
 	first, err := b.destroy()
 	if !first {
 		return nil
@@ -302,7 +317,12 @@ func (b *LocalBackend) Close() error {
 	}
 	b.procMu.Unlock()
 	waitAll(b.bg.close())
-	return errors.Join(err, b.rootFile.Close(), b.fsys.Close())
+	b.viewMu.Lock()
+	for j := range b.views {
+		j.drop()
+	}
+	b.viewMu.Unlock()
+	return errors.Join(err, b.dir.close())
 }
 
 // errBackendClosed is the kill cause of commands ended by Close.

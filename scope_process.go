@@ -27,7 +27,7 @@ func (s *ScopedBackend) Start(ctx context.Context, command string, opts *ExecOpt
 }
 
 func (s *ScopedBackend) start(ctx context.Context, command string, opts *ExecOptions, check *opCheck) (*Process, error) {
-	starter, ok := s.base.(ProcessStarter)
+	starter, ok := s.fs.(ProcessStarter)
 	if !ok {
 		return nil, errNotImplemented("start", s.base.Type())
 	}
@@ -59,7 +59,7 @@ func (s *ScopedBackend) start(ctx context.Context, command string, opts *ExecOpt
 
 // startsProcesses reports whether the backend below can start processes.
 func (s *ScopedBackend) startsProcesses() bool {
-	_, ok := processStarter(s.base)
+	_, ok := processStarter(s.fs)
 	return ok
 }
 

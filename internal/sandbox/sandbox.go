@@ -11,8 +11,10 @@
 package sandbox
 
 import (
+	"os"
 	"os/exec"
 	"path"
+	"strconv"
 )
 
 // WorkspaceDir is where the workspace appears inside the bubblewrap sandbox.
@@ -35,6 +37,13 @@ type Spec struct {
 	// path (symlinks resolved) so that it names the directory the caller
 	// checked.
 	Root string
+	// RootFD, if set, is the workspace root opened by the caller. Under
+	// bubblewrap the sandbox binds it by descriptor (--bind-fd) instead of
+	// by Root's path, so the mount is the directory the caller checked
+	// even if a component of its path is swapped meanwhile. bubblewrap
+	// closes it once mounted: the command does not inherit it. It must
+	// stay open until the command has started.
+	RootFD *os.File
 	// Cwd is the working directory relative to Root: clean, slash-separated,
 	// "." for the root. The caller validates it.
 	Cwd string
@@ -84,8 +93,15 @@ func Command(s Spec) *exec.Cmd {
 		args := make([]string, 0, len(s.Bwrap.args)+12)
 		args = append(args, "bwrap")
 		args = append(args, s.Bwrap.args...)
-		args = append(args, "--bind", s.Root, s.mount(), "--chdir", dir, "--", s.Shell, "-c", s.Command)
-		cmd = &exec.Cmd{Path: s.Bwrap.path, Args: args}
+		cmd = &exec.Cmd{Path: s.Bwrap.path}
+		if s.RootFD != nil {
+			fd := 3 + len(cmd.ExtraFiles)
+			cmd.ExtraFiles = append(cmd.ExtraFiles, s.RootFD)
+			args = append(args, "--bind-fd", strconv.Itoa(fd), s.mount())
+		} else {
+			args = append(args, "--bind", s.Root, s.mount())
+		}
+		cmd.Args = append(args, "--chdir", dir, "--", s.Shell, "-c", s.Command)
 	} else {
 		cmd = &exec.Cmd{Path: s.Shell, Args: []string{s.Shell, "-c", s.Command}, Dir: dir}
 	}
