@@ -304,8 +304,7 @@ func (b *LocalBackend) Scope(path string, cfg *ScopeConfig) (*ScopedBackend, err
 // and touches nothing else: the directory and its files stay.
 func (b *LocalBackend) Close() error {
 	if b.view != nil {
-		b.view.close() // a scope's view: its directory handle only
-		return nil
+		return nil // a scope's view is released by its scope, never closed
 	}
 	first, err := b.destroy()
 	if !first {

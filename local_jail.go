@@ -90,7 +90,7 @@ var _ jailer = (*LocalBackend)(nil)
 
 // jail returns the view of the directory dir (clean, relative, not ".") of
 // b, for a scope.
-func (b *LocalBackend) jail(dir string) FileBackend {
+func (b *LocalBackend) jail(dir string) (FileBackend, func()) {
 	full := dir
 	if b.view != nil {
 		full = pathjail.JoinRel(b.view.full, dir)
@@ -102,7 +102,7 @@ func (b *LocalBackend) jail(dir string) FileBackend {
 	}
 	b.views[j] = struct{}{}
 	b.viewMu.Unlock()
-	return &LocalBackend{localCore: b.localCore, root: joinRoot(b.root, dir), view: j}
+	return &LocalBackend{localCore: b.localCore, root: joinRoot(b.root, dir), view: j}, j.close
 }
 
 // open returns the handle of the directory b's operations resolve beneath,
@@ -177,7 +177,7 @@ func (j *localJail) openDir(create bool) (*dirHandle, error) {
 	return newDirHandle(r)
 }
 
-// close drops the cached handle (the view's Close, when its scope closes).
+// close drops the cached handle for good, when the view's scope closes.
 // Operations still using it keep it until they give it back.
 func (j *localJail) close() {
 	j.closed.Store(true)

@@ -83,7 +83,7 @@ type ScopedBackend struct {
 	fs        FileBackend    // where operations go: a jailed view of the scope's directory, or base
 	at        string         // the scope root's path in fs: "." for the scope's own view
 	fsRoot    string         // fs's root relative to base's root
-	ownFS     bool           // fs is this scope's own view, closed with it
+	release   func()         // gives back what this scope's own view holds; nil if none
 	registry  *scopeRegistry // where this scope is registered; nil for foreign parents
 	scopePath string         // the path given to Scope, cleaned, relative to the parent
 	prefix    string         // the scope root relative to base's root
@@ -152,8 +152,8 @@ func newScope(base FileBackend, reg *scopeRegistry, parent *ScopedBackend, path 
 	s.perms = perms
 	s.fs, s.at, s.fsRoot = parent.fs, pathjail.JoinRel(parent.at, rel), parent.fsRoot
 	if j, ok := parent.fs.(jailer); ok && s.at != "." {
-		if view := j.jail(s.at); view != nil {
-			s.fs, s.at, s.fsRoot, s.ownFS = view, ".", s.prefix, true
+		if view, release := j.jail(s.at); view != nil {
+			s.fs, s.at, s.fsRoot, s.release = view, ".", s.prefix, release
 		}
 	}
 	if lr, ok := s.fs.(LinkResolver); ok {
@@ -205,8 +205,8 @@ func (s *ScopedBackend) Close() error {
 		s.registry.removeScope(s)
 	}
 	s.killProcesses()
-	if s.ownFS {
-		_ = s.fs.Close() // a view's Close releases what the view holds, nothing else
+	if s.release != nil {
+		s.release()
 	}
 	return nil
 }

@@ -7,15 +7,30 @@ package agentbackend
 // links inside it only. The directory need not exist yet. The view is a
 // FileBackend with the backend's optional interfaces (InfoLister, Globber,
 // Grepper, LinkResolver, ProcessStarter) working on that directory; it
-// shares the backend's status and lifetime, and its Close releases only
-// what the view itself holds. A view that is itself a jailer jails a child
-// scope beneath it, so every level of nested scopes is resolved beneath
-// its parent. jail returns nil when it cannot jail dir: the scope then
-// falls back to the path rule alone (prefix arithmetic).
+// shares the backend's status and lifetime. Nobody closes it: release
+// (nil when there is nothing to release) gives back what the view holds
+// (a directory handle, sessions) when its scope closes. A view that is
+// itself a jailer jails a child scope beneath it, so every level of nested
+// scopes is resolved beneath its parent. jail returns a nil view when it
+// cannot jail dir: the scope then falls back to the path rule alone
+// (prefix arithmetic).
 //
 // It is unexported: the backends of this package implement it, and other
 // FileBackend implementations get prefix arithmetic (documented on
 // ScopedBackend).
 type jailer interface {
-	jail(dir string) FileBackend
+	jail(dir string) (view FileBackend, release func())
+}
+
+var _ jailer = (*ScopedBackend)(nil)
+
+// jail lets a scope stand where a backend is expected to jail (a route of
+// a composite): the view is a child scope, unregistered, with this
+// scope's environment and permissions.
+func (s *ScopedBackend) jail(dir string) (FileBackend, func()) {
+	child, err := newScope(s.base, nil, s, dir, nil)
+	if err != nil {
+		return nil, nil
+	}
+	return child, func() { child.Close() }
 }

@@ -1,0 +1,376 @@
+//go:build linux
+
+package agentbackend
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+
+	"github.com/agentbackend/agentbackend/internal/testenv"
+)
+
+// Attacks on the scope users/alice of a LocalBackend, aimed at
+// users/bob/secret, beyond what backendtest's ScopeJail section does on
+// every backend: links planted on the host while the scope runs, links
+// swapped in during operations, the scope's and a child scope's directory
+// moved or replaced, and commands under bubblewrap.
+
+// jailFixture is a workspace with Bob's secret and Alice's scope.
+type jailFixture struct {
+	b      *LocalBackend
+	alice  *ScopedBackend
+	root   string // the workspace on the host
+	secret string
+	info   os.FileInfo // Bob's secret as planted
+}
+
+func newJailFixture(t *testing.T, cfg LocalConfig) *jailFixture {
+	t.Helper()
+	b := newLocal(t, cfg)
+	f := &jailFixture{b: b, root: b.RootDir(), secret: "bob-secret-" + randomHex(8)}
+	require.NoError(t, os.MkdirAll(filepath.Join(f.root, "users/bob"), 0o755))
+	require.NoError(t, os.MkdirAll(filepath.Join(f.root, "users/alice"), 0o755))
+	bob := filepath.Join(f.root, "users/bob/secret")
+	require.NoError(t, os.WriteFile(bob, []byte(f.secret), 0o600))
+	old := time.Now().Add(-time.Hour) // an mtime any write would move
+	require.NoError(t, os.Chtimes(bob, old, old))
+	var err error
+	f.info, err = os.Lstat(bob)
+	require.NoError(t, err)
+	f.alice, err = b.Scope("users/alice", nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { f.alice.Close() })
+	return f
+}
+
+// host returns the host path of a workspace path.
+func (f *jailFixture) host(rel string) string { return filepath.Join(f.root, rel) }
+
+// untouched asserts that Bob's secret is as planted, alone in its directory.
+func (f *jailFixture) untouched(t *testing.T) {
+	t.Helper()
+	data, err := os.ReadFile(f.host("users/bob/secret"))
+	require.NoError(t, err)
+	assert.Equal(t, f.secret, string(data), "Bob's secret changed")
+	fi, err := os.Lstat(f.host("users/bob/secret"))
+	require.NoError(t, err)
+	assert.Equal(t, f.info.ModTime(), fi.ModTime(), "Bob's secret was written")
+	entries, err := os.ReadDir(f.host("users/bob"))
+	require.NoError(t, err)
+	assert.Len(t, entries, 1, "something was created beside Bob's secret")
+}
+
+// refused asserts a refusal that does not carry the secret.
+func (f *jailFixture) refused(t *testing.T, err error, what string) {
+	t.Helper()
+	var e *Error
+	if assert.True(t, errors.As(err, &e), "%s: %v, want PATH_ESCAPE_ATTEMPT", what, err) {
+		assert.Equal(t, CodePathEscape, e.Code, "%s: %v", what, err)
+		assert.NotContains(t, err.Error(), f.secret, what)
+	}
+}
+
+// failed asserts a failure with an *Error (under a race, a refusal may be
+// the kernel's ELOOP or ENOTDIR rather than an escape) that does not carry
+// the secret.
+func (f *jailFixture) failed(t *testing.T, err error, what string) {
+	t.Helper()
+	var e *Error
+	if assert.True(t, errors.As(err, &e), "%s: %v, want an *Error", what, err) {
+		assert.NotContains(t, err.Error(), f.secret, what)
+	}
+}
+
+// TestScopeJailCommands: under bubblewrap a scope's command sees its scope
+// as the whole workspace (no sibling exists in its mount namespace), and
+// inherits no descriptor of the host's directories; in every isolation the
+// working directory is checked beneath the scope.
+func TestScopeJailCommands(t *testing.T) {
+	forLocalIsolations(t, LocalConfig{}, func(t *testing.T, b *LocalBackend) {
+		f := newJailFixture(t, LocalConfig{RootDir: b.RootDir(), Isolation: b.Isolation()})
+		ctx := context.Background()
+		require.NoError(t, os.Symlink("..", f.host("users/alice/up")))
+		require.NoError(t, os.Symlink("../bob", f.host("users/alice/bob")))
+		for _, cwd := range []string{"../bob", "up", "up/bob", "bob", "/../bob", "up/alice/../bob"} {
+			_, err := f.alice.Exec(ctx, "cat secret", &ExecOptions{Cwd: cwd})
+			f.refused(t, err, "Exec with Cwd "+cwd)
+			_, err = f.alice.Start(ctx, "cat secret", &ExecOptions{Cwd: cwd})
+			f.refused(t, err, "Start with Cwd "+cwd)
+		}
+		if b.Isolation() != IsolationBwrap {
+			return // on the host a command is not contained: nothing more to attack
+		}
+		// ln --symbolic, unlike ln -s, passes the dangerous-command check.
+		for _, cmd := range []string{
+			"cat ../bob/secret", "ls -a ..; ls -a ../..", "cat up/bob/secret", "cat bob/secret",
+			"ln --symbolic .. made && cat made/bob/secret", "cat " + f.host("users/bob/secret"),
+			"ls -la /proc/self/fd/ && for d in /proc/self/fd/*; do ls \"$d\"/ 2>/dev/null; ls \"$d\"/../bob 2>/dev/null; done",
+			"find / -xdev -name secret 2>/dev/null; true", "cat /proc/self/mountinfo",
+		} {
+			res, _ := f.alice.Exec(ctx, cmd, nil)
+			out := ""
+			if res != nil {
+				out = string(res.Stdout) + string(res.Stderr)
+			}
+			assert.NotContains(t, out, f.secret, "%q read Bob's secret", cmd)
+			for line := range strings.Lines(out) {
+				assert.NotContains(t, []string{"bob\n", "alice\n", "users\n", "secret\n"}, line, "%q saw the workspace around the scope", cmd)
+			}
+		}
+		// A background process is contained the same way.
+		p, err := f.alice.Start(ctx, "ls -a ..; cat ../bob/secret up/bob/secret", nil)
+		require.NoError(t, err)
+		res, _ := p.Wait(ctx)
+		require.NotNil(t, res)
+		out := string(res.Stdout) + string(res.Stderr)
+		assert.NotContains(t, out, f.secret)
+		assert.NotContains(t, out, "bob\n", "a background process saw the workspace around the scope")
+		// The scope is the sandbox's workspace, read-write.
+		res, err = f.alice.Exec(ctx, "pwd; echo mine > mine.txt", nil)
+		require.NoError(t, err)
+		assert.Equal(t, SandboxWorkspaceDir+"\n", string(res.Stdout))
+		data, err := os.ReadFile(f.host("users/alice/mine.txt"))
+		require.NoError(t, err)
+		assert.Equal(t, "mine\n", string(data))
+		f.untouched(t)
+	})
+}
+
+// TestScopeJailLinkSwapRace flips a directory of the scope and a link to
+// Bob's directory (renameat2 RENAME_EXCHANGE, atomic) in a bounded loop
+// while other goroutines read, write, list and stat through it: every
+// answer is Alice's data or a refusal, and Bob's secret is never read or
+// changed.
+func TestScopeJailLinkSwapRace(t *testing.T) {
+	localNoLeaks(t)
+	f := newJailFixture(t, LocalConfig{})
+	ctx := context.Background()
+	require.NoError(t, os.MkdirAll(f.host("users/alice/flip"), 0o755))
+	require.NoError(t, os.WriteFile(f.host("users/alice/flip/secret"), []byte("alice"), 0o644))
+	require.NoError(t, os.WriteFile(f.host("users/alice/flip/alice-marker"), nil, 0o644))
+	require.NoError(t, os.Symlink("../bob", f.host("users/alice/flop")))
+
+	var stop atomic.Bool
+	var flips atomic.Int64
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		defer stop.Store(true)
+		for range 20000 {
+			if stop.Load() {
+				return
+			}
+			if err := unix.Renameat2(unix.AT_FDCWD, f.host("users/alice/flip"), unix.AT_FDCWD,
+				f.host("users/alice/flop"), unix.RENAME_EXCHANGE); err != nil {
+				t.Errorf("exchange: %v", err)
+				return
+			}
+			flips.Add(1)
+		}
+	})
+	var reads, refusals atomic.Int64
+	for w := range 4 {
+		wg.Go(func() {
+			for i := 0; !stop.Load() && i < 5000; i++ {
+				var err error
+				switch (i + w) % 5 {
+				case 0:
+					var data []byte
+					data, err = f.alice.Read(ctx, "flip/secret")
+					if err == nil {
+						reads.Add(1)
+						if !assert.NotEqual(t, f.secret, string(data), "read Bob's secret through the flipping link") {
+							return
+						}
+					}
+				case 1:
+					err = f.alice.Write(ctx, "flip/secret", []byte("alice"))
+				case 2:
+					var names []string
+					names, err = f.alice.ReadDir(ctx, "flip")
+					if err == nil {
+						assert.Contains(t, names, "alice-marker", "listed Bob's directory through the flipping link")
+					}
+				case 3:
+					_, err = f.alice.Stat(ctx, "flip/secret")
+				case 4:
+					var res *GrepResult
+					res, err = f.alice.Grep(ctx, GrepOptions{Pattern: "secret", Path: "flip", Mode: GrepContent})
+					if err == nil {
+						assert.NotContains(t, res.Lines, f.secret)
+					}
+				}
+				if err != nil {
+					refusals.Add(1)
+					f.failed(t, err, "an operation through the flipping link")
+				}
+			}
+		})
+	}
+	wg.Wait()
+	t.Logf("%d flips, %d reads of Alice's file, %d failures", flips.Load(), reads.Load(), refusals.Load())
+	f.untouched(t)
+}
+
+// TestScopeJailDirectoryMoves: the scope's directory may be removed,
+// renamed or replaced by whoever holds the parent; the scope follows its
+// path (its cached handle is checked before each use) and never writes
+// into a directory that is no longer its own.
+func TestScopeJailDirectoryMoves(t *testing.T) {
+	localNoLeaks(t)
+	f := newJailFixture(t, LocalConfig{})
+	ctx := context.Background()
+	require.NoError(t, f.alice.Write(ctx, "a.txt", []byte("one")))
+
+	// Renamed away: the next write creates the directory anew.
+	require.NoError(t, os.Rename(f.host("users/alice"), f.host("users/alice-old")))
+	require.NoError(t, f.alice.Write(ctx, "b.txt", []byte("two")))
+	assert.FileExists(t, f.host("users/alice/b.txt"))
+	assert.NoFileExists(t, f.host("users/alice-old/b.txt"))
+	_, err := f.alice.Read(ctx, "a.txt")
+	assert.ErrorIs(t, err, os.ErrNotExist)
+
+	// Removed through the scope, then recreated by a write.
+	require.NoError(t, f.alice.Remove(ctx, ".", RemoveOptions{Recursive: true}))
+	assert.NoDirExists(t, f.host("users/alice"))
+	ok, err := f.alice.Exists(ctx, ".")
+	require.NoError(t, err)
+	assert.False(t, ok)
+	require.NoError(t, f.alice.Write(ctx, "c.txt", []byte("three")))
+	assert.FileExists(t, f.host("users/alice/c.txt"))
+
+	// Replaced by another directory: the scope uses the new one.
+	require.NoError(t, os.Rename(f.host("users/alice"), f.host("users/alice-2")))
+	require.NoError(t, os.MkdirAll(f.host("users/alice"), 0o755))
+	require.NoError(t, os.WriteFile(f.host("users/alice/d.txt"), []byte("four"), 0o644))
+	data, err := f.alice.Read(ctx, "d.txt")
+	require.NoError(t, err)
+	assert.Equal(t, "four", string(data))
+
+	// A child scope whose directory Alice swaps for a link out of her
+	// scope, after the child has cached its handle: refused from then on.
+	proj, err := f.alice.Scope("proj", nil)
+	require.NoError(t, err)
+	defer proj.Close()
+	require.NoError(t, proj.Write(ctx, "main.go", []byte("package main")))
+	require.NoError(t, os.RemoveAll(f.host("users/alice/proj")))
+	require.NoError(t, os.Symlink("../bob", f.host("users/alice/proj")))
+	_, err = proj.Read(ctx, "secret")
+	f.refused(t, err, "Read through a child scope swapped for a link")
+	f.refused(t, proj.Write(ctx, "secret", []byte("pwned")), "Write through a child scope swapped for a link")
+	_, err = proj.ReadDir(ctx, ".")
+	f.refused(t, err, "ReadDir through a child scope swapped for a link")
+	_, err = proj.Grep(ctx, GrepOptions{Pattern: "secret"})
+	f.refused(t, err, "Grep through a child scope swapped for a link")
+	f.refused(t, proj.Remove(ctx, "secret", RemoveOptions{}), "Remove through a child scope swapped for a link")
+	// Removing the child scope's root removes the link, not Bob's files.
+	require.NoError(t, proj.Remove(ctx, ".", RemoveOptions{Recursive: true}))
+	f.untouched(t)
+
+	// The same with an absolute link, and with the scope's own directory
+	// inside the workspace replaced by a link out of the workspace.
+	require.NoError(t, os.Symlink(f.host("users/bob"), f.host("users/alice/proj")))
+	_, err = proj.Read(ctx, "secret")
+	f.refused(t, err, "Read through a child scope swapped for an absolute link")
+	outside := t.TempDir()
+	require.NoError(t, os.RemoveAll(f.host("users/alice")))
+	require.NoError(t, os.Symlink(outside, f.host("users/alice")))
+	f.refused(t, f.alice.Write(ctx, "x.txt", []byte("x")), "Write through a scope whose directory leads out of the workspace")
+	entries, err := os.ReadDir(outside)
+	require.NoError(t, err)
+	assert.Empty(t, entries)
+	f.untouched(t)
+}
+
+// TestScopeJailHandles: a scope's view holds one directory handle, given
+// back when the scope closes, and when the backend closes.
+func TestScopeJailHandles(t *testing.T) {
+	localNoLeaks(t)
+	b := newLocal(t, LocalConfig{})
+	ctx := context.Background()
+	before := openDescriptors(t)
+	for i := range 20 {
+		sc, err := b.Scope("tenants/t"+string(rune('a'+i)), nil)
+		require.NoError(t, err)
+		require.NoError(t, sc.Write(ctx, "f", []byte("x")))
+		require.NoError(t, sc.Close())
+	}
+	assert.Equal(t, before, openDescriptors(t), "closed scopes left descriptors open")
+	open := make([]*ScopedBackend, 5)
+	for i := range open {
+		var err error
+		open[i], err = b.Scope("open/o"+string(rune('a'+i)), nil)
+		require.NoError(t, err)
+		require.NoError(t, open[i].Write(ctx, "f", []byte("x")))
+	}
+	assert.Greater(t, openDescriptors(t), before)
+	require.NoError(t, b.Close())
+	assert.Equal(t, before-2, openDescriptors(t), "the backend's Close left its scopes' descriptors open")
+	_, err := open[0].Read(ctx, "f")
+	assert.True(t, errors.Is(err, ErrDestroyed), "%v", err)
+}
+
+func openDescriptors(t *testing.T) int {
+	t.Helper()
+	entries, err := os.ReadDir("/proc/self/fd")
+	require.NoError(t, err)
+	return len(entries)
+}
+
+// TestScopeJailBwrapBindsByDescriptor: the sandbox binds the directory the
+// backend opened beneath the workspace, by descriptor, never a path looked
+// up again: with the scope's directory swapped, in a loop, with a link to
+// a directory outside the workspace, no command ever sees that directory.
+func TestScopeJailBwrapBindsByDescriptor(t *testing.T) {
+	testenv.NeedBwrap(t)
+	localNoLeaks(t)
+	f := newJailFixture(t, LocalConfig{Isolation: IsolationBwrap})
+	ctx := context.Background()
+	outside := t.TempDir()
+	outsideSecret := "outside-secret-" + randomHex(8)
+	require.NoError(t, os.WriteFile(filepath.Join(outside, "secret"), []byte(outsideSecret), 0o644))
+	require.NoError(t, f.alice.Write(ctx, "own.txt", []byte("alice's")))
+	require.NoError(t, os.Symlink(outside, f.host("users/swap")))
+	swap := func() error {
+		return unix.Renameat2(unix.AT_FDCWD, f.host("users/alice"), unix.AT_FDCWD, f.host("users/swap"), unix.RENAME_EXCHANGE)
+	}
+	var stop atomic.Bool
+	var swaps atomic.Int64
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for i := 0; !stop.Load() && i < 200000; i++ {
+			if err := swap(); err != nil {
+				t.Errorf("exchange: %v", err)
+				return
+			}
+			swaps.Add(1)
+		}
+	})
+	ran := 0
+	for range 40 {
+		res, err := f.alice.Exec(ctx, "cat *", nil)
+		if res != nil {
+			ran++
+			assert.NotContains(t, string(res.Stdout)+string(res.Stderr), outsideSecret, "a command saw the directory outside the workspace")
+		} else {
+			f.failed(t, err, "Exec while the scope's directory leads out of the workspace")
+		}
+	}
+	stop.Store(true)
+	wg.Wait()
+	t.Logf("%d swaps, %d commands ran", swaps.Load(), ran)
+	if swaps.Load()%2 == 1 {
+		require.NoError(t, swap())
+	}
+	f.untouched(t)
+}
