@@ -96,7 +96,7 @@ func (s suite) fresh(t *testing.T) ab.FileBackend {
 
 // ctx returns a context bounded so that a hung backend fails the test
 // instead of hanging the run.
-func ctx(t *testing.T) context.Context {
+func ctx(t testing.TB) context.Context {
 	c, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
 	return c

@@ -3,8 +3,6 @@ package backendtest
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
-	"fmt"
 	"strings"
 	"testing"
 
@@ -12,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	ab "github.com/agentbackend/agentbackend"
+	"github.com/agentbackend/agentbackend/internal/jailtest"
 )
 
 // testScopeJail attacks a scope through symbolic links planted in it: the
@@ -52,25 +51,12 @@ func (s suite) testScopeJail(t *testing.T) {
 
 	for _, via := range []string{"up/bob", "bob", "abs", "c1", "d/in", "../bob", "d/../../bob"} {
 		t.Run(strings.ReplaceAll(via, "/", "_"), func(t *testing.T) {
-			attackThrough(t, alice, via, bob)
+			jailtest.Attack(t, ctx(t), alice, via, bob)
 		})
 	}
-	t.Run("Listings", func(t *testing.T) {
-		// Listing the scope shows the links as entries; nothing follows them.
-		names, err := ab.Glob(c, alice, "**", ".")
-		require.NoError(t, err)
-		for _, n := range names {
-			assert.NotContains(t, n, "secret", "Glob listed a file of the sibling")
-		}
-		res, err := ab.Grep(c, alice, ab.GrepOptions{Pattern: bob.secret, Mode: ab.GrepContent})
-		require.NoError(t, err)
-		assert.Empty(t, res.Lines, "Grep of the scope found the sibling's secret")
-		entries, err := ab.LsInfo(c, alice, ".")
-		require.NoError(t, err)
-		for _, e := range entries {
-			assert.NotEqual(t, "secret", e.Path)
-		}
-	})
+	// Listing and searching the scope show the links as entries; nothing
+	// follows them.
+	t.Run("Listings", func(t *testing.T) { jailtest.Listings(t, ctx(t), alice, bob) })
 	t.Run("Nested", func(t *testing.T) {
 		// Each level of nested scopes is a jail beneath its parent: a link
 		// to the parent leads out of the child, and a child scope whose
@@ -81,21 +67,21 @@ func (s suite) testScopeJail(t *testing.T) {
 		require.NoError(t, err)
 		defer nest.Close()
 		_, err = nest.Read(c, "up/own.txt")
-		wantRefused(t, err, bob, "Read of the parent scope's file through nest/up")
-		attackThrough(t, nest, "up/up/bob", bob)
+		jailtest.Refused(t, err, bob, "Read of the parent scope's file through nest/up")
+		jailtest.Attack(t, c, nest, "up/up/bob", bob)
 		for _, dir := range []string{"bob", "up", "c1", "abs"} {
 			child, err := alice.Scope(dir, nil)
 			require.NoError(t, err)
 			_, err = child.Read(c, "secret")
-			wantRefused(t, err, bob, "Read through a scope whose directory is the link "+dir)
+			jailtest.Refused(t, err, bob, "Read through a scope whose directory is the link "+dir)
 			err = child.Write(c, "secret", []byte("pwned"))
-			wantRefused(t, err, bob, "Write through a scope whose directory is the link "+dir)
+			jailtest.Refused(t, err, bob, "Write through a scope whose directory is the link "+dir)
 			_, err = child.ReadDir(c, ".")
-			wantRefused(t, err, bob, "ReadDir through a scope whose directory is the link "+dir)
+			jailtest.Refused(t, err, bob, "ReadDir through a scope whose directory is the link "+dir)
 			child.Close()
 		}
 	})
-	bob.check(t)
+	bob.Untouched(t)
 }
 
 // bobsFile is the sibling's secret the attacks aim at, as planted.
@@ -118,9 +104,12 @@ func plantBob(t *testing.T, b ab.FileBackend) *bobsFile {
 	return &bobsFile{b: b, secret: secret, info: fi}
 }
 
-// check asserts that the secret is as planted (bytes, size, modification
+// Secret returns the planted contents.
+func (f *bobsFile) Secret() string { return f.secret }
+
+// Untouched asserts that the secret is as planted (bytes, modification
 // time) and alone in its directory.
-func (f *bobsFile) check(t *testing.T) {
+func (f *bobsFile) Untouched(t testing.TB) {
 	t.Helper()
 	c := ctx(t)
 	data, err := f.b.Read(c, "users/bob/secret")
@@ -144,72 +133,3 @@ func plant(t *testing.T, b ab.FileBackend, link, target string) {
 
 // shq quotes s for a POSIX shell.
 func shq(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
-
-// wantRefused asserts a refusal of the spec: an *Error with
-// PATH_ESCAPE_ATTEMPT or PERMISSION_DENIED that does not carry the secret.
-func wantRefused(t *testing.T, err error, bob *bobsFile, what string) {
-	t.Helper()
-	var e *ab.Error
-	if !assert.True(t, errors.As(err, &e), "%s: got %v, want PATH_ESCAPE_ATTEMPT", what, err) {
-		return
-	}
-	assert.Contains(t, []ab.Code{ab.CodePathEscape, ab.CodePermissionDenied}, e.Code, "%s: %v", what, err)
-	assert.NotContains(t, err.Error(), bob.secret, "%s: the error carries the secret", what)
-}
-
-// attackThrough runs every path-taking operation of sc on paths through
-// via, which leads to users/bob, and checks that each is refused and that
-// the secret stayed unread and unwritten.
-func attackThrough(t *testing.T, sc *ab.ScopedBackend, via string, bob *bobsFile) {
-	c := ctx(t)
-	file := via + "/secret"
-	refused := func(what string, err error) { t.Helper(); wantRefused(t, err, bob, what+" "+file) }
-	leaks := func(what string, v any) {
-		t.Helper()
-		assert.NotContains(t, fmt.Sprint(v), bob.secret, "%s leaked the secret", what)
-	}
-
-	data, err := sc.Read(c, file)
-	refused("Read", err)
-	leaks("Read", string(data))
-	refused("Write", sc.Write(c, file, []byte("pwned")))
-	names, err := sc.ReadDir(c, via)
-	refused("ReadDir", err)
-	assert.Empty(t, names)
-	entries, err := ab.LsInfo(c, sc, via)
-	refused("LsInfo", err)
-	assert.Empty(t, entries)
-	_, err = sc.Stat(c, file)
-	refused("Stat", err)
-	ok, err := sc.Exists(c, file)
-	refused("Exists", err)
-	assert.False(t, ok)
-	refused("Mkdir", sc.Mkdir(c, via+"/planted"))
-	refused("Touch", sc.Touch(c, via+"/planted.txt"))
-	refused("Remove", sc.Remove(c, file, ab.RemoveOptions{}))
-	refused("Remove -rf", sc.Remove(c, file, ab.RemoveOptions{Recursive: true, Force: true}))
-	refused("Rename from", sc.Rename(c, file, "stolen.txt"))
-	refused("Rename to", sc.Rename(c, "own.txt", file))
-	_, err = sc.RealPath(c, file)
-	refused("RealPath", err)
-	text, err := ab.ReadLines(c, sc, file, ab.ReadOptions{})
-	refused("ReadLines", err)
-	leaks("ReadLines", text)
-	_, err = ab.Edit(c, sc, file, bob.secret, "pwned", false)
-	refused("Edit", err)
-	globbed, err := ab.Glob(c, sc, "*", via)
-	refused("Glob dir", err)
-	assert.Empty(t, globbed)
-	globbed, _ = ab.Glob(c, sc, via+"/*", ".")
-	leaks("Glob pattern", globbed)
-	for _, n := range globbed {
-		assert.NotContains(t, n, "secret", "Glob with the pattern %s/* listed the sibling's file", via)
-	}
-	res, err := ab.Grep(c, sc, ab.GrepOptions{Pattern: "secret", Path: via, Mode: ab.GrepContent})
-	refused("Grep", err)
-	leaks("Grep", res)
-	res, err = ab.Grep(c, sc, ab.GrepOptions{Pattern: "secret", Path: file, Mode: ab.GrepContent})
-	refused("Grep file", err)
-	leaks("Grep file", res)
-	bob.check(t)
-}

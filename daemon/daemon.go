@@ -55,11 +55,12 @@ type Config struct {
 	// RootDir is the workspace directory; it is created if missing.
 	RootDir string
 	// ScopePath, if set, is a static scope: every POST /mcp request works
-	// in RootDir/ScopePath, requests that name a scope of their own are
-	// refused, and SSH commands start there. It must not contain "..".
-	// SFTP still serves the whole RootDir, as in the reference: an SSH
-	// client holds the token and can run commands anyway, so a static scope
-	// narrows what the MCP tools see, it does not fence SSH clients in.
+	// in RootDir/ScopePath (requests that name a scope of their own are
+	// refused), and so does every SSH session: SFTP resolves paths against
+	// the scope's directory and beneath it (links cannot lead out of it),
+	// and commands run there, under bubblewrap with only the scope's
+	// directory bound. It must not contain "..". (The reference daemon
+	// serves the whole RootDir over SFTP whatever its scope.)
 	ScopePath string
 	// Isolation and Shell configure commands as for LocalBackend.
 	Isolation ab.Isolation
@@ -110,6 +111,9 @@ type Daemon struct {
 	log     *slog.Logger
 	local   *ab.LocalBackend // the workspace, dangerous-command blocking on
 	jail    *jail            // the SFTP view of the same directory
+	// sessionJail is where SSH sessions start: the workspace, or the
+	// static scope (a session may narrow it with ab.RemoteScopeRequest).
+	sessionJail *jail
 	hostKey ssh.Signer
 	exec    execEnv
 	scope   string // the static scope, clean and relative ("" for none)
@@ -170,7 +174,11 @@ func New(cfg Config) (*Daemon, error) {
 	if d.jail, err = openJail(local.RootDir(), filepath.ToSlash(abs)); err != nil {
 		return fail(err)
 	}
-	if d.exec, err = newExecEnv(local, d.jail, d.scope, cfg); err != nil {
+	d.sessionJail = d.jail
+	if d.scope != "" {
+		d.sessionJail = d.jail.scoped(d.scope)
+	}
+	if d.exec, err = newExecEnv(local, cfg); err != nil {
 		return fail(err)
 	}
 	d.hostKey = cfg.HostKey
