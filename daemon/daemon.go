@@ -107,17 +107,17 @@ type Config struct {
 // Daemon serves one workspace. Create it with New; it is safe for
 // concurrent use.
 type Daemon struct {
-	cfg     Config
-	log     *slog.Logger
-	local   *ab.LocalBackend // the workspace, dangerous-command blocking on
-	jail    *jail            // the SFTP view of the same directory
+	cfg   Config
+	log   *slog.Logger
+	local *ab.LocalBackend // the workspace, dangerous-command blocking on
+	jail  *jail            // the SFTP view of the same directory
 	// sessionJail is where SSH sessions start: the workspace, or the
 	// static scope (a session may narrow it with ab.RemoteScopeRequest).
 	sessionJail *jail
-	hostKey ssh.Signer
-	exec    execEnv
-	scope   string // the static scope, clean and relative ("" for none)
-	handler http.Handler
+	hostKey     ssh.Signer
+	exec        execEnv
+	scope       string // the static scope, clean and relative ("" for none)
+	handler     http.Handler
 
 	sshServer *ssh.ServerConfig
 	mcpServer http.Handler

@@ -2,10 +2,10 @@ package daemon
 
 import (
 	"fmt"
-	"strings"
 	"io"
 	"os"
 	"os/exec"
+	"strings"
 	"sync"
 
 	"github.com/pkg/sftp"
