@@ -127,7 +127,7 @@ func (b *DockerBackend) RealPath(ctx context.Context, p string) (string, error) 
 	if rel == "." {
 		return rel, nil
 	}
-	reply, err := b.shellRun(ctx, "ab_real", nil, b.root, abs)
+	reply, err := b.shellRunIn(ctx, nil, nil, "ab_real", nil, b.root, abs)
 	if err != nil || reply.Code != 0 {
 		return "", dockerFileErr(CodeReadFailed, "realpath", p, reply, err)
 	}

@@ -16,9 +16,9 @@ import (
 // testScopeJail attacks a scope through symbolic links planted in it: the
 // scope users/alice must not read, list, change or even see users/bob
 // through a link, whatever the operation (see ScopedBackend). The links are
-// planted with the parent's Exec (`ln --symbolic`, which the
-// dangerous-command check lets through), so the section needs a backend
-// that runs commands; one without has no way to hold a link.
+// planted with the parent's Exec (`ln -fs`, which the dangerous-command
+// check lets through, as a hostile agent would find), so the section needs
+// a backend that runs commands; one without has no way to hold a link.
 func (s suite) testScopeJail(t *testing.T) {
 	if s.opts.PrefixScopes != "" {
 		t.Skip("scopes are prefix arithmetic: " + s.opts.PrefixScopes)
@@ -127,7 +127,7 @@ func (f *bobsFile) Untouched(t testing.TB) {
 // shell word, with b's Exec.
 func plant(t *testing.T, b ab.FileBackend, link, target string) {
 	t.Helper()
-	_, err := b.Exec(ctx(t), "ln --symbolic "+target+" "+shq(link), nil)
+	_, err := b.Exec(ctx(t), "ln -fs "+target+" "+shq(link), nil)
 	require.NoError(t, err, "planting %s -> %s", link, target)
 }
 
