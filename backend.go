@@ -115,7 +115,9 @@ type FileBackend interface {
 	// that cannot run commands return NOT_IMPLEMENTED.
 	Exec(ctx context.Context, command string, opts *ExecOptions) (*ExecResult, error)
 	// Scope returns a view of the subdirectory path (created on first
-	// write) that cannot reach outside it. See ScopedBackend.
+	// write), whose paths the path rule keeps inside it and which the
+	// backend jails where its files are. See ScopedBackend for what each
+	// backend enforces.
 	Scope(path string, cfg *ScopeConfig) (*ScopedBackend, error)
 	// ActiveScopes lists the paths of the live scopes created directly on
 	// this backend.

@@ -79,7 +79,8 @@ func (c *CompositeBackend) RootDir() string { return "/" }
 // Default returns the default backend.
 func (c *CompositeBackend) Default() FileBackend { return c.def }
 
-// Scope returns a scope of the composite.
+// Scope returns a scope of the composite, jailed by the backends it
+// routes to; see ScopedBackend.
 func (c *CompositeBackend) Scope(path string, cfg *ScopeConfig) (*ScopedBackend, error) {
 	return NewScope(c, path, cfg)
 }

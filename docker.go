@@ -358,8 +358,9 @@ func (b *DockerBackend) ContainerID() string { return b.id }
 // RootDir returns the workspace directory inside the container.
 func (b *DockerBackend) RootDir() string { return b.root }
 
-// Scope returns a view of the subdirectory path of the workspace; see
-// ScopedBackend.
+// Scope returns a view of the subdirectory path of the workspace, whose
+// file operations are checked in the container against links leading out
+// of it; see ScopedBackend.
 func (b *DockerBackend) Scope(path string, cfg *ScopeConfig) (*ScopedBackend, error) {
 	return NewScope(b, path, cfg)
 }

@@ -25,9 +25,10 @@ const (
 	// LocalBackend.Isolation reports the choice.
 	IsolationAuto Isolation = ""
 	// IsolationBwrap runs every command in a bubblewrap sandbox: the host's
-	// system directories read-only, the workspace read-write at
-	// SandboxWorkspaceDir, a private /tmp, every namespace unshared except
-	// the network. NewLocal fails with MISSING_UTILITIES when bwrap is
+	// system directories read-only, the workspace (for a scope's command,
+	// the scope's directory and nothing else of the workspace) read-write
+	// at SandboxWorkspaceDir, a private /tmp, every namespace unshared
+	// except the network. NewLocal fails with MISSING_UTILITIES when bwrap is
 	// missing or cannot create a sandbox here.
 	IsolationBwrap Isolation = "bwrap"
 	// IsolationSoftware runs commands on the host after a heuristic check
@@ -50,7 +51,8 @@ const (
 	ShellSh   Shell = "sh"   // /bin/sh
 )
 
-// SandboxWorkspaceDir is where the workspace appears inside a bubblewrap
+// SandboxWorkspaceDir is where the workspace (or, for a command run
+// through a scope, the scope's directory) appears inside a bubblewrap
 // sandbox: commands there see their working directory, HOME and PWD under
 // it. It is outside /tmp, which is a private tmpfs in the sandbox.
 const SandboxWorkspaceDir = sandbox.WorkspaceDir
@@ -102,7 +104,9 @@ type LocalConfig struct {
 // File operations go through one os.Root opened on the workspace, so besides
 // the path rule (which decides what a path means) the kernel guarantees
 // where it may go: a symbolic link inside the workspace that points outside
-// it is refused with PATH_ESCAPE_ATTEMPT, for every operation. Writes are
+// it is refused with PATH_ESCAPE_ATTEMPT, for every operation. A scope's
+// operations go through a handle of the scope's directory the same way
+// (see ScopedBackend). Writes are
 // atomic (a temporary file in the same directory, renamed over the target).
 //
 // Commands run in a shell in the workspace, each in its own process group,
@@ -291,8 +295,9 @@ func (b *LocalBackend) RootDir() string { return b.root }
 // software or none, never auto.
 func (b *LocalBackend) Isolation() Isolation { return b.isolation }
 
-// Scope returns a view of the subdirectory path that cannot reach outside
-// it. See ScopedBackend.
+// Scope returns a view of the subdirectory path, jailed beneath that
+// directory: no path, link or (under bubblewrap) command of the scope
+// reaches outside it. See ScopedBackend.
 func (b *LocalBackend) Scope(path string, cfg *ScopeConfig) (*ScopedBackend, error) {
 	return NewScope(b, path, cfg)
 }

@@ -275,8 +275,9 @@ func hostPort(host string, port int) string {
 // RootDir returns the workspace root on the daemon host.
 func (b *RemoteBackend) RootDir() string { return b.root }
 
-// Scope returns a view of the subdirectory path that cannot reach outside
-// it. See ScopedBackend.
+// Scope returns a view of the subdirectory path, which this module's
+// daemon jails beneath that directory (the reference daemon cannot: the
+// path rule alone then keeps its paths inside). See ScopedBackend.
 func (b *RemoteBackend) Scope(path string, cfg *ScopeConfig) (*ScopedBackend, error) {
 	return NewScope(b, path, cfg)
 }
