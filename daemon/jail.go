@@ -60,14 +60,6 @@ func (j *jail) scoped(levels ...string) *jail {
 	return s
 }
 
-// scope returns the scope's path relative to the workspace ("." for none).
-func (j *jail) scope() string {
-	if len(j.levels) == 0 {
-		return "."
-	}
-	return strings.Join(j.levels, "/")
-}
-
 // rel resolves a client's path with the path rule: an absolute path under
 // the jail's directory (either spelling) is used as is, any other is taken
 // as relative to it. It returns the clean path relative to the directory.
