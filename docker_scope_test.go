@@ -17,7 +17,7 @@ import (
 func TestDockerScopeJailExec(t *testing.T) {
 	needDocker(t)
 	t.Parallel()
-	b := newDockerBackend(t, ab.DockerConfig{NetworkDisabled: true})
+	b := newDockerBackend(t, ab.DockerConfig{})
 	c := dockerCtx(t)
 	require.NoError(t, b.Write(c, "users/bob/secret", []byte("bob's")))
 	require.NoError(t, b.Mkdir(c, "users/alice/sub"))
