@@ -72,9 +72,9 @@ func noLeaks(t *testing.T) {
 	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
 }
 
-// forIsolations runs fn under isolation none and bwrap.
+// forIsolations runs fn under each isolation.
 func forIsolations(t *testing.T, fn func(t *testing.T, iso ab.Isolation)) {
-	for _, iso := range []ab.Isolation{ab.IsolationNone, ab.IsolationBwrap} {
+	for _, iso := range []ab.Isolation{ab.IsolationNone, ab.IsolationSoftware, ab.IsolationBwrap} {
 		t.Run(string(iso), func(t *testing.T) {
 			if iso == ab.IsolationBwrap {
 				testenv.NeedBwrap(t)
@@ -99,6 +99,11 @@ func TestScopeJailCommands(t *testing.T) {
 			_, err = f.alice.Start(ctx, "cat secret", &ab.ExecOptions{Cwd: cwd})
 			f.refused(t, err, "Start with Cwd "+cwd)
 		}
+		// A link the scope's own command makes, as an agent would, leads
+		// nowhere outside the scope for the file operations.
+		_, err := f.alice.Exec(ctx, "ln -fs .. selfmade", nil)
+		require.NoError(t, err)
+		jailtest.Attack(t, ctx, f.alice, "selfmade/bob", f)
 		if iso != ab.IsolationBwrap {
 			return // on the host a command is not contained: nothing more to attack
 		}
@@ -331,4 +336,39 @@ func TestScopeJailBwrapBindsByDescriptor(t *testing.T) {
 	stop()
 	t.Logf("%d commands ran", ran)
 	f.Untouched(t)
+}
+
+// TestScopeJailComposite: a scope of a composite above a mount point is a
+// composite of the jailed view of the default backend and the route below
+// it: links in the scope are refused, the route still works.
+func TestScopeJailComposite(t *testing.T) {
+	noLeaks(t)
+	local := newLocal(t, ab.LocalConfig{})
+	w := jailtest.NewWorkspace(t, local.RootDir())
+	mem := newMemory(t)
+	c, err := ab.NewComposite(local, map[string]ab.FileBackend{"users/alice/mem": mem, "users/carol": newMemory(t)})
+	require.NoError(t, err)
+	ctx := context.Background()
+	for _, dir := range []string{"users/alice", "users"} {
+		sc, err := c.Scope(dir, nil)
+		require.NoError(t, err)
+		defer sc.Close()
+		alice := sc
+		if dir == "users" {
+			alice, err = sc.Scope("alice", nil) // nested: jailed beneath the composite view
+			require.NoError(t, err)
+			defer alice.Close()
+		}
+		for _, via := range jailtest.Vias {
+			t.Run(dir+"/"+strings.ReplaceAll(via, "/", "_"), func(t *testing.T) { jailtest.Attack(t, ctx, alice, via, w) })
+		}
+		require.NoError(t, alice.Write(ctx, "mem/note.txt", []byte("in memory")))
+		data, err := mem.Read(ctx, "note.txt")
+		require.NoError(t, err)
+		assert.Equal(t, "in memory", string(data))
+		names, err := alice.ReadDir(ctx, ".")
+		require.NoError(t, err)
+		assert.Contains(t, names, "mem")
+	}
+	w.Untouched(t)
 }
