@@ -16,7 +16,9 @@ import (
 // the one before it. A daemon that does not know the request (the
 // reference daemon) refuses it; the session then serves the whole
 // workspace and the scope falls back to the path rule (prefix arithmetic),
-// which the backend logs once.
+// which the backend logs once. A scope's view keeps SFTP sessions of its
+// own on the connection while the scope is open (they count toward the
+// daemon's sessions per connection) and closes them with the scope.
 const RemoteScopeRequest = "scope@agentbackend"
 
 var _ jailer = (*RemoteBackend)(nil)
