@@ -257,29 +257,6 @@ func (s *ScopedBackend) inner(op, p string) (string, error) {
 	return pathjail.JoinRel(s.at, rel), nil
 }
 
-// baseRel returns a path of fs (as inner returned it) relative to the
-// base's root, as permissions see it.
-func (s *ScopedBackend) baseRel(at string) string { return pathjail.JoinRel(s.fsRoot, at) }
-
-// fsPath returns a path relative to the base's root, inside the scope, as
-// a path of fs (the inverse of baseRel).
-func (s *ScopedBackend) fsPath(in string) string {
-	at, _ := belowOrSame(s.fsRoot, in)
-	return at
-}
-
-// realIn returns the real path, relative to the base's root, that in
-// (relative to the base's root, inside the scope) leads to through
-// symbolic links, as fs resolves them. s.links must be set.
-func (s *ScopedBackend) realIn(ctx context.Context, in string) (string, error) {
-	at := s.fsPath(in)
-	real, err := s.links.RealPath(ctx, at)
-	if err != nil {
-		return "", withPath(err, at, in)
-	}
-	return s.baseRel(real), nil
-}
-
 // ensureRoot creates the scope directory before the first operation that
 // writes. Concurrent callers wait for one Mkdir; a failed Mkdir is retried by
 // the next caller.
@@ -594,67 +571,4 @@ func (s *ScopedBackend) touch(ctx context.Context, p string, o *opCheck) error {
 		return err
 	}
 	return withPath(s.fs.Touch(ctx, in), in, p)
-}
-
-// Exec runs a command with the scope root (or opts.Cwd inside the scope) as
-// working directory and HOME, and the scope's environment under opts.Env.
-func (s *ScopedBackend) Exec(ctx context.Context, command string, opts *ExecOptions) (*ExecResult, error) {
-	start := s.begin(OpExec)
-	var o opCheck
-	res, err := s.exec(ctx, command, opts, &o)
-	if !start.IsZero() || o.rec.Access != "" {
-		e := OperationEntry{Operation: OpExec, Command: command, Permission: o.rec}
-		if res != nil {
-			e.Stdout, e.Stderr, e.ExitCode = string(res.Stdout), string(res.Stderr), res.ExitCode
-		}
-		s.log(start, e, err)
-	}
-	return res, err
-}
-
-func (s *ScopedBackend) exec(ctx context.Context, command string, opts *ExecOptions, o *opCheck) (*ExecResult, error) {
-	eo, err := s.prepareExec(ctx, "exec", command, opts, o)
-	if err != nil {
-		return nil, err
-	}
-	return s.fs.Exec(ctx, command, eo)
-}
-
-// prepareExec is what Exec and Start share, so a command gets the same
-// treatment whichever way it runs: the scope must be open, the permission
-// policy must allow it, opts.Env must be valid, opts.Cwd inside the scope
-// (translated for the base), the scope's environment under opts.Env, and
-// the scope directory created. It returns the options to pass down.
-func (s *ScopedBackend) prepareExec(ctx context.Context, op, command string, opts *ExecOptions, o *opCheck) (*ExecOptions, error) {
-	if err := s.checkOpen(op); err != nil {
-		return nil, err
-	}
-	if err := s.checkExec(ctx, op, command, opts, o); err != nil {
-		return nil, err
-	}
-	var eo ExecOptions
-	if opts != nil {
-		eo = *opts
-	}
-	if err := ValidateEnv(eo.Env); err != nil {
-		return nil, err
-	}
-	cwd := s.at
-	if eo.Cwd != "" {
-		rel, err := resolve(s.root, op, eo.Cwd)
-		if err != nil {
-			return nil, err
-		}
-		cwd = pathjail.JoinRel(s.at, rel)
-	}
-	eo.Cwd = cwd
-	eo.Env = mergeEnv(s.env, eo.Env)
-	if s.base.Type() == TypeMemory {
-		// Nothing runs there: say so before creating the scope directory.
-		return nil, errNotImplemented(op, TypeMemory)
-	}
-	if err := s.ensureRoot(ctx); err != nil {
-		return nil, err
-	}
-	return &eo, nil
 }

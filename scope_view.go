@@ -1,5 +1,11 @@
 package agentbackend
 
+import (
+	"context"
+
+	"github.com/agentbackend/agentbackend/internal/pathjail"
+)
+
 // jailer is the optional capability of a backend to enforce a scope where
 // its files are (see ScopedBackend): jail returns a view of the directory
 // dir (clean, relative to the backend's root, not ".") whose root is that
@@ -33,4 +39,27 @@ func (s *ScopedBackend) jail(dir string) (FileBackend, func()) {
 		return nil, nil
 	}
 	return child, func() { child.Close() }
+}
+
+// baseRel returns a path of fs (as inner returned it) relative to the
+// base's root, as permissions see it.
+func (s *ScopedBackend) baseRel(at string) string { return pathjail.JoinRel(s.fsRoot, at) }
+
+// fsPath returns a path relative to the base's root, inside the scope, as
+// a path of fs (the inverse of baseRel).
+func (s *ScopedBackend) fsPath(in string) string {
+	at, _ := belowOrSame(s.fsRoot, in)
+	return at
+}
+
+// realIn returns the real path, relative to the base's root, that in
+// (relative to the base's root, inside the scope) leads to through
+// symbolic links, as fs resolves them. s.links must be set.
+func (s *ScopedBackend) realIn(ctx context.Context, in string) (string, error) {
+	at := s.fsPath(in)
+	real, err := s.links.RealPath(ctx, at)
+	if err != nil {
+		return "", withPath(err, at, in)
+	}
+	return s.baseRel(real), nil
 }
