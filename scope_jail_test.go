@@ -273,20 +273,21 @@ func TestScopeJailDirectoryMoves(t *testing.T) {
 	f.Untouched(t)
 }
 
-// TestScopeJailHandles: a scope's view holds one directory handle, given
-// back when the scope closes, and when the backend closes.
+// TestScopeJailHandles: a scope's view holds the handles of its
+// directory only while it is open: they are given back when the scope
+// closes, and when the backend closes.
 func TestScopeJailHandles(t *testing.T) {
 	noLeaks(t)
 	b := newLocal(t, ab.LocalConfig{})
 	ctx := context.Background()
-	before := openDescriptors(t)
 	for i := range 20 {
 		sc, err := b.Scope("tenants/t"+string(rune('a'+i)), nil)
 		require.NoError(t, err)
 		require.NoError(t, sc.Write(ctx, "f", []byte("x")))
+		assert.Equal(t, 2, openBelow(t, b.RootDir()+"/tenants/"), "an open scope's handles")
 		require.NoError(t, sc.Close())
+		assert.Zero(t, openBelow(t, b.RootDir()+"/tenants/"), "a closed scope left its handles open")
 	}
-	assert.Equal(t, before, openDescriptors(t), "closed scopes left descriptors open")
 	open := make([]*ab.ScopedBackend, 5)
 	for i := range open {
 		var err error
@@ -294,18 +295,26 @@ func TestScopeJailHandles(t *testing.T) {
 		require.NoError(t, err)
 		require.NoError(t, open[i].Write(ctx, "f", []byte("x")))
 	}
-	assert.Greater(t, openDescriptors(t), before)
+	assert.Equal(t, 10, openBelow(t, b.RootDir()+"/open/"))
 	require.NoError(t, b.Close())
-	assert.Equal(t, before-2, openDescriptors(t), "the backend's Close left its scopes' descriptors open")
+	assert.Zero(t, openBelow(t, b.RootDir()), "the backend's Close left handles open")
 	_, err := open[0].Read(ctx, "f")
 	assert.True(t, errors.Is(err, ab.ErrDestroyed), "%v", err)
 }
 
-func openDescriptors(t *testing.T) int {
+// openBelow counts this process's descriptors of files whose path starts
+// with prefix (a directory's path and "/" counts what is below it).
+func openBelow(t *testing.T, prefix string) int {
 	t.Helper()
 	entries, err := os.ReadDir("/proc/self/fd")
 	require.NoError(t, err)
-	return len(entries)
+	n := 0
+	for _, e := range entries {
+		if target, err := os.Readlink("/proc/self/fd/" + e.Name()); err == nil && strings.HasPrefix(target, prefix) {
+			n++
+		}
+	}
+	return n
 }
 
 // TestScopeJailBwrapBindsByDescriptor: the sandbox binds the directory the
