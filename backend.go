@@ -21,8 +21,6 @@ import (
 	"io"
 	"io/fs"
 	"time"
-
-	"github.com/agentbackend/agentbackend/internal/sandbox"
 )
 
 // BackendType names the kind of a backend. The values are the reference
@@ -117,7 +115,9 @@ type FileBackend interface {
 	// that cannot run commands return NOT_IMPLEMENTED.
 	Exec(ctx context.Context, command string, opts *ExecOptions) (*ExecResult, error)
 	// Scope returns a view of the subdirectory path (created on first
-	// write) that cannot reach outside it. See ScopedBackend.
+	// write), whose paths the path rule keeps inside it and which the
+	// backend jails where its files are. See ScopedBackend for what each
+	// backend enforces.
 	Scope(path string, cfg *ScopeConfig) (*ScopedBackend, error)
 	// ActiveScopes lists the paths of the live scopes created directly on
 	// this backend.
@@ -166,9 +166,9 @@ type ExecOptions struct {
 	// the command started is killed.
 	Timeout time.Duration
 
-	// masks are what a scope's permissions hide or protect in the sandbox
-	// (see permissions_sandbox.go), relative to the backend's root.
-	masks []sandbox.Mask
+	// masker computes what a scope's permissions hide or protect in the
+	// sandbox (see permissions_sandbox.go).
+	masker masker
 }
 
 // ExecResult is what a finished command produced.

@@ -147,18 +147,26 @@ const dockerDefaultMaxOutput = 10 << 20
 // Paths are jailed to the workspace by the package's path rule. Symbolic
 // links are followed inside the container: they can lead to container
 // paths outside the workspace, never to the host. The container is the
-// sandbox; the path rule decides what a path means.
+// sandbox; the path rule decides what a path means. A scope of a
+// DockerBackend is checked in the container too: see ScopedBackend.
 //
 // A DockerBackend is safe for concurrent use. Close removes the container
 // it created (not one it attached to).
 type DockerBackend struct {
+	*dockerCore // shared with the views of the backend's scopes
+
+	root  string   // this view's directory in the container: WorkspaceDir, or a scope's
+	jails []string // a scope's view: WorkspaceDir and each scope level's directory, outermost first; nil for the backend
+}
+
+// dockerCore is the part of a DockerBackend that its scopes' views share.
+type dockerCore struct {
 	lifecycle
 
 	cli       dockerAPI
 	ownClient bool
 	id        string // container ID
 	created   bool   // Close removes the container
-	root      string // WorkspaceDir
 	user      string
 	env       map[string]string
 	maxOutput int
@@ -186,7 +194,7 @@ func NewDocker(ctx context.Context, cfg DockerConfig) (*DockerBackend, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &DockerBackend{
+	b := &DockerBackend{dockerCore: &dockerCore{
 		bg:        newProcessTable(bg),
 		cli:       cfg.Client,
 		user:      cfg.User,
@@ -194,7 +202,7 @@ func NewDocker(ctx context.Context, cfg DockerConfig) (*DockerBackend, error) {
 		maxOutput: cfg.MaxOutputLength,
 		allowDang: cfg.AllowDangerous,
 		safety:    cfg.Safety,
-	}
+	}}
 	if b.maxOutput == 0 {
 		b.maxOutput = dockerDefaultMaxOutput
 	}
@@ -321,8 +329,9 @@ func (b *DockerBackend) ContainerID() string { return b.id }
 // RootDir returns the workspace directory inside the container.
 func (b *DockerBackend) RootDir() string { return b.root }
 
-// Scope returns a view of the subdirectory path of the workspace; see
-// ScopedBackend.
+// Scope returns a view of the subdirectory path of the workspace, whose
+// file operations are checked in the container against links leading out
+// of it; see ScopedBackend.
 func (b *DockerBackend) Scope(path string, cfg *ScopeConfig) (*ScopedBackend, error) {
 	return NewScope(b, path, cfg)
 }
@@ -333,6 +342,9 @@ func (b *DockerBackend) Scope(path string, cfg *ScopeConfig) (*ScopedBackend, er
 // container, removes it (killing whatever still runs there). It is
 // idempotent.
 func (b *DockerBackend) Close() error {
+	if b.jails != nil {
+		return nil // a scope's view is released by its scope, never closed
+	}
 	first, err := b.destroy()
 	if !first {
 		return nil
@@ -347,6 +359,11 @@ func (b *DockerBackend) shellRun(ctx context.Context, fn string, input []byte, a
 	if err != nil {
 		return dockerShellReply{}, err
 	}
+	return b.shellRunCall(ctx, fn, call, input)
+}
+
+// shellRunCall runs a rendered call of the prelude function fn.
+func (b *DockerBackend) shellRunCall(ctx context.Context, fn, call string, input []byte) (dockerShellReply, error) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, dockerShellTimeout)

@@ -50,6 +50,9 @@ func (b *DockerBackend) Exec(ctx context.Context, command string, opts *ExecOpti
 	if err != nil {
 		return nil, err
 	}
+	if err := b.checkDir(ctx, "exec", cwd, o.Cwd); err != nil {
+		return nil, err
+	}
 
 	runCtx := ctx
 	if o.Timeout > 0 {

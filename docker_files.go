@@ -44,7 +44,7 @@ func (b *DockerBackend) Read(ctx context.Context, p string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	reply, err := b.shellRun(ctx, "ab_get", nil, abs, strconv.Itoa(dockerInlineMax))
+	reply, err := b.shellRunIn(ctx, []string{abs}, nil, "ab_get", nil, abs, strconv.Itoa(dockerInlineMax))
 	if err != nil || reply.Code != 0 {
 		return nil, dockerFileErr(CodeReadFailed, "read", p, reply, err)
 	}
@@ -103,13 +103,13 @@ func (b *DockerBackend) Write(ctx context.Context, p string, data []byte) error 
 		if input == nil {
 			input = []byte{} // the shell asks for input even when there is none
 		}
-		reply, err := b.shellRun(ctx, "ab_put", input, dir, tmp, abs, strconv.Itoa(len(data)))
+		reply, err := b.shellRunIn(ctx, []string{dir}, nil, "ab_put", input, dir, tmp, abs, strconv.Itoa(len(data)))
 		if err != nil || reply.Code != 0 {
 			return dockerFileErr(CodeWriteFailed, "write", p, reply, err)
 		}
 		return nil
 	}
-	if reply, err := b.shellRun(ctx, "ab_mkdir", nil, dir); err != nil || reply.Code != 0 {
+	if reply, err := b.shellRunIn(ctx, []string{dir}, nil, "ab_mkdir", nil, dir); err != nil || reply.Code != 0 {
 		return dockerFileErr(CodeWriteFailed, "write", p, reply, err)
 	}
 	err = b.cli.CopyToContainer(ctx, b.id, dir, tarOneFile(path.Base(tmp), data),
@@ -119,7 +119,7 @@ func (b *DockerBackend) Write(ctx context.Context, p string, data []byte) error 
 		_, _ = b.shellRun(context.WithoutCancel(ctx), "ab_rm", nil, tmp, "0", "1")
 		return errFileOp(CodeWriteFailed, "write", p, engineCause("write", p, err))
 	}
-	reply, err := b.shellRun(ctx, "ab_commit", nil, tmp, abs)
+	reply, err := b.shellRunIn(ctx, nil, []string{abs}, "ab_commit", nil, tmp, abs)
 	if err != nil || reply.Code != 0 {
 		return dockerFileErr(CodeWriteFailed, "write", p, reply, err)
 	}
@@ -152,7 +152,7 @@ func (b *DockerBackend) ReadDir(ctx context.Context, p string) ([]string, error)
 	if err != nil {
 		return nil, err
 	}
-	reply, err := b.shellRun(ctx, "ab_ls", nil, abs)
+	reply, err := b.shellRunIn(ctx, []string{abs}, nil, "ab_ls", nil, abs)
 	if err != nil || reply.Code != 0 {
 		return nil, dockerFileErr(CodeLsFailed, "readdir", p, reply, err)
 	}
@@ -182,7 +182,7 @@ func (b *DockerBackend) ReadDirInfo(ctx context.Context, p string) ([]FileInfo, 
 	if err != nil {
 		return nil, err
 	}
-	reply, err := b.shellRun(ctx, "ab_lsinfo", nil, abs)
+	reply, err := b.shellRunIn(ctx, []string{abs}, nil, "ab_lsinfo", nil, abs)
 	if err != nil || reply.Code != 0 {
 		return nil, dockerFileErr(CodeLsFailed, "readdir", p, reply, err)
 	}
@@ -285,7 +285,7 @@ func (b *DockerBackend) Mkdir(ctx context.Context, p string) error {
 	if err != nil {
 		return err
 	}
-	reply, err := b.shellRun(ctx, "ab_mkdir", nil, abs)
+	reply, err := b.shellRunIn(ctx, []string{abs}, nil, "ab_mkdir", nil, abs)
 	if err != nil || reply.Code != 0 {
 		return dockerFileErr(CodeWriteFailed, "mkdir", p, reply, err)
 	}
@@ -299,7 +299,7 @@ func (b *DockerBackend) Exists(ctx context.Context, p string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	reply, err := b.shellRun(ctx, "ab_exists", nil, abs)
+	reply, err := b.shellRunIn(ctx, []string{abs}, nil, "ab_exists", nil, abs)
 	switch {
 	case err != nil:
 		return false, dockerFileErr(CodeReadFailed, "exists", p, reply, err)
@@ -319,7 +319,7 @@ func (b *DockerBackend) Stat(ctx context.Context, p string) (FileInfo, error) {
 	if err != nil {
 		return FileInfo{}, err
 	}
-	reply, err := b.shellRun(ctx, "ab_stat", nil, abs)
+	reply, err := b.shellRunIn(ctx, []string{abs}, nil, "ab_stat", nil, abs)
 	if err != nil || reply.Code != 0 {
 		return FileInfo{}, dockerFileErr(CodeReadFailed, "stat", p, reply, err)
 	}
@@ -342,7 +342,7 @@ func (b *DockerBackend) Remove(ctx context.Context, p string, opts RemoveOptions
 	if rel == "." {
 		return errFileOp(CodeWriteFailed, "rm", p, &fs.PathError{Op: "rm", Path: p, Err: fs.ErrPermission})
 	}
-	reply, err := b.shellRun(ctx, "ab_rm", nil, abs, flag(opts.Recursive), flag(opts.Force))
+	reply, err := b.shellRunIn(ctx, nil, []string{abs}, "ab_rm", nil, abs, flag(opts.Recursive), flag(opts.Force))
 	if err != nil || reply.Code != 0 {
 		return dockerFileErr(CodeWriteFailed, "rm", p, reply, err)
 	}
@@ -377,7 +377,7 @@ func (b *DockerBackend) Rename(ctx context.Context, from, to string) error {
 		}
 		return err
 	}
-	reply, err := b.shellRun(ctx, "ab_mv", nil, absFrom, absTo, path.Dir(absTo))
+	reply, err := b.shellRunIn(ctx, []string{path.Dir(absTo)}, []string{absFrom, absTo}, "ab_mv", nil, absFrom, absTo, path.Dir(absTo))
 	if err != nil || reply.Code != 0 {
 		return dockerFileErr(CodeWriteFailed, "rename", from, reply, err)
 	}
@@ -391,7 +391,7 @@ func (b *DockerBackend) Touch(ctx context.Context, p string) error {
 	if err != nil {
 		return err
 	}
-	reply, err := b.shellRun(ctx, "ab_touch", nil, path.Dir(abs), abs)
+	reply, err := b.shellRunIn(ctx, []string{path.Dir(abs), abs}, nil, "ab_touch", nil, path.Dir(abs), abs)
 	if err != nil || reply.Code != 0 {
 		return dockerFileErr(CodeWriteFailed, "touch", p, reply, err)
 	}
@@ -423,6 +423,8 @@ func dockerFileErr(code Code, op, p string, reply dockerShellReply, err error) e
 		cause = syscall.EISDIR
 	case dockerExitNotFile:
 		cause = syscall.EINVAL
+	case dockerExitEscape:
+		return errPathEscape(op, p)
 	default:
 		cause = errnoFromMessage(msg)
 	}

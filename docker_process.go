@@ -40,6 +40,9 @@ func (b *DockerBackend) Start(ctx context.Context, command string, opts *ExecOpt
 	if err != nil {
 		return nil, err
 	}
+	if err := b.checkDir(ctx, "start", cwd, o.Cwd); err != nil {
+		return nil, err
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, errNotStarted(command, err)
 	}

@@ -73,7 +73,7 @@ func (t *dockerTree) openDir(ctx context.Context, rel string) (treeDir, error) {
 // snapshot lists everything below rel in one call.
 func (t *dockerTree) snapshot(ctx context.Context, rel string) error {
 	abs := joinRoot(t.b.root, rel)
-	reply, err := t.b.shellRun(ctx, "ab_tree", nil, abs)
+	reply, err := t.b.shellRunIn(ctx, []string{abs}, nil, "ab_tree", nil, abs)
 	if err != nil || reply.Code != 0 {
 		return dockerFileErr(CodeLsFailed, "readdir", rel, reply, err)
 	}
@@ -105,7 +105,7 @@ func (t *dockerTree) snapshot(ctx context.Context, rel string) error {
 // candidates implements candidateFinder with grep -rlF in the container.
 func (t *dockerTree) candidates(ctx context.Context, start string, literal []byte) (map[string]bool, error) {
 	abs := joinRoot(t.b.root, start)
-	reply, err := t.b.shellRun(ctx, "ab_grepl", nil, abs, string(literal))
+	reply, err := t.b.shellRunIn(ctx, []string{abs}, nil, "ab_grepl", nil, abs, string(literal))
 	if err != nil || reply.Code != 0 {
 		return nil, dockerFileErr(CodeReadFailed, "grep", start, reply, err)
 	}

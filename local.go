@@ -28,7 +28,8 @@ const (
 	IsolationAuto Isolation = ""
 	// IsolationBwrap runs every command in a bubblewrap sandbox that holds
 	// no capabilities, whoever runs it (root included): the host's system
-	// directories read-only, the workspace read-write at
+	// directories read-only, the workspace (for a scope's command, the
+	// scope's directory and nothing else of the workspace) read-write at
 	// SandboxWorkspaceDir, a private /tmp and /proc, no host processes, no
 	// network but a loopback of its own (see LocalConfig.Network), and,
 	// through a scope, its permissions applied inside (paths denied for
@@ -75,7 +76,8 @@ const (
 	ShellSh   Shell = "sh"   // /bin/sh
 )
 
-// SandboxWorkspaceDir is where the workspace appears inside a bubblewrap
+// SandboxWorkspaceDir is where the workspace (or, for a command run
+// through a scope, the scope's directory) appears inside a bubblewrap
 // sandbox: commands there see their working directory, HOME and PWD under
 // it. It is outside /tmp, which is a private tmpfs in the sandbox.
 const SandboxWorkspaceDir = sandbox.WorkspaceDir
@@ -141,7 +143,9 @@ type LocalConfig struct {
 // File operations go through one os.Root opened on the workspace, so besides
 // the path rule (which decides what a path means) the kernel guarantees
 // where it may go: a symbolic link inside the workspace that points outside
-// it is refused with PATH_ESCAPE_ATTEMPT, for every operation. Writes are
+// it is refused with PATH_ESCAPE_ATTEMPT, for every operation. A scope's
+// operations go through a handle of the scope's directory the same way
+// (see ScopedBackend). Writes are
 // atomic (a temporary file in the same directory, renamed over the target).
 //
 // Commands run in a shell in the workspace, each in its own process group,
@@ -149,12 +153,20 @@ type LocalConfig struct {
 // for concurrent use; Close releases the directory handle and kills the
 // commands still running.
 type LocalBackend struct {
+	*localCore // shared with the views of the backend's scopes
+
+	root  string     // this view's directory: real, absolute, clean; RootDir()
+	alias string     // the configured spelling of root, when it differs (symlinks), else ""
+	dir   *dirHandle // the workspace's handles; nil in a scope's view
+	view  *localJail // a scope's view: where its directory is; nil for the backend
+}
+
+// localCore is the part of a LocalBackend that its scopes' views share:
+// configuration, status, running commands.
+type localCore struct {
 	lifecycle
 
-	root      string   // the workspace: real, absolute, clean; RootDir()
-	alias     string   // the configured spelling of root, when it differs (symlinks), else ""
-	fsys      *os.Root // every file operation goes through it
-	rootFile  *os.File // the root directory, for *at calls (writeOnceAt)
+	top       *dirHandle // the workspace's handles
 	isolation Isolation
 	shell     string // absolute path
 	bwrap     *sandbox.Bwrap
@@ -168,6 +180,9 @@ type LocalBackend struct {
 	procMu sync.Mutex
 	procs  map[*sandbox.Process]struct{} // running commands, killed by Close
 	bg     *processTable                 // background processes (Start)
+
+	viewMu sync.Mutex
+	views  map[*localJail]struct{} // the open scope views, whose handles Close releases
 }
 
 var (
@@ -180,7 +195,7 @@ var (
 // shell is not available, and WRITE_FAILED when the directory cannot be
 // created or opened.
 func NewLocal(cfg LocalConfig) (*LocalBackend, error) {
-	b := &LocalBackend{safety: cfg.Safety, dangerOK: cfg.AllowDangerous}
+	b := &LocalBackend{localCore: &localCore{safety: cfg.Safety, dangerOK: cfg.AllowDangerous}}
 	if err := b.configure(cfg); err != nil {
 		return nil, err
 	}
@@ -188,8 +203,7 @@ func NewLocal(cfg LocalConfig) (*LocalBackend, error) {
 		return nil, err
 	}
 	if err := b.chooseIsolation(cfg); err != nil {
-		b.rootFile.Close()
-		b.fsys.Close()
+		b.dir.close()
 		return nil, err
 	}
 	b.init(TypeLocal, StatusConnected)
@@ -277,20 +291,21 @@ func (b *LocalBackend) openRoot(dir string) error {
 	if err != nil {
 		return fail(err)
 	}
-	b.fsys, err = os.OpenRoot(real)
+	fsys, err := os.OpenRoot(real)
 	if err != nil {
 		return fail(err)
 	}
-	b.rootFile, err = b.fsys.OpenFile(".", dirFlags, 0)
+	b.dir, err = newDirHandle(fsys)
 	if err != nil {
-		b.fsys.Close()
 		return fail(err)
 	}
+	b.dir.workspace = true
+	b.top = b.dir
 	b.root = cleanRoot(filepath.ToSlash(real))
 	if configured := cleanRoot(filepath.ToSlash(abs)); configured != b.root {
 		b.alias = configured
 	}
-	pathjail.LearnRootEscape(b.fsys)
+	pathjail.LearnRootEscape(fsys)
 	return nil
 }
 
@@ -360,8 +375,9 @@ func (b *LocalBackend) RootDir() string { return b.root }
 // software or none, never auto.
 func (b *LocalBackend) Isolation() Isolation { return b.isolation }
 
-// Scope returns a view of the subdirectory path that cannot reach outside
-// it. See ScopedBackend.
+// Scope returns a view of the subdirectory path, jailed beneath that
+// directory: no path, link or (under bubblewrap) command of the scope
+// reaches outside it. See ScopedBackend.
 func (b *LocalBackend) Scope(path string, cfg *ScopeConfig) (*ScopedBackend, error) {
 	return NewScope(b, path, cfg)
 }
@@ -372,6 +388,9 @@ func (b *LocalBackend) Scope(path string, cfg *ScopeConfig) (*ScopedBackend, err
 // destroyed. Later operations fail with BACKEND_DESTROYED. It is idempotent
 // and touches nothing else: the directory and its files stay.
 func (b *LocalBackend) Close() error {
+	if b.view != nil {
+		return nil // a scope's view is released by its scope, never closed
+	}
 	first, err := b.destroy()
 	if !first {
 		return nil
@@ -382,7 +401,12 @@ func (b *LocalBackend) Close() error {
 	}
 	b.procMu.Unlock()
 	waitAll(b.bg.close())
-	return errors.Join(err, b.rootFile.Close(), b.fsys.Close())
+	b.viewMu.Lock()
+	for j := range b.views {
+		j.drop()
+	}
+	b.viewMu.Unlock()
+	return errors.Join(err, b.dir.close())
 }
 
 // errBackendClosed is the kill cause of commands ended by Close.

@@ -62,7 +62,7 @@ func (b *LocalBackend) Exec(ctx context.Context, command string, opts *ExecOptio
 	if opts != nil {
 		o = *opts
 	}
-	cmd, err := b.command(ctx, "exec", command, &o)
+	cmd, dir, err := b.command(ctx, "exec", command, &o)
 	if err != nil {
 		return nil, err
 	}
@@ -77,6 +77,7 @@ func (b *LocalBackend) Exec(ctx context.Context, command string, opts *ExecOptio
 
 	start := time.Now()
 	p, err := sandbox.Start(cmd, stdout, stderr)
+	b.done(dir)
 	if err != nil {
 		return nil, b.spawnErr(command, cmd, err)
 	}
@@ -110,35 +111,50 @@ func (b *LocalBackend) Exec(ctx context.Context, command string, opts *ExecOptio
 }
 
 // command checks an Exec or Start call and builds its command; nothing is
-// spawned before every check has passed. o.Cwd is replaced by the
-// validated working directory.
-func (b *LocalBackend) command(ctx context.Context, op, command string, o *ExecOptions) (*exec.Cmd, error) {
+// spawned before every check has passed. It returns the handle of the
+// directory the command runs in, to be given back (done) once the command
+// has started: under bubblewrap the sandbox binds that very directory, by
+// descriptor, as its workspace, so a path swapped for a symbolic link
+// cannot redirect the mount, and a scope's command sees its scope only.
+func (b *LocalBackend) command(ctx context.Context, op, command string, o *ExecOptions) (*exec.Cmd, *dirHandle, error) {
 	if err := b.checkOpen(op); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := commandCheck(command, b.safety, b.dangerOK, b.isolation == IsolationSoftware); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := ValidateEnv(o.Env); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	cwd := "."
 	if o.Cwd != "" {
 		var err error
-		if cwd, err = b.execDir(o.Cwd); err != nil {
-			return nil, err
+		if cwd, err = b.rel(op, o.Cwd); err != nil {
+			return nil, nil, err
 		}
 	}
+	d, err := b.open(true) // a scope's directory exists for its commands
+	if err != nil {
+		return nil, nil, b.execDirErr(op, o.Cwd, err)
+	}
+	if err := b.execDir(d, op, o.Cwd, cwd); err != nil {
+		b.done(d)
+		return nil, nil, err
+	}
 	if err := ctx.Err(); err != nil {
-		return nil, &Error{Code: CodeExecError, Op: op, Command: command, Err: err,
+		b.done(d)
+		return nil, nil, &Error{Code: CodeExecError, Op: op, Command: command, Err: err,
 			Message: "Command not started: " + err.Error()}
 	}
-	masks, err := b.openMasks(o.masks)
-	if err != nil {
-		return nil, err
+	spec := sandbox.Spec{Shell: b.shell, Command: command, Root: b.root, Cwd: cwd, Env: b.environ(o.Env), Bwrap: b.bwrap}
+	if b.bwrap != nil {
+		spec.RootFD = d.file
+		if spec.Masks, err = b.sandboxMasks(ctx, d, o.masker); err != nil {
+			b.done(d)
+			return nil, nil, err
+		}
 	}
-	return sandbox.Command(sandbox.Spec{Shell: b.shell, Command: command, Root: b.root, Cwd: cwd,
-		Env: b.environ(o.Env), Bwrap: b.bwrap, Masks: masks}), nil
+	return sandbox.Command(spec), d, nil
 }
 
 // spawnErr reports a command that could not be started.
@@ -172,24 +188,29 @@ func killedErr(command string, exitCode int, cause error, timeout time.Duration)
 	}
 }
 
-// execDir validates ExecOptions.Cwd: inside the workspace under the path
-// rule, through no symbolic link that leads out, an existing directory.
-func (b *LocalBackend) execDir(cwd string) (string, error) {
-	rel, err := b.rel("exec", cwd)
-	if err != nil || rel == "." {
-		return rel, err
+// execDir validates the working directory rel (ExecOptions.Cwd, as given:
+// cwd) below d: through no symbolic link that leads out, an existing
+// directory.
+func (b *LocalBackend) execDir(d *dirHandle, op, cwd, rel string) error {
+	if rel == "." {
+		return nil
 	}
-	fi, err := b.fsys.Stat(rel)
+	fi, err := d.fsys.Stat(rel)
 	if err == nil && !fi.IsDir() {
 		err = syscall.ENOTDIR
 	}
 	if err != nil {
-		if isEscape(rootCause(err)) {
-			return "", errPathEscape("exec", cwd)
-		}
-		return "", b.fileErr(CodeExecError, "exec", cwd, fmt.Errorf("working directory: %w", rootCause(err)))
+		return b.execDirErr(op, cwd, err)
 	}
-	return rel, nil
+	return nil
+}
+
+// execDirErr reports a working directory that cannot be used.
+func (b *LocalBackend) execDirErr(op, cwd string, err error) error {
+	if isEscape(rootCause(err)) {
+		return errPathEscape(op, cwd)
+	}
+	return b.fileErr(CodeExecError, op, cwd, fmt.Errorf("working directory: %w", rootCause(err)))
 }
 
 // environ builds a command's environment: the base (sandbox.BaseEnv: a

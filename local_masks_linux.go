@@ -1,6 +1,7 @@
 package agentbackend
 
 import (
+	"context"
 	"errors"
 	"io/fs"
 	"os"
@@ -10,36 +11,47 @@ import (
 	"github.com/agentbackend/agentbackend/internal/sandbox"
 )
 
-// openMasks prepares a scope's masks for the sandbox: each read-only path
-// is opened (O_PATH, through the workspace's os.Root, without following a
-// final link) so that bwrap binds the file that was judged, not whatever a
-// concurrent command swapped in at its name since. A path gone, or become
-// a link, is dropped: nothing is left there to protect. Without bwrap
-// there is nothing to do.
-func (b *LocalBackend) openMasks(masks []sandbox.Mask) ([]sandbox.Mask, error) {
-	if b.bwrap == nil || len(masks) == 0 {
+// masker computes a command's masks from the open directory the sandbox
+// will bind as its workspace (a scope's permissions; see maskExec).
+type masker func(ctx context.Context, top maskDir) ([]sandbox.Mask, error)
+
+// sandboxMasks returns the masks of a command about to run in bubblewrap
+// with the directory d as its workspace: masker walks d itself, on a
+// descriptor of its own (d's is shared), and each read-only path is then
+// opened (O_PATH, beneath d, without following a final link) so that
+// bwrap binds the file that was judged, not whatever a concurrent command
+// swapped in at its name since. A path gone, or become a link, is
+// dropped: nothing is left there to protect.
+func (b *LocalBackend) sandboxMasks(ctx context.Context, d *dirHandle, m masker) ([]sandbox.Mask, error) {
+	if m == nil {
 		return nil, nil
 	}
-	out := make([]sandbox.Mask, 0, len(masks))
-	fail := func(err error) ([]sandbox.Mask, error) {
-		for _, m := range out {
-			if m.File != nil {
-				m.File.Close()
-			}
-		}
+	f, err := d.fsys.OpenFile(".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, b.fileErr(CodeExecError, "exec", ".", err)
+	}
+	masks, err := m(ctx, fdDir{f})
+	f.Close()
+	if err != nil {
 		return nil, err
 	}
+	out := masks[:0]
 	for _, m := range masks {
 		if m.Hide {
 			out = append(out, m)
 			continue
 		}
-		f, err := b.fsys.OpenFile(m.Path, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		f, err := d.fsys.OpenFile(m.Path, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
 		if err != nil {
-			return fail(b.fileErr(CodeExecError, "exec", m.Path, err))
+			for _, m := range out {
+				if m.File != nil {
+					m.File.Close()
+				}
+			}
+			return nil, b.fileErr(CodeExecError, "exec", m.Path, err)
 		}
 		if fi, err := f.Stat(); err != nil || fi.Mode()&fs.ModeSymlink != 0 {
 			f.Close()
@@ -51,18 +63,8 @@ func (b *LocalBackend) openMasks(masks []sandbox.Mask) ([]sandbox.Mask, error) {
 	return out, nil
 }
 
-// openMaskDir opens the directory rel of the workspace for a mask walk,
-// which then goes down with openat, one directory at a time, never
-// through a link.
-func (b *LocalBackend) openMaskDir(rel string) (maskDir, error) {
-	f, err := b.fsys.OpenFile(rel, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, b.fileErr(CodeExecError, "exec", rel, err)
-	}
-	return fdDir{f}, nil
-}
-
-// fdDir is an open directory.
+// fdDir is an open directory that a mask walk reads and goes down from
+// with openat, never through a link.
 type fdDir struct{ f *os.File }
 
 func (d fdDir) ReadDir(n int) ([]fs.DirEntry, error) { return d.f.ReadDir(n) }

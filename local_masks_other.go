@@ -3,14 +3,16 @@
 package agentbackend
 
 import (
-	"errors"
+	"context"
 
 	"github.com/agentbackend/agentbackend/internal/sandbox"
 )
 
-// openMasks has nothing to do: bubblewrap, which applies masks, is
-// Linux-only.
-func (b *LocalBackend) openMasks([]sandbox.Mask) ([]sandbox.Mask, error) { return nil, nil }
+// masker computes a command's masks (see the Linux implementation).
+type masker func(ctx context.Context, top maskDir) ([]sandbox.Mask, error)
 
-// openMaskDir is never called: masks need bubblewrap.
-func (b *LocalBackend) openMaskDir(string) (maskDir, error) { return nil, errors.ErrUnsupported }
+// sandboxMasks has nothing to do: bubblewrap, which applies masks, is
+// Linux-only.
+func (b *LocalBackend) sandboxMasks(context.Context, *dirHandle, masker) ([]sandbox.Mask, error) {
+	return nil, nil
+}

@@ -22,10 +22,11 @@ func (b *LocalBackend) Start(ctx context.Context, command string, opts *ExecOpti
 	if opts != nil {
 		o = *opts
 	}
-	cmd, err := b.command(ctx, "start", command, &o)
+	cmd, dir, err := b.command(ctx, "start", command, &o)
 	if err != nil {
 		return nil, err
 	}
+	defer b.done(dir) // once started
 	p := newProcess(b.bg, TypeLocal, command, &o)
 	var stdinRead *os.File
 	if o.Stdin != nil {

@@ -56,14 +56,15 @@ func (c *permChain) needsMasks() bool {
 	return false
 }
 
-// maskExec sets the masks of a command run through the scope, or, when
-// the backend below cannot apply them, logs once that the command can
-// reach what the file API denies.
-func (s *ScopedBackend) maskExec(ctx context.Context, eo *ExecOptions) error {
+// maskExec gives a command run through the scope the means to compute its
+// masks (ExecOptions.masker: the LocalBackend below calls it with the very
+// directory the sandbox binds), or, when the backend below cannot apply
+// them, logs once that the command can reach what the file API denies.
+func (s *ScopedBackend) maskExec(eo *ExecOptions) {
 	if s.perms == nil || !s.perms.needsMasks() {
-		return nil
+		return
 	}
-	lb, ok := s.base.(*LocalBackend)
+	lb, ok := s.fs.(*LocalBackend)
 	if !ok || lb.bwrap == nil {
 		s.unmaskedOnce.Do(func() {
 			why, log := "the backend is "+string(s.base.Type()), slog.Default()
@@ -73,19 +74,12 @@ func (s *ScopedBackend) maskExec(ctx context.Context, eo *ExecOptions) error {
 			log.Warn("agentbackend: commands run through this scope can read and write paths its permissions deny to the file API, because "+why+"; only bwrap isolation applies permissions inside commands",
 				"scope", s.root)
 		})
-		return nil
+		return
 	}
-	top, err := lb.openMaskDir(s.prefix)
-	if err != nil {
-		return withPath(err, s.prefix, ".")
+	c, fsRoot := s.perms, s.fsRoot
+	eo.masker = func(ctx context.Context, top maskDir) ([]sandbox.Mask, error) {
+		return c.masks(ctx, top, fsRoot)
 	}
-	defer top.Close()
-	masks, err := s.perms.masks(ctx, top, s.prefix)
-	if err != nil {
-		return err
-	}
-	eo.masks = masks
-	return nil
 }
 
 // maskDir is an open directory of the tree a mask walk reads.
@@ -96,10 +90,11 @@ type maskDir interface {
 	Close() error
 }
 
-// masks walks the open directory top, which is prefix (relative to the
-// base backend's root), and returns what the sandbox must hide or
-// protect, parents before children.
-func (c *permChain) masks(ctx context.Context, top maskDir, prefix string) ([]sandbox.Mask, error) {
+// masks walks the open directory top, the root of the command's
+// workspace, which is the directory base relative to the base backend's
+// root, and returns what the sandbox must hide or protect, parents before
+// children, with paths relative to top.
+func (c *permChain) masks(ctx context.Context, top maskDir, base string) ([]sandbox.Mask, error) {
 	var out []sandbox.Mask
 	readOnly := 0
 	add := func(m sandbox.Mask) error {
@@ -108,25 +103,26 @@ func (c *permChain) masks(ctx context.Context, top maskDir, prefix string) ([]sa
 			readOnly++
 		}
 		if len(out) > maxSandboxMasks || readOnly > maxReadOnlyMasks {
-			return &Error{Code: CodeExecError, Op: "exec", Path: prefix,
+			return &Error{Code: CodeExecError, Op: "exec", Path: base,
 				Message: fmt.Sprintf("Command not started: the permissions protect more than %d paths (or %d read-only ones) here, each a mount of the sandbox; narrow the read, write and delete rules", maxSandboxMasks, maxReadOnlyMasks)}
 		}
 		return nil
 	}
-	// The directory itself, then what is below it.
-	var visit func(d maskDir, dir string, depth int, protected bool) error
-	visit = func(d maskDir, dir string, depth int, protected bool) error {
-		if c.coversBelow(AccessRead, dir) {
-			return add(sandbox.Mask{Path: dir, Dir: true, Hide: true})
+	// A directory (rel to top, in: to the base root) itself, then what
+	// is below it.
+	var visit func(d maskDir, rel, in string, depth int, protected bool) error
+	visit = func(d maskDir, rel, in string, depth int, protected bool) error {
+		if c.coversBelow(AccessRead, in) {
+			return add(sandbox.Mask{Path: rel, Dir: true, Hide: true})
 		}
-		if !protected && (c.coversBelow(AccessWrite, dir) || c.coversBelow(AccessDelete, dir)) {
+		if !protected && (c.coversBelow(AccessWrite, in) || c.coversBelow(AccessDelete, in)) {
 			protected = true
-			if err := add(sandbox.Mask{Path: dir, Dir: true}); err != nil {
+			if err := add(sandbox.Mask{Path: rel, Dir: true}); err != nil {
 				return err
 			}
 		}
-		readBelow := c.mayRuleBelow([]Access{AccessRead}, dir, "")
-		writeBelow := !protected && c.mayRuleBelow([]Access{AccessWrite, AccessDelete}, dir, dir)
+		readBelow := c.mayRuleBelow([]Access{AccessRead}, in, "")
+		writeBelow := !protected && c.mayRuleBelow([]Access{AccessWrite, AccessDelete}, in, in)
 		if (!readBelow && !writeBelow) || depth >= maxWalkDepth {
 			return nil
 		}
@@ -138,7 +134,7 @@ func (c *permChain) masks(ctx context.Context, top maskDir, prefix string) ([]sa
 			return nil // unreadable: nothing the command can read either
 		}
 		for _, e := range entries {
-			p := pathjail.JoinRel(dir, e.Name())
+			p, pin := pathjail.JoinRel(rel, e.Name()), pathjail.JoinRel(in, e.Name())
 			switch t := e.Type(); {
 			case t&fs.ModeSymlink != 0:
 				continue // the link's target is judged where it lies
@@ -147,16 +143,16 @@ func (c *permChain) masks(ctx context.Context, top maskDir, prefix string) ([]sa
 				if err != nil {
 					continue // vanished, or replaced by a link
 				}
-				err = visit(sub, p, depth+1, protected)
+				err = visit(sub, p, pin, depth+1, protected)
 				sub.Close()
 				if err != nil {
 					return err
 				}
-			case c.decidePath(AccessRead, p).act != Allow:
+			case c.decidePath(AccessRead, pin).act != Allow:
 				if err := add(sandbox.Mask{Path: p, Hide: true}); err != nil {
 					return err
 				}
-			case !protected && (c.decidePath(AccessWrite, p).act != Allow || c.decidePath(AccessDelete, p).act != Allow):
+			case !protected && (c.decidePath(AccessWrite, pin).act != Allow || c.decidePath(AccessDelete, pin).act != Allow):
 				if err := add(sandbox.Mask{Path: p}); err != nil {
 					return err
 				}
@@ -164,7 +160,7 @@ func (c *permChain) masks(ctx context.Context, top maskDir, prefix string) ([]sa
 		}
 		return nil
 	}
-	return out, visit(top, prefix, 0, false)
+	return out, visit(top, ".", base, 0, false)
 }
 
 // coversBelow reports whether every path strictly below dir (relative to

@@ -79,10 +79,11 @@ const (
 )
 
 // The descriptors of a sandbox's cmd.ExtraFiles: the seccomp program bwrap
-// reads, then the files of the read-only masks.
+// reads, then the workspace (when bound by descriptor) and the files of
+// the read-only masks.
 const (
 	seccompFD   = "3"
-	firstMaskFD = 4
+	firstFileFD = 4
 )
 
 // NewBwrap returns the sandbox configuration for the bwrap binary at

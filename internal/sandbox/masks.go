@@ -9,15 +9,15 @@ import (
 )
 
 // appendMasks adds the bubblewrap arguments of masks, the workspace being
-// mounted at mount, to args, and returns them with the files the
-// read-only masks bind, which the child gets from descriptor firstFD on.
+// mounted at mount, to args, and returns them with files extended by the
+// files the read-only masks bind (files[i] is the child's descriptor
+// firstFD+i).
 //
 // A hidden directory becomes an empty read-only tmpfs; a hidden file, a
 // bind of an empty read-only file (or, when that file cannot be made, of
 // the host's /dev/null, which the nodev bind makes unreadable); a
 // read-only path, a read-only bind of its opened file.
-func appendMasks(args []string, mount string, masks []Mask, firstFD int) ([]string, []*os.File) {
-	var files []*os.File
+func appendMasks(args []string, mount string, masks []Mask, files []*os.File, firstFD int) ([]string, []*os.File) {
 	for _, m := range masks {
 		dest := mount
 		if m.Path != "." && m.Path != "" {

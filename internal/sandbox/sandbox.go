@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/exec"
 	"path"
+	"strconv"
 )
 
 // WorkspaceDir is where the workspace appears inside the bubblewrap sandbox.
@@ -42,6 +43,13 @@ type Spec struct {
 	// path (symlinks resolved) so that it names the directory the caller
 	// checked.
 	Root string
+	// RootFD, if set, is the workspace root opened by the caller. Under
+	// bubblewrap the sandbox binds it by descriptor (--bind-fd) instead of
+	// by Root's path, so the mount is the directory the caller checked
+	// even if a component of its path is swapped meanwhile. bubblewrap
+	// closes it once mounted: the command does not inherit it. Command
+	// takes a copy; the caller's stays the caller's.
+	RootFD *os.File
 	// Cwd is the working directory relative to Root: clean, slash-separated,
 	// "." for the root. The caller validates it.
 	Cwd string
@@ -116,9 +124,16 @@ func Command(s Spec) *exec.Cmd {
 	var cmd *exec.Cmd
 	if s.Bwrap != nil {
 		extra := make([]string, 0, 5+4*len(s.Masks))
-		extra = append(extra, "--bind", s.Root, s.mount())
 		var files []*os.File
-		extra, files = appendMasks(extra, s.mount(), s.Masks, firstMaskFD)
+		if s.RootFD != nil {
+			// A copy of the caller's descriptor: Start closes what the
+			// command holds, and the caller keeps its own.
+			extra = append(extra, "--bind-fd", strconv.Itoa(firstFileFD), s.mount())
+			files = append(files, dupFile(s.RootFD)) // nil when it cannot: bwrap then fails, never binds by path
+		} else {
+			extra = append(extra, "--bind", s.Root, s.mount())
+		}
+		extra, files = appendMasks(extra, s.mount(), s.Masks, files, firstFileFD)
 		extra = append(extra, "--chdir", dir)
 		cmd = s.Bwrap.command(extra, s.Shell, s.Command)
 		cmd.ExtraFiles = append(cmd.ExtraFiles, files...)
