@@ -262,12 +262,14 @@ func BenchmarkLocalExec(b *testing.B) {
 
 // BenchmarkLocalExecBwrap runs `true` in the bubblewrap sandbox: raw runs
 // the identical bwrap command line (capabilities dropped, seccomp program
-// on a pipe, no network) with os/exec, sdk goes through Exec.
+// on a pipe, the workspace bound by descriptor, no network) with os/exec,
+// sdk goes through Exec.
 func BenchmarkLocalExecBwrap(b *testing.B) {
 	testenv.NeedBwrap(b)
 	_, lb := localBenchWorkspace(b, LocalConfig{Isolation: IsolationBwrap, Shell: ShellBash})
 	ctx := context.Background()
-	spec := sandbox.Spec{Shell: lb.shell, Command: "true", Root: lb.root, Cwd: ".", Bwrap: lb.bwrap, Env: lb.environ(nil)}
+	spec := sandbox.Spec{Shell: lb.shell, Command: "true", Root: lb.root, RootFD: lb.dir.file, Cwd: ".",
+		Bwrap: lb.bwrap, Env: lb.environ(nil)}
 	b.Run("raw", func(b *testing.B) {
 		for b.Loop() {
 			cmd := sandbox.Command(spec) // a fresh seccomp pipe each time: bwrap reads it to the end
