@@ -26,7 +26,11 @@ import (
 //   - a path whose write or delete access is not allowed is shown
 //     read-only (and cannot be removed or renamed: it is a mount point); a
 //     directory whose every entry is so, read-only as a whole, so nothing
-//     can be created in it either.
+//     can be created in it either;
+//   - the directories above those paths are bound onto themselves, still
+//     read-write: as mount points they cannot be renamed or removed, so a
+//     command cannot move a masked path, with its directory, to a name the
+//     rules do not cover (where the next command would see it unmasked).
 //
 // Paths are judged when the command starts: files it creates, and files
 // renamed to a protected name meanwhile, are not covered. Symbolic links
@@ -97,7 +101,19 @@ type maskDir interface {
 func (c *permChain) masks(ctx context.Context, top maskDir, base string) ([]sandbox.Mask, error) {
 	var out []sandbox.Mask
 	readOnly := 0
+	mounted := map[string]bool{".": true} // masks and pins so far
 	add := func(m sandbox.Mask) error {
+		// The directories above a mask are pinned first (see
+		// sandbox.Mask.Pin): renaming one would move the mask along with
+		// the path, to a name the next command's walk does not judge.
+		for i := 0; i < len(m.Path); i++ {
+			if m.Path[i] == '/' && !mounted[m.Path[:i]] {
+				mounted[m.Path[:i]] = true
+				out = append(out, sandbox.Mask{Path: m.Path[:i], Dir: true, Pin: true})
+				readOnly++
+			}
+		}
+		mounted[m.Path] = true
 		out = append(out, m)
 		if !m.Hide {
 			readOnly++

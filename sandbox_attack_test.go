@@ -208,6 +208,34 @@ func TestSandboxAttackScopeWritesProtected(t *testing.T) {
 
 // Ask counts as deny inside a command (it cannot stop to ask): under
 // StrictPermissions an approved command sees the scope read-only.
+// A mask is a mount, which moves with its directory: renaming a directory
+// above a denied path would carry it to a name no rule covers, where the
+// next command sees it unmasked. The directories above masks are pinned.
+func TestSandboxAttackScopeMovesMaskedParent(t *testing.T) {
+	b := attackLocal(t, IsolationBwrap, LocalConfig{AllowDangerous: true})
+	localWrite(t, b, "users/alice/deep/cfg/secret.txt", "SECRET=cfg")
+	localWrite(t, b, "users/alice/keep/data.txt", "kept")
+	perms := Permissions{}
+	perms.Read.Rules = []Rule{{Pattern: "deep/cfg/secret.txt", Action: Deny}}
+	perms.Write.Rules = []Rule{{Pattern: "keep/data.txt", Action: Deny}}
+	alice, err := b.Scope("users/alice", &ScopeConfig{Permissions: &perms})
+	require.NoError(t, err)
+	ctx := context.Background()
+	var out strings.Builder
+	for _, attack := range []string{
+		"mv deep/cfg deep/moved; mv deep moved; mv keep kept; cat moved/*/secret.txt deep/moved/secret.txt",
+		"cat moved/*/secret.txt deep/moved/secret.txt; echo x > kept/data.txt",
+		"mkdir -p d2 && mv deep/cfg d2/; rm -rf deep; cat d2/cfg/secret.txt",
+	} {
+		res, err := alice.Exec(ctx, attack, nil)
+		require.NotNil(t, res, "%v", err)
+		out.Write(res.Stdout)
+	}
+	assert.NotContains(t, out.String(), "SECRET")
+	localWantFile(t, filepath.Join(b.RootDir(), "users/alice/deep/cfg/secret.txt"), "SECRET=cfg")
+	localWantFile(t, filepath.Join(b.RootDir(), "users/alice/keep/data.txt"), "kept")
+}
+
 func TestSandboxAttackScopeAskIsDenyInside(t *testing.T) {
 	b := attackLocal(t, IsolationBwrap, LocalConfig{})
 	attackWorkspace(t, b)

@@ -80,8 +80,15 @@ type Mask struct {
 	// Hide shows the path empty and read-only: a file as an empty file, a
 	// directory as an empty directory. Otherwise it is shown read-only.
 	Hide bool
+	// Pin binds the directory onto itself, read-write: it looks the same,
+	// but as a mount point it cannot be renamed or removed (EBUSY). The
+	// directories above the other masks are pinned, since a mount moves
+	// with its parent: renaming one of them would carry the masked path to
+	// a name no rule covers, unmasked in the next command. A pin needs a
+	// File, like a read-only mask; one without is skipped.
+	Pin bool
 	// File is the path opened (O_PATH, without following a final link)
-	// inside the workspace, for a read-only mask: the bind takes the
+	// inside the workspace, for a read-only mask or a pin: the bind takes the
 	// opened file, so a link swapped in for the path since it was judged
 	// cannot redirect it out of the workspace. A read-only mask without a
 	// File is hidden instead.
