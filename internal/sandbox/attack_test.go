@@ -494,3 +494,26 @@ func TestStaleLeavesRemoved(t *testing.T) {
 	assert.NoDirExists(t, stale)
 	assert.DirExists(t, mine)
 }
+
+// A descriptor this process inherited without close-on-exec (from whoever
+// started it: a supervisor, a shell, a leaky parent) would pass on to every
+// command: a directory's is a way out of the sandbox through
+// /proc/self/fd/N, whatever is mounted. Commands get their standard
+// streams and the files they are given, nothing else.
+func TestAttackInheritedDescriptor(t *testing.T) {
+	bw := attackBwrap(t, BwrapConfig{})
+	outside := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(outside, "secret.txt"), []byte("SECRET=outside"), 0o644))
+	fd, err := unix.Open(outside, unix.O_RDONLY|unix.O_DIRECTORY, 0) // no O_CLOEXEC: a leaked descriptor
+	require.NoError(t, err)
+	t.Cleanup(func() { unix.Close(fd) })
+	attack := fmt.Sprintf(`ls -l /proc/self/fd/; cat /proc/self/fd/%d/secret.txt; echo pwned > /proc/self/fd/%d/pwned
+		for f in /proc/self/fd/*; do cat "$f/secret.txt"; done`, fd, fd)
+	for name, bwrap := range map[string]*Bwrap{"bwrap": bw, "host": nil} {
+		t.Run(name, func(t *testing.T) {
+			out, errOut, _ := run(t, Spec{Shell: "/bin/sh", Command: attack, Root: t.TempDir(), Cwd: ".", Bwrap: bwrap})
+			assert.NotContains(t, out+errOut, "SECRET", "the command read through a descriptor it inherited")
+			assert.NoFileExists(t, filepath.Join(outside, "pwned"))
+		})
+	}
+}

@@ -51,7 +51,9 @@ type Process struct {
 // called from one goroutine, and never after Wait returns; Wait waits for
 // the writers to take everything the command wrote. A writer's error stops
 // the copying to it, not the command. It closes cmd.ExtraFiles, started or
-// not (the child has its copies).
+// not (the child has its copies). The command inherits no other
+// descriptor of this process: Start marks any this process inherited
+// without close-on-exec so.
 func Start(cmd *exec.Cmd, stdout, stderr io.Writer) (*Process, error) {
 	defer Release(cmd)
 	p := &Process{cmd: cmd, sandboxed: len(cmd.Args) > 0 && cmd.Args[0] == "bwrap"}
@@ -89,6 +91,7 @@ func Start(cmd *exec.Cmd, stdout, stderr io.Writer) (*Process, error) {
 	if !p.sandboxed {
 		p.reap = newReaper(cmd)
 	}
+	closeInherited()
 	err := cmd.Start()
 	if p.reap != nil {
 		p.reap.started(err)
