@@ -6,11 +6,17 @@ STATICCHECK_VERSION ?= v0.8.2
 BENCH ?= .
 PKGS ?= ./...
 
-.PHONY: test vet bench lint cover fuzz examples
+.PHONY: test vet bench lint cover fuzz examples attack
 
 ## test: vet, then every test with the race detector (what CI runs)
 test: vet
 	$(GO) test -race -count=1 -timeout 15m $(PKGS)
+
+## attack: the attack suite (see internal/attacktest) as this user and,
+## run as root, again as an unprivileged one (uid 65534), as CI does
+attack:
+	.ci/attack
+	if [ "$$(id -u)" = 0 ]; then .ci/attack 65534; fi
 
 vet:
 	$(GO) vet $(PKGS)

@@ -370,6 +370,7 @@ func TestSandboxAttackLeftovers(t *testing.T) {
 	}
 	for _, iso := range attackIsolations {
 		t.Run(string(iso), func(t *testing.T) {
+			t.Parallel() // each waits out its timeouts
 			for escapeName, escape := range attackEscapes {
 				for endName, end := range ends {
 					t.Run(escapeName+" "+endName, func(t *testing.T) {

@@ -3,6 +3,20 @@
 // Package attacktest holds what the sandbox attack tests of several
 // packages share: a host service for commands to try to reach, a bwrap
 // that misbehaves, and the cleanup of what a failed attack left running.
+//
+// # The attack suite
+//
+// The attack suite is every test whose name says Attack, Jail, Escape,
+// Symlink or Leftover, in the root package, daemon, agentmcp,
+// cmd/agent-backend, internal/sandbox and internal/pathjail: each attacks
+// a containment promise the way a hostile agent would and asserts that
+// its target stayed unread and unwritten. A new attack test takes such a
+// name. CI runs the suite twice: as root (within `make test`) and as an
+// unprivileged user (`.ci/attack 65534`: test binaries run under setpriv,
+// with a TMPDIR of that user's), with AGENTBE_REQUIRE naming bwrap so that
+// nothing skips silently. `make attack` does both on a developer's machine.
+// What only root can set up (a cgroup leaf to put commands in, the Docker
+// engine) skips in the unprivileged run, saying why.
 package attacktest
 
 import (
