@@ -3,11 +3,13 @@
 package sandbox
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -516,4 +518,86 @@ func TestAttackInheritedDescriptor(t *testing.T) {
 			assert.NoFileExists(t, filepath.Join(outside, "pwned"))
 		})
 	}
+}
+
+// The keyring filter covers the compat system call tables too: an x86-64
+// process can still make i386 system calls (int $0x80) and x32 ones (the
+// 0x40000000 bit), each with its own numbers, which a filter of the native
+// numbers alone would let through. Two tiny static programs, written
+// here, make keyctl(KEYCTL_GET_KEYRING_ID, KEY_SPEC_USER_KEYRING) each
+// way and exit with its errno (0 on success).
+func TestAttackKeyringCompat(t *testing.T) {
+	if runtime.GOARCH != "amd64" {
+		t.Skip("the compat programs are x86-64 machine code")
+	}
+	bw := attackBwrap(t, BwrapConfig{})
+	tail := []byte{
+		0x85, 0xc0, // test eax, eax
+		0x79, 0x06, // jns ok
+		0xf7, 0xd8, // neg eax
+		0x89, 0xc7, // mov edi, eax
+		0xeb, 0x02, // jmp exit
+		0x31, 0xff, // ok: xor edi, edi
+		0xb8, 0x3c, 0, 0, 0, // exit: mov eax, 60 (exit)
+		0x0f, 0x05, // syscall
+	}
+	programs := map[string][]byte{
+		"i386": append([]byte{
+			0xb8, 0x20, 0x01, 0, 0, // mov eax, 288 (i386 keyctl)
+			0x31, 0xdb, // xor ebx, ebx (KEYCTL_GET_KEYRING_ID)
+			0xb9, 0xfc, 0xff, 0xff, 0xff, // mov ecx, -4 (KEY_SPEC_USER_KEYRING)
+			0x31, 0xd2, // xor edx, edx
+			0xcd, 0x80, // int 0x80
+		}, tail...),
+		"x32": append([]byte{
+			0xb8, 0xfa, 0, 0, 0x40, // mov eax, 0x40000000|250 (x32 keyctl)
+			0x31, 0xff, // xor edi, edi
+			0x48, 0xc7, 0xc6, 0xfc, 0xff, 0xff, 0xff, // mov rsi, -4
+			0x31, 0xd2, // xor edx, edx
+			0x0f, 0x05, // syscall
+		}, tail...),
+	}
+	root := t.TempDir()
+	for name, code := range programs {
+		require.NoError(t, os.WriteFile(filepath.Join(root, name), staticELF(code), 0o755))
+	}
+	for name := range programs {
+		t.Run(name, func(t *testing.T) {
+			host := exec.Command(filepath.Join(root, name))
+			err := host.Run()
+			var exit *exec.ExitError
+			if err != nil && !errors.As(err, &exit) {
+				t.Skipf("the %s program does not run here: %v", name, err)
+			}
+			t.Logf("on the host: exit %d", host.ProcessState.ExitCode())
+			_, errOut, code := inSandbox(t, bw, root, "./"+name)
+			assert.Equal(t, int(unix.EPERM), code, "keyctl through the %s table was not refused (%s)", name, errOut)
+		})
+	}
+}
+
+// staticELF returns a minimal static x86-64 executable running code.
+func staticELF(code []byte) []byte {
+	const base, headers = 0x400000, 64 + 56
+	size := uint64(headers + len(code))
+	le := binary.LittleEndian
+	b := make([]byte, headers, size)
+	copy(b, []byte{0x7f, 'E', 'L', 'F', 2, 1, 1})
+	le.PutUint16(b[16:], 2)            // ET_EXEC
+	le.PutUint16(b[18:], 0x3e)         // EM_X86_64
+	le.PutUint32(b[20:], 1)            // EV_CURRENT
+	le.PutUint64(b[24:], base+headers) // entry
+	le.PutUint64(b[32:], 64)           // program headers' offset
+	le.PutUint16(b[52:], 64)           // header size
+	le.PutUint16(b[54:], 56)           // program header size
+	le.PutUint16(b[56:], 1)            // one program header
+	ph := b[64:]
+	le.PutUint32(ph[0:], 1)     // PT_LOAD
+	le.PutUint32(ph[4:], 5)     // R+X
+	le.PutUint64(ph[16:], base) // vaddr
+	le.PutUint64(ph[24:], base) // paddr
+	le.PutUint64(ph[32:], size) // file size
+	le.PutUint64(ph[40:], size) // memory size
+	le.PutUint64(ph[48:], 0x1000)
+	return append(b, code...)
 }
