@@ -67,6 +67,10 @@ func runDaemon(ctx context.Context, cfg *daemonConfig, stdin io.ReadCloser, stdo
 // always on in this mode. Without a token it listens on loopback only, and
 // refuses a public --bind unless --insecure-no-auth-public (daemon.Run).
 func runHTTP(ctx context.Context, cfg *daemonConfig, stderr io.Writer) error {
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	if cfg.TokenInArgs {
+		log.Warn("the --auth-token is on the command line, where every user of this host can read it (ps, /proc/PID/cmdline); prefer --auth-token-file")
+	}
 	return daemon.Run(ctx, daemon.Config{
 		RootDir:              cfg.RootDir,
 		ScopePath:            cfg.ScopePath,
@@ -78,6 +82,6 @@ func runHTTP(ctx context.Context, cfg *daemonConfig, stderr io.Writer) error {
 		DisableSSHWS:         cfg.DisableSSHWS,
 		Permissions:          cfg.Permissions,
 		HostKeyPath:          cfg.SSHHostKey,
-		Logger:               slog.New(slog.NewTextHandler(stderr, nil)),
+		Logger:               log,
 	}, net.JoinHostPort(cfg.Bind, strconv.Itoa(cfg.Port)))
 }

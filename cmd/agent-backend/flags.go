@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -22,7 +23,10 @@ type daemonConfig struct {
 	Shell     ab.Shell     // --shell (auto is the zero value)
 	Port      int          // --port, 1024-65535, default 3001
 	Bind      string       // --bind: the address to listen on ("" is loopback without a token, every interface with one)
-	AuthToken string       // --auth-token
+	AuthToken string       // --auth-token, or the contents of --auth-token-file
+	// TokenInArgs says the token came on the command line (--auth-token),
+	// where every local user can read it: the daemon warns.
+	TokenInArgs bool
 	// InsecureNoAuthPublic is --insecure-no-auth-public: serve a
 	// non-loopback --bind without a token.
 	InsecureNoAuthPublic bool
@@ -126,6 +130,12 @@ func parseDaemonArgs(args []string) (*daemonConfig, error) {
 			}
 		case "--auth-token":
 			cfg.AuthToken, err = value()
+			cfg.TokenInArgs = true
+		case "--auth-token-file":
+			var v string
+			if v, err = value(); err == nil {
+				cfg.AuthToken, err = readToken(v)
+			}
 		case "--insecure-no-auth-public":
 			cfg.InsecureNoAuthPublic = true
 		case "--local-only":
@@ -158,7 +168,26 @@ func parseDaemonArgs(args []string) (*daemonConfig, error) {
 	if cfg.RootDir == "" {
 		return nil, usagef("--rootDir is required")
 	}
+	if cfg.TokenInArgs && slices.Contains(args, "--auth-token-file") {
+		return nil, usagef("--auth-token and --auth-token-file: give the token one way")
+	}
 	return cfg, nil
+}
+
+// readToken reads the token of --auth-token-file: the file's first line,
+// which may not be blank. A token there stays out of the process list,
+// where every local user reads command lines.
+func readToken(path string) (string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", usagef("--auth-token-file: %v", err)
+	}
+	token, _, _ := strings.Cut(string(data), "\n")
+	token = strings.TrimSpace(token)
+	if token == "" {
+		return "", usagef("--auth-token-file: %s holds no token", path)
+	}
+	return token, nil
 }
 
 // checkBind checks a --bind address: an IP address (brackets around an IPv6

@@ -142,7 +142,10 @@ Workspace:
 HTTP daemon (without --local-only):
   --port <port>              1024-65535 (default 3001)
   --auth-token <token>       bearer token required by /mcp and /ssh; commands
-                             the daemon runs never see it (nor AUTH_TOKEN)
+                             the daemon runs do not inherit it (nor
+                             AUTH_TOKEN), but every local user can read a
+                             command line: prefer --auth-token-file
+  --auth-token-file <path>   read the token from the file's first line
   --bind <address>           the address to listen on (default: every
                              interface with a token; 127.0.0.1 and ::1
                              without one)

@@ -15,6 +15,7 @@ import (
 	ab "github.com/agentbackend/agentbackend"
 	"github.com/agentbackend/agentbackend/internal/testenv"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 )
 
@@ -38,6 +39,10 @@ func cli(args ...string) *exec.Cmd {
 }
 
 func TestParseDaemonArgs(t *testing.T) {
+	tokens := t.TempDir()
+	tokenFile, blankFile := filepath.Join(tokens, "token"), filepath.Join(tokens, "blank")
+	require.NoError(t, os.WriteFile(tokenFile, []byte("  tok-from-file \nsecond line\n"), 0o600))
+	require.NoError(t, os.WriteFile(blankFile, []byte("\n\n"), 0o600))
 	for _, c := range []struct {
 		args []string
 		want *daemonConfig
@@ -50,7 +55,11 @@ func TestParseDaemonArgs(t *testing.T) {
 		{[]string{"--rootDir", "/w", "--network", "host"}, &daemonConfig{RootDir: "/w", Port: 3001, Network: ab.NetworkHost}, ""},
 		{[]string{"--rootDir", "/w", "--network", "none"}, &daemonConfig{RootDir: "/w", Port: 3001, Network: ab.NetworkNone}, ""},
 		{[]string{"--rootDir", "/w", "--port", "8080", "--auth-token", "tok", "--disable-ssh-ws", "--ssh-host-key", "/k"},
-			&daemonConfig{RootDir: "/w", Port: 8080, AuthToken: "tok", DisableSSHWS: true, SSHHostKey: "/k"}, ""},
+			&daemonConfig{RootDir: "/w", Port: 8080, AuthToken: "tok", TokenInArgs: true, DisableSSHWS: true, SSHHostKey: "/k"}, ""},
+		{[]string{"--rootDir", "/w", "--auth-token-file", tokenFile}, &daemonConfig{RootDir: "/w", Port: 3001, AuthToken: "tok-from-file"}, ""},
+		{[]string{"--rootDir", "/w", "--auth-token-file", blankFile}, nil, "holds no token"},
+		{[]string{"--rootDir", "/w", "--auth-token-file", filepath.Join(tokens, "missing")}, nil, "--auth-token-file: open"},
+		{[]string{"--rootDir", "/w", "--auth-token", "tok", "--auth-token-file", tokenFile}, nil, "give the token one way"},
 		{[]string{"--rootDir", "/w", "--bind", "[::1]", "--insecure-no-auth-public"},
 			&daemonConfig{RootDir: "/w", Port: 3001, Bind: "::1", InsecureNoAuthPublic: true}, ""},
 		{[]string{"--rootDir", "/w", "--bind", "localhost"}, &daemonConfig{RootDir: "/w", Port: 3001, Bind: "localhost"}, ""},
