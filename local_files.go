@@ -62,6 +62,11 @@ func readRootFile(r *os.Root, rel string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	return readOpenFile(f)
+}
+
+// readOpenFile reads the regular file f to its end, and closes it.
+func readOpenFile(f *os.File) ([]byte, error) {
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {

@@ -109,13 +109,13 @@ func TestSandboxAttackHostLoopback(t *testing.T) {
 	connect, reached := attacktest.HostService(t)
 	ctx := context.Background()
 
-	b := attackLocal(t, IsolationBwrap, LocalConfig{Shell: ShellBash})
+	b := attackLocal(t, IsolationBwrap, LocalConfig{Shell: ShellBash, AllowDangerous: true}) // /dev/tcp is on the list
 	res, err := b.Exec(ctx, connect, nil)
 	assert.Error(t, err)
 	assert.Empty(t, res.Stdout, "a sandboxed command reached the host's loopback")
 	assert.False(t, reached(false))
 
-	host := attackLocal(t, IsolationBwrap, LocalConfig{Shell: ShellBash, Network: NetworkHost})
+	host := attackLocal(t, IsolationBwrap, LocalConfig{Shell: ShellBash, Network: NetworkHost, AllowDangerous: true})
 	res, err = host.Exec(ctx, connect, nil)
 	require.NoError(t, err)
 	assert.Equal(t, "connected\n", string(res.Stdout))
@@ -234,6 +234,33 @@ func TestSandboxAttackScopeMovesMaskedParent(t *testing.T) {
 	assert.NotContains(t, out.String(), "SECRET")
 	localWantFile(t, filepath.Join(b.RootDir(), "users/alice/deep/cfg/secret.txt"), "SECRET=cfg")
 	localWantFile(t, filepath.Join(b.RootDir(), "users/alice/keep/data.txt"), "kept")
+}
+
+// A command of the scope swaps a link between an allowed file and a
+// denied one as fast as it can, while the file API reads the link: the
+// check (the link's real path judged) and the read must be about the same
+// file, so no read ever returns the denied one.
+func TestSandboxAttackScopeLinkSwapRace(t *testing.T) {
+	b := attackLocal(t, IsolationBwrap, LocalConfig{AllowDangerous: true})
+	attackWorkspace(t, b)
+	alice, err := b.Scope("users/alice", &ScopeConfig{Permissions: DefaultPermissions()})
+	require.NoError(t, err)
+	ctx := context.Background()
+	p, err := alice.Start(ctx, "touch started; i=0; while [ $i -lt 1000000 ]; do ln -sfn notes.txt alias; ln -sfn .e?v alias; i=$((i+1)); done", nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = p.Kill(); _, _ = p.Wait(context.Background()) })
+	require.Eventually(t, func() bool { ok, _ := alice.Exists(ctx, "started"); return ok }, 10*time.Second, time.Millisecond)
+	reads, refused := 0, 0
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline) && reads < 50000; reads++ {
+		data, err := alice.Read(ctx, "alias")
+		if err != nil {
+			refused++
+		}
+		require.NotContains(t, string(data), "SECRET", "read %d returned the denied file through a swapped link", reads)
+	}
+	t.Logf("%d reads, %d refused", reads, refused)
+	assert.Positive(t, refused, "the link never pointed at the denied file when read")
+	localWantFile(t, filepath.Join(b.RootDir(), "users/alice/.env"), "SECRET=alice-env")
 }
 
 func TestSandboxAttackScopeAskIsDenyInside(t *testing.T) {

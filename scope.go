@@ -330,8 +330,23 @@ func (s *ScopedBackend) read(ctx context.Context, p string, o *opCheck) ([]byte,
 	if err != nil {
 		return nil, err
 	}
-	if _, err := s.check(ctx, "read", AccessRead, in, p, o); err != nil {
-		return nil, err
+	for rechecks := 0; ; rechecks++ {
+		real, err := s.check(ctx, "read", AccessRead, in, p, o)
+		if err != nil {
+			return nil, err
+		}
+		lf, ok := s.fs.(linkFreeReader)
+		if !ok || !s.judgesRealPath(AccessRead) {
+			break
+		}
+		data, err := lf.readLinkFree(ctx, s.fsPath(real))
+		if err == errLinkChanged && rechecks < maxLinkRechecks {
+			continue
+		}
+		if err == errLinkChanged {
+			err = &Error{Code: CodeReadFailed, Op: "read", Path: p, Message: "the path's symbolic links kept changing during the read", Err: err}
+		}
+		return data, withPath(err, in, p)
 	}
 	data, err := s.fs.Read(ctx, in)
 	return data, withPath(err, in, p)

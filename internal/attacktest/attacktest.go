@@ -33,7 +33,8 @@ import (
 )
 
 // HostService listens on the host's 127.0.0.1 until the test ends and
-// returns a bash command that connects to it and prints "connected", and
+// returns a bash command that connects to it (through /dev/tcp, which the
+// dangerous-command check refuses) and prints "connected", and
 // a function reporting whether a connection arrived (waiting up to ten
 // seconds when want is true, a bound on a hang).
 func HostService(t testing.TB) (connect string, reached func(want bool) bool) {
