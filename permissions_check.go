@@ -164,7 +164,7 @@ type pathCheck struct {
 // PATH_ESCAPE_ATTEMPT for a link leading out of a layer.
 // judgesRealPath reports whether checkPath judges the real path (links
 // resolved) for access a, and returns it: the operation must then act on
-// that path, following no link (see linkFreeReader).
+// that path, following no link (see linkFreeFS).
 func (s *ScopedBackend) judgesRealPath(a Access) bool {
 	return s.perms != nil && s.perms.strict[a.index()] && s.links != nil
 }

@@ -86,7 +86,7 @@ var extraRules = concat(
 	rules("network tools", "Direct network tools (nc, socat, telnet, ssh, /dev/tcp, ...) are blocked; use the project's own tooling (git, package managers, curl -o to a file) instead.",
 		`\bsocat\b`, `/dev/(tcp|udp)/`),
 	rules("process/system control", "Killing arbitrary processes or stopping the system is blocked; end your own commands with their timeout, or kill a process you started by its PID without -9.",
-		`\bkill\s+(-s\s+)?-?(sig)?kill\b`, `\bpoweroff\b`),
+		`\bkill\s+(-s\s+)?-?(sig)?(kill|9)\b`, `\bpoweroff\b`),
 )
 
 // escapeRules is the workspace-escape table of spec/safety.md, applied under

@@ -263,6 +263,52 @@ func TestSandboxAttackScopeLinkSwapRace(t *testing.T) {
 	localWantFile(t, filepath.Join(b.RootDir(), "users/alice/.env"), "SECRET=alice-env")
 }
 
+// The same race on writes: the file API writes through a link swapped
+// between a writable file and a protected one. The swapper here is a
+// goroutine renaming links into place (a command could do the same, only
+// more slowly: each swap there is a fork and an exec), which makes the
+// narrow window of a write easy to hit.
+func TestSandboxAttackScopeLinkSwapWriteRace(t *testing.T) {
+	b := attackLocal(t, IsolationBwrap, LocalConfig{AllowDangerous: true})
+	attackWorkspace(t, b)
+	perms := DefaultPermissions()
+	perms.Write.Rules = append(perms.Write.Rules, Rule{Pattern: "locked/**", Action: Deny})
+	alice, err := b.Scope("users/alice", &ScopeConfig{Permissions: perms})
+	require.NoError(t, err)
+	ctx := context.Background()
+	dir := filepath.Join(b.RootDir(), "users/alice")
+	stop, swapped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(swapped)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			target := "notes.txt"
+			if i%2 == 1 {
+				target = "locked/data.txt"
+			}
+			tmp := filepath.Join(dir, fmt.Sprintf(".alias%d", i%2))
+			if os.Symlink(target, tmp) == nil {
+				_ = os.Rename(tmp, filepath.Join(dir, "alias"))
+			}
+		}
+	}()
+	writes, refused := 0, 0
+	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline) && writes < 20000; writes++ {
+		if alice.Write(ctx, "alias", []byte("PWNED")) != nil {
+			refused++
+		}
+	}
+	close(stop)
+	<-swapped
+	t.Logf("%d writes, %d refused", writes, refused)
+	assert.Positive(t, refused, "the link never pointed at the protected file when written")
+	localWantFile(t, filepath.Join(dir, "locked/data.txt"), "locked")
+}
+
 func TestSandboxAttackScopeAskIsDenyInside(t *testing.T) {
 	b := attackLocal(t, IsolationBwrap, LocalConfig{})
 	attackWorkspace(t, b)

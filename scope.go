@@ -335,7 +335,7 @@ func (s *ScopedBackend) read(ctx context.Context, p string, o *opCheck) ([]byte,
 		if err != nil {
 			return nil, err
 		}
-		lf, ok := s.fs.(linkFreeReader)
+		lf, ok := s.fs.(linkFreeFS)
 		if !ok || !s.judgesRealPath(AccessRead) {
 			break
 		}
@@ -367,11 +367,26 @@ func (s *ScopedBackend) write(ctx context.Context, p string, data []byte, o *opC
 	if err != nil {
 		return err
 	}
-	if _, err := s.check(ctx, "write", AccessWrite, in, p, o); err != nil {
-		return err
-	}
-	if err := s.ensureRoot(ctx); err != nil {
-		return err
+	for rechecks := 0; ; rechecks++ {
+		real, err := s.check(ctx, "write", AccessWrite, in, p, o)
+		if err != nil {
+			return err
+		}
+		if err := s.ensureRoot(ctx); err != nil {
+			return err
+		}
+		lf, ok := s.fs.(linkFreeFS)
+		if !ok || !s.judgesRealPath(AccessWrite) {
+			break
+		}
+		err = lf.writeLinkFree(ctx, s.fsPath(real), data)
+		if err == errLinkChanged && rechecks < maxLinkRechecks {
+			continue
+		}
+		if err == errLinkChanged {
+			err = &Error{Code: CodeWriteFailed, Op: "write", Path: p, Message: "the path's symbolic links kept changing during the write", Err: err}
+		}
+		return withPath(err, in, p)
 	}
 	return withPath(s.fs.Write(ctx, in, data), in, p)
 }

@@ -65,15 +65,17 @@ func (s *ScopedBackend) realIn(ctx context.Context, in string) (string, error) {
 	return s.baseRel(real), nil
 }
 
-// linkFreeReader is the optional capability of a backend to read a file
-// by a path in which no element may be a symbolic link (LocalBackend on
-// Linux: one openat2). A scope whose read rules judge the real path a
-// link leads to reads exactly that path this way, so that a link swapped
-// in between the check and the read (by a command of the scope running
-// meanwhile) makes the read fail instead of leading to a file the rules
-// deny. A link on the way is errLinkChanged: the scope checks again.
-type linkFreeReader interface {
+// linkFreeFS is the optional capability of a backend to read and write a
+// file by a path in which no element may be a symbolic link (LocalBackend
+// on Linux: openat2 calls that follow none). A scope whose rules judge the
+// real path a link leads to acts on exactly that path this way, so that a
+// link swapped in between the check and the operation (by a command of the
+// scope running meanwhile) makes the operation fail instead of leading to
+// a file the rules deny. A link on the way is errLinkChanged: the scope
+// checks again.
+type linkFreeFS interface {
 	readLinkFree(ctx context.Context, p string) ([]byte, error)
+	writeLinkFree(ctx context.Context, p string, data []byte) error
 }
 
 // errLinkChanged is a link met where the check found none.
