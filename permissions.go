@@ -93,9 +93,13 @@ import (
 // to the daemon for Remote. The real path is resolved in the scope's jail
 // (see ScopedBackend), so a link that leads out of the scope is refused
 // (PATH_ESCAPE_ATTEMPT) whatever the policy.
-// The check happens just before the operation: a command running at the
-// same time that swaps a link between the two can still win the race,
-// which is another reason isolation is the real guard.
+// On a LocalBackend (Linux), Read and Write (and so Edit, ReadLines) then
+// act on exactly the real path that was judged, following no link: a link
+// that a command running at the same time swaps in meanwhile makes them
+// check again instead of leading to a denied file. The other operations,
+// and other backends, check just before the operation, and such a command
+// can still win that race (Stat, ReadDir and Touch of what a swapped link
+// points to).
 //
 // # Listings and searches
 //
