@@ -3,6 +3,7 @@ package agentbackend
 import (
 	"context"
 	"path"
+	"strings"
 )
 
 // A scope of a DockerBackend works on a view of the backend rooted at the
@@ -19,14 +20,22 @@ import (
 
 var _ jailer = (*DockerBackend)(nil)
 
-// jail returns the view of the directory dir for a scope.
+// jail returns the view of the directory dir for a scope. Every element
+// of dir is a level of the chain ab_in checks, each within the one before,
+// so a link on the way (one an agent of an enclosing scope planted) is
+// followed within its own directory only.
 func (b *DockerBackend) jail(dir string) (FileBackend, func()) {
 	jails := b.jails
 	if jails == nil {
 		jails = []string{b.root}
 	}
-	root := joinRoot(b.root, dir)
-	return &DockerBackend{dockerCore: b.dockerCore, root: root, jails: append(jails[:len(jails):len(jails)], root)}, nil
+	jails = jails[:len(jails):len(jails)]
+	root := b.root
+	for name := range strings.SplitSeq(dir, "/") {
+		root = joinRoot(root, name)
+		jails = append(jails, root)
+	}
+	return &DockerBackend{dockerCore: b.dockerCore, root: root, jails: jails}, nil
 }
 
 // shellRunIn is shellRun for an operation on paths: in a scope's view the

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io/fs"
 	"os"
+	"strings"
 	"sync/atomic"
 	"syscall"
 
@@ -162,17 +163,30 @@ func (j *localJail) openDir(create bool) (*dirHandle, error) {
 		return nil, err
 	}
 	defer j.parent.done(pd)
-	r, err := pd.fsys.OpenRoot(j.name)
-	if create && errors.Is(err, fs.ErrNotExist) {
-		if err = pd.fsys.MkdirAll(j.name, 0o755); err == nil {
-			r, err = pd.fsys.OpenRoot(j.name)
+	// One element at a time, each beneath the one before: a link on the
+	// way is followed within its own directory only, so a link that an
+	// agent of an enclosing scope planted (users/alice/x -> ../bob) cannot
+	// take a scope users/alice/x into a sibling.
+	r := pd.fsys
+	for name := range strings.SplitSeq(j.name, "/") {
+		next, err := r.OpenRoot(name)
+		if create && errors.Is(err, fs.ErrNotExist) {
+			if err = r.Mkdir(name, 0o755); err == nil || errors.Is(err, fs.ErrExist) {
+				next, err = r.OpenRoot(name)
+			}
 		}
-	}
-	if err != nil {
-		if fi, serr := pd.fsys.Stat(j.name); serr == nil && !fi.IsDir() {
-			return nil, syscall.ENOTDIR // OpenRoot says so only in words
+		if err != nil {
+			if fi, serr := r.Stat(name); serr == nil && !fi.IsDir() {
+				err = syscall.ENOTDIR // OpenRoot says so only in words
+			}
 		}
-		return nil, err
+		if r != pd.fsys {
+			r.Close()
+		}
+		if err != nil {
+			return nil, err
+		}
+		r = next
 	}
 	return newDirHandle(r)
 }

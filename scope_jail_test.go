@@ -381,3 +381,39 @@ func TestScopeJailComposite(t *testing.T) {
 	}
 	w.Untouched(t)
 }
+
+// TestScopeJailLinkInScopePath: the application scopes a path through a
+// link that an agent of an enclosing scope planted (users/alice/bob ->
+// ../bob): every element of a scope's path is a jail beneath the one
+// before, so the scope does not land in users/bob, whatever isolation.
+func TestScopeJailLinkInScopePath(t *testing.T) {
+	forIsolations(t, func(t *testing.T, iso ab.Isolation) {
+		f := newJailFixture(t, ab.LocalConfig{Isolation: iso})
+		ctx := context.Background()
+		for _, p := range []string{"users/alice/bob", "users/alice/up/bob", "users/alice/c1", "users/alice/abs"} {
+			s, err := f.b.Scope(p, nil)
+			if err != nil {
+				f.refused(t, err, "Scope "+p)
+				continue
+			}
+			data, err := s.Read(ctx, "secret")
+			f.failed(t, err, "Read through scope "+p)
+			assert.NotContains(t, string(data), f.Secret())
+			names, err := s.ReadDir(ctx, ".")
+			f.failed(t, err, "ReadDir through scope "+p)
+			assert.Empty(t, names)
+			_, err = s.Exec(ctx, "cat secret", nil)
+			f.failed(t, err, "Exec through scope "+p)
+			f.failed(t, s.Write(ctx, "planted", []byte("x")), "Write through scope "+p)
+			nested, err := f.alice.Scope(strings.TrimPrefix(p, "users/alice/"), nil)
+			if err == nil {
+				data, err = nested.Read(ctx, "secret")
+				f.failed(t, err, "Read through nested scope "+p)
+				assert.NotContains(t, string(data), f.Secret())
+				nested.Close()
+			}
+			s.Close()
+		}
+		f.Untouched(t)
+	})
+}

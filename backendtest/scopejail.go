@@ -81,6 +81,24 @@ func (s suite) testScopeJail(t *testing.T) {
 			child.Close()
 		}
 	})
+	t.Run("PathThroughLink", func(t *testing.T) {
+		// The same links named in one scope path of the parent (a link an
+		// agent of users/alice planted, then scoped by the application):
+		// every element of a scope's path is a jail beneath the one before.
+		for _, dir := range []string{"bob", "up/bob", "c1", "abs"} {
+			s, err := b.Scope("users/alice/"+dir, nil)
+			require.NoError(t, err)
+			data, err := s.Read(c, "secret")
+			jailtest.Refused(t, err, bob, "Read through the scope users/alice/"+dir)
+			assert.NotContains(t, string(data), bob.Secret())
+			err = s.Write(c, "secret", []byte("pwned"))
+			jailtest.Refused(t, err, bob, "Write through the scope users/alice/"+dir)
+			names, err := s.ReadDir(c, ".")
+			jailtest.Refused(t, err, bob, "ReadDir through the scope users/alice/"+dir)
+			assert.Empty(t, names)
+			s.Close()
+		}
+	})
 	bob.Untouched(t)
 }
 
