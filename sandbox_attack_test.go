@@ -165,6 +165,13 @@ func TestSandboxAttackScopeReadsSecrets(t *testing.T) {
 			assert.NotContains(t, string(res.Stdout), "id_ed25519")
 		})
 	}
+	t.Run("background", func(t *testing.T) {
+		p, err := alice.Start(ctx, "cat .e?v deep/*/.e?v .s?h/*; grep -r SECRET .", nil)
+		require.NoError(t, err)
+		res, _ := p.Wait(ctx)
+		require.NotNil(t, res)
+		assert.NotContains(t, string(res.Stdout)+string(res.Stderr), "SECRET")
+	})
 	t.Run("hard link", func(t *testing.T) {
 		_, err := alice.Exec(ctx, "ln .e?v h", nil)
 		assert.Error(t, err)
