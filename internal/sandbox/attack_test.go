@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -600,4 +601,53 @@ func staticELF(code []byte) []byte {
 	le.PutUint64(ph[40:], size) // memory size
 	le.PutUint64(ph[48:], 0x1000)
 	return append(b, code...)
+}
+
+// Abstract unix sockets (no file: a name in the network namespace) and
+// netlink (the interfaces and routes) are the network namespace's: a
+// sandbox without the host network reaches neither the host's abstract
+// sockets (X11, D-Bus, many daemons listen there) nor its interfaces.
+func TestAttackHostAbstractSocketAndNetlink(t *testing.T) {
+	perl, err := exec.LookPath("perl")
+	if err != nil {
+		t.Skip("perl not installed (the attack needs a unix socket client)")
+	}
+	name := "agentbe-attack-" + proctest.SleepArg()
+	ln, err := net.Listen("unix", "@"+name)
+	require.NoError(t, err)
+	t.Cleanup(func() { ln.Close() })
+	accepted := make(chan struct{}, 8)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+			accepted <- struct{}{}
+		}
+	}()
+	connect := fmt.Sprintf(`%s -MIO::Socket::UNIX -e 'print IO::Socket::UNIX->new(Peer => "\0%s") ? "connected\n" : "refused\n"'; cat /proc/net/dev`, perl, name)
+	for _, host := range []bool{false, true} {
+		t.Run(fmt.Sprint("host network ", host), func(t *testing.T) {
+			bw := attackBwrap(t, BwrapConfig{HostNetwork: host})
+			out, errOut, _ := inSandbox(t, bw, "", connect)
+			if host {
+				assert.Contains(t, out, "connected\n", errOut)
+				<-accepted
+				return
+			}
+			assert.Contains(t, out, "refused\n", errOut)
+			select {
+			case <-accepted:
+				t.Error("a sandboxed command reached the host's abstract socket")
+			default:
+			}
+			for line := range strings.Lines(out) {
+				if dev, _, ok := strings.Cut(strings.TrimSpace(line), ":"); ok && !strings.Contains(dev, "|") {
+					assert.Equal(t, "lo", dev, "the sandbox sees a host interface")
+				}
+			}
+		})
+	}
 }
