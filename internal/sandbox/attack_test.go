@@ -3,6 +3,7 @@
 package sandbox
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -650,4 +652,51 @@ func TestAttackHostAbstractSocketAndNetlink(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A command started from a terminal (the caller's controlling terminal on
+// its standard input) must not push keystrokes into it with TIOCSTI, which
+// the caller's shell would then run: bwrap --new-session leaves the
+// command without a controlling terminal. The same attack without that
+// flag shows that it would work here.
+func TestAttackTIOCSTI(t *testing.T) {
+	perl, err := exec.LookPath("perl")
+	if err != nil {
+		t.Skip("perl not installed (the attack needs a raw ioctl)")
+	}
+	if v, err := os.ReadFile("/proc/sys/dev/tty/legacy_tiocsti"); err == nil && strings.TrimSpace(string(v)) == "0" {
+		t.Skip("this kernel refuses TIOCSTI to everyone (dev.tty.legacy_tiocsti = 0)")
+	}
+	bw := attackBwrap(t, BwrapConfig{})
+	script := fmt.Sprintf(`%s -e 'for my $c (split //, "echo pwned\n") { ioctl(STDIN, %d, $c) or print "refused: $!\n" }'`, perl, unix.TIOCSTI)
+	inject := func(t *testing.T, bw *Bwrap) string {
+		master, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
+		require.NoError(t, err)
+		defer master.Close()
+		mfd := int(master.Fd())
+		require.NoError(t, unix.IoctlSetPointerInt(mfd, unix.TIOCSPTLCK, 0))
+		n, err := unix.IoctlGetInt(mfd, unix.TIOCGPTN)
+		require.NoError(t, err)
+		tty, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY, 0)
+		require.NoError(t, err)
+		defer tty.Close()
+		cmd := Command(Spec{Shell: "/bin/sh", Command: script, Root: t.TempDir(), Cwd: ".", Bwrap: bw})
+		cmd.Stdin = tty
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0} // the terminal is the caller's
+		var out bytes.Buffer
+		p, err := Start(cmd, &out, &out)
+		require.NoError(t, err)
+		_, _ = p.Wait()
+		// What was pushed waits in the terminal's input, for its reader.
+		fd := int(tty.Fd()) // once: Fd makes the file blocking again
+		require.NoError(t, unix.SetNonblock(fd, true))
+		buf := make([]byte, 256)
+		k, _ := unix.Read(fd, buf)
+		t.Logf("command said %q", out.String())
+		return string(buf[:max(k, 0)])
+	}
+	if !strings.Contains(inject(t, bw.without("", "--new-session")), "pwned") {
+		t.Skip("TIOCSTI pushes nothing here even without --new-session")
+	}
+	assert.NotContains(t, inject(t, bw), "pwned", "the sandboxed command pushed input into the caller's terminal")
 }
