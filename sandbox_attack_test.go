@@ -95,6 +95,13 @@ func TestSandboxAttackEnvironment(t *testing.T) {
 				assert.True(t, allowed, "a host variable reached the command: %s", line)
 			}
 
+			if iso == IsolationBwrap {
+				// No host process shows in /proc: not this test binary's
+				// command line, nor its environment.
+				res, err = b.Exec(ctx, `for p in /proc/[0-9]*; do tr '\0' ' ' < $p/cmdline; echo; tr '\0' ' ' < $p/environ; echo; done`, nil)
+				require.NoError(t, err)
+				assert.NotContains(t, string(res.Stdout), filepath.Base(os.Args[0]), "a host process is visible in /proc")
+			}
 			inherit := attackLocal(t, iso, LocalConfig{InheritEnv: true})
 			res, err = inherit.Exec(ctx, `printf %s "$AGENTBE_SECRET_KEY"`, nil)
 			require.NoError(t, err)
