@@ -2,6 +2,7 @@ package agentbackend
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -33,7 +34,9 @@ import (
 //     rules do not cover (where the next command would see it unmasked).
 //
 // Paths are judged when the command starts: files it creates, and files
-// renamed to a protected name meanwhile, are not covered. Symbolic links
+// renamed to a protected name meanwhile, are not covered. A directory the
+// walk cannot read (mode 000, which its owner may change back) is masked
+// whole when a rule may apply below it. Symbolic links
 // are not masked: reading through one reaches the masked target. Under
 // isolation none or software, and on other backends, nothing reaches into
 // the command: it can read and write what the file API denies, and the
@@ -124,6 +127,18 @@ func (c *permChain) masks(ctx context.Context, top maskDir, base string) ([]sand
 		}
 		return nil
 	}
+	// A directory the walk cannot read, whose user (the command's) may
+	// chmod it back, is masked whole: hidden when a read rule may apply
+	// below it, else read-only when a write or delete rule may.
+	blind := func(rel, in string, protected bool) error {
+		if c.mayRuleBelow([]Access{AccessRead}, in, "") {
+			return add(sandbox.Mask{Path: rel, Dir: true, Hide: true})
+		}
+		if !protected && c.mayRuleBelow([]Access{AccessWrite, AccessDelete}, in, in) {
+			return add(sandbox.Mask{Path: rel, Dir: true})
+		}
+		return nil
+	}
 	// A directory (rel to top, in: to the base root) itself, then what
 	// is below it.
 	var visit func(d maskDir, rel, in string, depth int, protected bool) error
@@ -147,7 +162,7 @@ func (c *permChain) masks(ctx context.Context, top maskDir, base string) ([]sand
 		}
 		entries, err := d.ReadDir(-1)
 		if err != nil {
-			return nil // unreadable: nothing the command can read either
+			return blind(rel, in, protected)
 		}
 		for _, e := range entries {
 			p, pin := pathjail.JoinRel(rel, e.Name()), pathjail.JoinRel(in, e.Name())
@@ -156,6 +171,12 @@ func (c *permChain) masks(ctx context.Context, top maskDir, base string) ([]sand
 				continue // the link's target is judged where it lies
 			case t.IsDir():
 				sub, err := d.Sub(e.Name())
+				if errors.Is(err, fs.ErrPermission) {
+					if err := blind(p, pin, protected); err != nil {
+						return err
+					}
+					continue
+				}
 				if err != nil {
 					continue // vanished, or replaced by a link
 				}

@@ -250,6 +250,32 @@ func TestSandboxAttackScopeMovesMaskedParent(t *testing.T) {
 	localWantFile(t, filepath.Join(b.RootDir(), "users/alice/keep/data.txt"), "kept")
 }
 
+// A directory the walk that computes the masks cannot read (mode 000:
+// the command's user owns it and may chmod it back) must not hide what
+// the rules deny inside it. As root the walk reads it anyway; as an
+// unprivileged user it cannot, and the directory is then masked whole.
+func TestSandboxAttackScopeUnreadableDirectory(t *testing.T) {
+	b := attackLocal(t, IsolationBwrap, LocalConfig{AllowDangerous: true})
+	localWrite(t, b, "users/alice/locked/secret.txt", "SECRET=locked")
+	localWrite(t, b, "users/alice/locked/ok.txt", "fine")
+	localWrite(t, b, "users/alice/ro/data.txt", "protected")
+	perms := Permissions{}
+	perms.Read.Rules = []Rule{{Pattern: "locked/secret.txt", Action: Deny}}
+	perms.Write.Rules = []Rule{{Pattern: "ro/data.txt", Action: Deny}}
+	alice, err := b.Scope("users/alice", &ScopeConfig{Permissions: &perms})
+	require.NoError(t, err)
+	ctx := context.Background()
+	for _, dir := range []string{"locked", "ro"} {
+		require.NoError(t, os.Chmod(filepath.Join(b.RootDir(), "users/alice", dir), 0))
+		t.Cleanup(func() { _ = os.Chmod(filepath.Join(b.RootDir(), "users/alice", dir), 0o755) })
+	}
+	res, err := alice.Exec(ctx, "chmod 755 locked ro; cat locked/*; echo x > r?/data.txt", nil)
+	require.NotNil(t, res, "%v", err)
+	assert.NotContains(t, string(res.Stdout), "SECRET")
+	require.NoError(t, os.Chmod(filepath.Join(b.RootDir(), "users/alice/ro"), 0o755))
+	localWantFile(t, filepath.Join(b.RootDir(), "users/alice/ro/data.txt"), "protected")
+}
+
 // A command of the scope swaps a link between an allowed file and a
 // denied one as fast as it can, while the file API reads the link: the
 // check (the link's real path judged) and the read must be about the same
