@@ -2,9 +2,7 @@ package agentbackend
 
 import (
 	"errors"
-	"io/fs"
 	"os"
-	"strings"
 	"sync/atomic"
 	"syscall"
 
@@ -163,30 +161,14 @@ func (j *localJail) openDir(create bool) (*dirHandle, error) {
 		return nil, err
 	}
 	defer j.parent.done(pd)
-	// One element at a time, each beneath the one before: a link on the
-	// way is followed within its own directory only, so a link that an
-	// agent of an enclosing scope planted (users/alice/x -> ../bob) cannot
-	// take a scope users/alice/x into a sibling.
-	r := pd.fsys
-	for name := range strings.SplitSeq(j.name, "/") {
-		next, err := r.OpenRoot(name)
-		if create && errors.Is(err, fs.ErrNotExist) {
-			if err = r.Mkdir(name, 0o755); err == nil || errors.Is(err, fs.ErrExist) {
-				next, err = r.OpenRoot(name)
-			}
-		}
-		if err != nil {
-			if fi, serr := r.Stat(name); serr == nil && !fi.IsDir() {
-				err = syscall.ENOTDIR // OpenRoot says so only in words
-			}
-		}
-		if r != pd.fsys {
-			r.Close()
-		}
-		if err != nil {
-			return nil, err
-		}
-		r = next
+	// One element at a time (a link an agent of an enclosing scope
+	// planted cannot take the scope into a sibling).
+	r, err := pathjail.OpenBeneath(pd.fsys, j.name, create)
+	if errors.Is(err, syscall.ENOTDIR) {
+		err = syscall.ENOTDIR
+	}
+	if err != nil {
+		return nil, err
 	}
 	return newDirHandle(r)
 }

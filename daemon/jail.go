@@ -2,10 +2,8 @@ package daemon
 
 import (
 	"errors"
-	"io/fs"
 	"os"
 	"strings"
-	"syscall"
 
 	"github.com/agentbackend/agentbackend/internal/pathjail"
 )
@@ -95,27 +93,14 @@ func (j *jail) dir(create bool) (*os.Root, func(), error) {
 	r := j.root
 	var opened *os.Root // the last level opened here, for the caller to release
 	for _, level := range j.levels {
-		for name := range strings.SplitSeq(level, "/") {
-			next, err := r.OpenRoot(name)
-			if create && errors.Is(err, fs.ErrNotExist) {
-				if err = r.Mkdir(name, 0o755); err == nil || errors.Is(err, fs.ErrExist) {
-					next, err = r.OpenRoot(name)
-				}
-			}
-			if err != nil {
-				if fi, serr := r.Stat(name); serr == nil && !fi.IsDir() {
-					err = &fs.PathError{Op: "open", Path: level, Err: syscall.ENOTDIR} // OpenRoot says so only in words
-				}
-				if opened != nil {
-					opened.Close()
-				}
-				return nil, nil, err
-			}
-			if opened != nil {
-				opened.Close()
-			}
-			r, opened = next, next
+		next, err := pathjail.OpenBeneath(r, level, create)
+		if opened != nil {
+			opened.Close()
 		}
+		if err != nil {
+			return nil, nil, err
+		}
+		r, opened = next, next
 	}
 	if opened == nil {
 		return r, func() {}, nil
