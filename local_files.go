@@ -36,6 +36,14 @@ var errNotRegular = errors.New("not a regular file")
 // stay inside the workspace. Reading a directory or a non-regular file
 // (FIFO, device) fails with READ_FAILED.
 func (b *LocalBackend) Read(ctx context.Context, p string) ([]byte, error) {
+	return b.readVia(ctx, p, func(d *dirHandle, rel string) (*os.File, error) {
+		return d.fsys.OpenFile(rel, readFlags, 0)
+	})
+}
+
+// readVia is Read with the file opened by open beneath the handle of b's
+// directory; errLinkChanged from open is returned as it is.
+func (b *LocalBackend) readVia(ctx context.Context, p string, open func(d *dirHandle, rel string) (*os.File, error)) ([]byte, error) {
 	if err := b.begin(ctx, CodeReadFailed, "read", p); err != nil {
 		return nil, err
 	}
@@ -47,8 +55,15 @@ func (b *LocalBackend) Read(ctx context.Context, p string) ([]byte, error) {
 	if err != nil {
 		return nil, b.fileErr(CodeReadFailed, "read", p, err)
 	}
-	data, err := readRootFile(d.fsys, rel)
+	f, err := open(d, rel)
 	b.done(d)
+	if err == errLinkChanged {
+		return nil, err
+	}
+	var data []byte
+	if err == nil {
+		data, err = readOpenFile(f)
+	}
 	if err != nil {
 		return nil, b.fileErr(CodeReadFailed, "read", p, err)
 	}

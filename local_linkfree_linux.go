@@ -2,6 +2,7 @@ package agentbackend
 
 import (
 	"context"
+	"errors"
 	"os"
 
 	"golang.org/x/sys/unix"
@@ -17,40 +18,35 @@ const linkFreeResolve = unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_BENEATH | unix.R
 // (RESOLVE_NO_SYMLINKS beneath the root): a link anywhere on the path is
 // errLinkChanged. Where openat2 is missing it is Read.
 func (b *LocalBackend) readLinkFree(ctx context.Context, p string) ([]byte, error) {
-	if noOpenat2.Load() {
-		return b.Read(ctx, p)
+	if !noOpenat2.Load() {
+		data, err := b.readVia(ctx, p, openLinkFree)
+		if !errors.Is(err, errNoOpenat2) {
+			return data, err
+		}
 	}
-	if err := b.begin(ctx, CodeReadFailed, "read", p); err != nil {
-		return nil, err
-	}
-	rel, err := b.rel("read", p)
-	if err != nil {
-		return nil, err
-	}
-	d, err := b.open(false)
-	if err != nil {
-		return nil, b.fileErr(CodeReadFailed, "read", p, err)
-	}
+	return b.Read(ctx, p)
+}
+
+// errNoOpenat2 is openLinkFree's answer when openat2 turns out to be
+// missing or forbidden.
+var errNoOpenat2 = errors.New("openat2 is not available")
+
+// openLinkFree opens rel beneath d for reading, following no link.
+func openLinkFree(d *dirHandle, rel string) (*os.File, error) {
 	fd, err := unix.Openat2(int(d.file.Fd()), rel, &unix.OpenHow{
 		Flags:   uint64(readFlags | unix.O_CLOEXEC | unix.O_NOCTTY),
 		Resolve: linkFreeResolve,
 	})
-	b.done(d)
 	switch err {
 	case nil:
+		return os.NewFile(uintptr(fd), rel), nil
 	case unix.ELOOP:
 		return nil, errLinkChanged
 	case unix.ENOSYS, unix.EPERM:
 		noOpenat2.Store(true)
-		return b.Read(ctx, p)
-	default:
-		return nil, b.fileErr(CodeReadFailed, "read", p, &os.PathError{Op: "openat2", Path: rel, Err: err})
+		return nil, errNoOpenat2
 	}
-	data, err := readOpenFile(os.NewFile(uintptr(fd), rel))
-	if err != nil {
-		return nil, b.fileErr(CodeReadFailed, "read", p, err)
-	}
-	return data, nil
+	return nil, &os.PathError{Op: "openat2", Path: rel, Err: err}
 }
 
 // writeLinkFree writes the file p as Write does, reaching its directory

@@ -43,6 +43,14 @@ func HostService(t testing.TB) (connect string, reached func(want bool) bool) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return fmt.Sprintf("exec 3<>/dev/tcp/127.0.0.1/%d && echo connected", ln.Addr().(*net.TCPAddr).Port), Accepting(t, ln)
+}
+
+// Accepting accepts (and closes) connections on ln until the test ends,
+// when it closes ln, and returns a function reporting whether a
+// connection arrived (waiting up to ten seconds when want is true, a bound
+// on a hang).
+func Accepting(t testing.TB, ln net.Listener) (reached func(want bool) bool) {
 	t.Cleanup(func() { ln.Close() })
 	accepted := make(chan struct{}, 64)
 	go func() {
@@ -55,7 +63,7 @@ func HostService(t testing.TB) (connect string, reached func(want bool) bool) {
 			accepted <- struct{}{}
 		}
 	}()
-	reached = func(want bool) bool {
+	return func(want bool) bool {
 		wait := time.Duration(0)
 		if want {
 			wait = 10 * time.Second
@@ -67,7 +75,6 @@ func HostService(t testing.TB) (connect string, reached func(want bool) bool) {
 			return false
 		}
 	}
-	return fmt.Sprintf("exec 3<>/dev/tcp/127.0.0.1/%d && echo connected", ln.Addr().(*net.TCPAddr).Port), reached
 }
 
 // KillMarked kills the processes marked with mark (see proctest) that a

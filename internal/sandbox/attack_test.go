@@ -617,18 +617,7 @@ func TestAttackHostAbstractSocketAndNetlink(t *testing.T) {
 	name := "agentbe-attack-" + proctest.SleepArg()
 	ln, err := net.Listen("unix", "@"+name)
 	require.NoError(t, err)
-	t.Cleanup(func() { ln.Close() })
-	accepted := make(chan struct{}, 8)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-			accepted <- struct{}{}
-		}
-	}()
+	reached := attacktest.Accepting(t, ln)
 	connect := fmt.Sprintf(`%s -MIO::Socket::UNIX -e 'print IO::Socket::UNIX->new(Peer => "\0%s") ? "connected\n" : "refused\n"'; cat /proc/net/dev`, perl, name)
 	for _, host := range []bool{false, true} {
 		t.Run(fmt.Sprint("host network ", host), func(t *testing.T) {
@@ -636,15 +625,11 @@ func TestAttackHostAbstractSocketAndNetlink(t *testing.T) {
 			out, errOut, _ := inSandbox(t, bw, "", connect)
 			if host {
 				assert.Contains(t, out, "connected\n", errOut)
-				<-accepted
+				assert.True(t, reached(true), "the listener saw no connection")
 				return
 			}
 			assert.Contains(t, out, "refused\n", errOut)
-			select {
-			case <-accepted:
-				t.Error("a sandboxed command reached the host's abstract socket")
-			default:
-			}
+			assert.False(t, reached(false), "a sandboxed command reached the host's abstract socket")
 			for line := range strings.Lines(out) {
 				if dev, _, ok := strings.Cut(strings.TrimSpace(line), ":"); ok && !strings.Contains(dev, "|") {
 					assert.Equal(t, "lo", dev, "the sandbox sees a host interface")
