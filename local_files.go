@@ -42,7 +42,9 @@ func (b *LocalBackend) Read(ctx context.Context, p string) ([]byte, error) {
 }
 
 // readVia is Read with the file opened by open beneath the handle of b's
-// directory; errLinkChanged from open is returned as it is.
+// directory (with readFlags: without blocking, so that a FIFO planted in the
+// workspace cannot hang the caller); errLinkChanged from open is returned
+// as it is.
 func (b *LocalBackend) readVia(ctx context.Context, p string, open func(d *dirHandle, rel string) (*os.File, error)) ([]byte, error) {
 	if err := b.begin(ctx, CodeReadFailed, "read", p); err != nil {
 		return nil, err
@@ -68,16 +70,6 @@ func (b *LocalBackend) readVia(ctx context.Context, p string, open func(d *dirHa
 		return nil, b.fileErr(CodeReadFailed, "read", p, err)
 	}
 	return data, nil
-}
-
-// readRootFile reads a regular file through r. It opens without blocking,
-// so a FIFO planted in the workspace cannot hang the caller.
-func readRootFile(r *os.Root, rel string) ([]byte, error) {
-	f, err := r.OpenFile(rel, readFlags, 0)
-	if err != nil {
-		return nil, err
-	}
-	return readOpenFile(f)
 }
 
 // readOpenFile reads the regular file f to its end, and closes it.

@@ -45,7 +45,11 @@ func (d localDir) list(context.Context) ([]FileInfo, error) {
 }
 
 func (d localDir) read(_ context.Context, name string, _ []byte) ([]byte, error) {
-	return readRootFile(d.r, name)
+	f, err := d.r.OpenFile(name, readFlags, 0)
+	if err != nil {
+		return nil, err
+	}
+	return readOpenFile(f)
 }
 
 func (d localDir) sub(_ context.Context, name string) (treeDir, error) {
