@@ -32,8 +32,8 @@ func (b *LocalBackend) Start(ctx context.Context, command string, opts *ExecOpti
 	p := newProcess(b.bg, TypeLocal, command, &o)
 	var sp *sandbox.Process
 	if term != nil {
-		stdout, _ := processStreams(p, o.Stdout, nil)
-		sp, err = sandbox.StartTerminal(cmd, sandbox.TermSize{Rows: uint16(term.Rows), Cols: uint16(term.Cols)}, stdout)
+		size := sandbox.TermSize{Rows: uint16(term.Rows), Cols: uint16(term.Cols)}
+		sp, err = sandbox.StartTerminal(cmd, size, terminalStream(p, o.Stdout))
 		if err != nil {
 			return nil, b.spawnErr(command, cmd, err)
 		}

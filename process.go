@@ -592,13 +592,20 @@ func processStreams(p *Process, stdout, stderr io.Writer) (*processStream, *proc
 	return o, e
 }
 
+// terminalStream returns the one output writer of a process on a
+// terminal, whose output is all standard output. It may be given to two
+// writers (a daemon that ignores the terminal sends standard error apart).
+func terminalStream(p *Process, live io.Writer) *processStream {
+	return &processStream{p: p, stream: 0, live: live, mu: new(sync.Mutex)}
+}
+
 func (s *processStream) Write(data []byte) (int, error) {
+	if s.mu != nil {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+	}
 	s.p.appendOutput(s.stream, data)
 	if s.live != nil && s.liveErr == nil {
-		if s.mu != nil {
-			s.mu.Lock()
-			defer s.mu.Unlock()
-		}
 		_, s.liveErr = s.live.Write(data)
 	}
 	return len(data), nil

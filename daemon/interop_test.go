@@ -13,6 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	ab "github.com/agentbackend/agentbackend"
 	"github.com/agentbackend/agentbackend/daemon"
 )
@@ -320,5 +323,39 @@ func TestInteropRemoteProcessKill(t *testing.T) {
 	res, err := p.Wait(ctx)
 	if ab.ErrorCode(err) != ab.CodeExecFailed || res == nil || res.ExitCode != 137 || p.Info().State != ab.ProcessKilled {
 		t.Errorf("after Kill on the reference daemon: %+v, %v, %+v", res, err, p.Info())
+	}
+}
+
+// A process on a terminal sends pty-req and window-change. The reference
+// daemon accepts both and ignores them for exec (its commands get pipes),
+// so there the process runs without a terminal but otherwise works: input,
+// output, TERM, Resize. This daemon gives it a real terminal.
+func TestInteropRemoteTerminal(t *testing.T) {
+	ref := startRefDaemon(t, "tok")
+	d, port := startDaemon(t, daemon.Config{AuthToken: "tok"})
+	for _, c := range []struct {
+		name string
+		b    *ab.RemoteBackend
+		tty  string
+	}{
+		{"reference", remoteOn(t, ref.port, ref.root, "tok", ab.RemoteConfig{HostKey: ref.hostKey}), "notty"},
+		{"this daemon", remoteFor(t, d, port, ab.RemoteConfig{AuthToken: "tok"}), "tty"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			p, err := c.b.Start(ctx, `echo "term=$TERM"; if test -t 0; then echo tty; else echo notty; fi; read x; echo "got:$x"`,
+				&ab.ExecOptions{Terminal: &ab.Terminal{Term: "vt100", Rows: 30, Cols: 90}})
+			require.NoError(t, err)
+			require.NoError(t, p.Resize(40, 100), "window-change")
+			_, err = p.Stdin().Write([]byte("hi\n"))
+			require.NoError(t, err)
+			res, err := p.Wait(ctx)
+			require.NoError(t, err)
+			out := strings.ReplaceAll(string(res.Stdout), "\r\n", "\n")
+			assert.Contains(t, out, "term=vt100\n")
+			assert.Contains(t, out, "\n"+c.tty+"\n")
+			assert.Contains(t, out, "got:hi\n")
+		})
 	}
 }

@@ -44,12 +44,12 @@ func StartTerminal(cmd *exec.Cmd, size TermSize, output io.Writer) (*Process, er
 	if output == nil {
 		output = io.Discard
 	}
-	ptmx, tty, err := pty.Open()
+	ptmx, tty, err := openPTY()
 	if err != nil {
 		Release(cmd)
 		return nil, err
 	}
-	if err := pty.Setsize(ptmx, &pty.Winsize{Rows: size.Rows, Cols: size.Cols}); err != nil {
+	if err := setSize(ptmx, size); err != nil {
 		Release(cmd)
 		ptmx.Close()
 		tty.Close()
@@ -84,7 +84,49 @@ func (p *Process) Resize(size TermSize) error {
 	if p.term == nil {
 		return errors.New("sandbox: the command has no terminal")
 	}
-	return pty.Setsize(p.term, &pty.Winsize{Rows: size.Rows, Cols: size.Cols})
+	return setSize(p.term, size)
+}
+
+// openPTY opens a pseudo-terminal pair with creack/pty, and makes the
+// controlling side non-blocking: pty.Open leaves it in blocking mode
+// (it asks for its descriptor), where reads cannot be given a deadline
+// and a reader would wait for as long as anything holds the terminal
+// open, even a process that escaped the kill. A non-blocking copy goes
+// through the runtime's poller, so Wait can end the reading at once.
+func openPTY() (ptmx, tty *os.File, err error) {
+	blocking, tty, err := pty.Open()
+	if err != nil {
+		return nil, nil, err
+	}
+	defer blocking.Close()
+	fd, err := unix.FcntlInt(blocking.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+	if err == nil {
+		if err = unix.SetNonblock(fd, true); err != nil {
+			unix.Close(fd)
+		}
+	}
+	if err != nil {
+		tty.Close()
+		return nil, nil, err
+	}
+	return os.NewFile(uintptr(fd), "/dev/ptmx"), tty, nil
+}
+
+// setSize sets a terminal's size through the poller's hold on the
+// descriptor (pty.Setsize asks for it, which would make it blocking again,
+// and races with Close).
+func setSize(f *os.File, size TermSize) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var ioctlErr error
+	if err := rc.Control(func(fd uintptr) {
+		ioctlErr = unix.IoctlSetWinsize(int(fd), unix.TIOCSWINSZ, &unix.Winsize{Row: size.Rows, Col: size.Cols})
+	}); err != nil {
+		return err
+	}
+	return ioctlErr
 }
 
 // foreground returns the foreground process group of the command's

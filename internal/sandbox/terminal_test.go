@@ -271,3 +271,27 @@ func TestTerminalCallerHelper(t *testing.T) {
 	require.NoError(t, err)
 	fmt.Println(strings.ReplaceAll(out.String(), "\r", ""))
 }
+
+// Wait ends even when a process outside the command's group still holds
+// the terminal open (here on the host with neither cgroup nor tag: a
+// process that cleared its environment and left the group): the output
+// is taken as it stands.
+func TestTerminalWaitDoesNotWaitForHolders(t *testing.T) {
+	cgroupsOff.Store(true)
+	defer cgroupsOff.Store(false)
+	mark := proctest.SleepArg()
+	t.Cleanup(func() { attacktest.KillMarked(mark) })
+	spec := Spec{Shell: "/bin/sh", Root: t.TempDir(), Cwd: ".", Env: BaseEnv(false, false), Terminal: true}
+	p, out := startTerminal(t, spec, "env -i setsid sleep "+mark+" & sleep 0.2; echo started")
+	awaitOutput(t, out, "started")
+	done := make(chan struct{})
+	go func() {
+		_, _ = p.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second): // a bound on a hang
+		t.Fatal("Wait waits for whatever holds the terminal")
+	}
+}
