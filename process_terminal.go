@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 )
 
 // Background processes on a pseudo-terminal: REPLs, `npm init`, test
@@ -164,4 +165,93 @@ func TerminalKey(name string) ([]byte, bool) {
 		}
 	}
 	return nil, false
+}
+
+// TerminalText renders what a terminal showed as plain text, for a reader
+// that is not a terminal (a model, a log): escape sequences (colours,
+// cursor movement, titles) are dropped, "\r\n" ends a line, a lone "\r"
+// returns to the start of the line and what follows overwrites it (as a
+// progress bar redraws itself), and a backspace steps back. It renders the
+// output line by line: a full-screen program that moves the cursor around
+// comes out as the text it wrote, in the order it wrote it.
+func TerminalText(raw []byte) string {
+	var out strings.Builder
+	var line []rune
+	col := 0
+	put := func(r rune) {
+		if col < len(line) {
+			line[col] = r
+		} else {
+			line = append(line, r)
+		}
+		col++
+	}
+	flush := func() {
+		out.WriteString(strings.TrimRight(string(line), " "))
+		out.WriteByte('\n')
+		line, col = line[:0], 0
+	}
+	s := string(raw)
+	for i := 0; i < len(s); {
+		c := s[i]
+		switch {
+		case c == 0x1b:
+			i += escapeLen(s[i:])
+			continue
+		case c == '\n':
+			flush()
+		case c == '\r':
+			col = 0
+		case c == '\b':
+			col = max(0, col-1)
+		case c == '\t':
+			for put(' '); col%8 != 0; {
+				put(' ')
+			}
+		case c < 0x20 || c == 0x7f:
+			// other control characters show nothing
+		default:
+			r, n := utf8.DecodeRuneInString(s[i:])
+			put(r)
+			i += n
+			continue
+		}
+		i++
+	}
+	if len(line) > 0 {
+		out.WriteString(strings.TrimRight(string(line), " "))
+	}
+	return out.String()
+}
+
+// escapeLen returns the length of the escape sequence at the start of s
+// (which starts with ESC): CSI (ESC [ ... final byte), OSC and the other
+// string sequences (up to BEL or ESC \), a character-set choice (ESC ( B),
+// or ESC and one character. An unfinished sequence runs to the end.
+func escapeLen(s string) int {
+	if len(s) < 2 {
+		return len(s)
+	}
+	switch s[1] {
+	case '[':
+		for i := 2; i < len(s); i++ {
+			if s[i] >= 0x40 && s[i] <= 0x7e {
+				return i + 1
+			}
+		}
+		return len(s)
+	case ']', 'P', '_', '^', 'X':
+		for i := 2; i < len(s); i++ {
+			if s[i] == 0x07 {
+				return i + 1
+			}
+			if s[i] == 0x1b && i+1 < len(s) && s[i+1] == '\\' {
+				return i + 2
+			}
+		}
+		return len(s)
+	case '(', ')', '*', '+', '#', '%':
+		return min(3, len(s))
+	}
+	return 2
 }
