@@ -79,6 +79,7 @@ func RunWith(t *testing.T, newBackend Factory, opts Options) {
 	t.Run("Exec", s.testExec)
 	t.Run("Processes", s.testProcesses)
 	t.Run("Terminal", s.testTerminal)
+	t.Run("Watch", s.testWatch)
 	t.Run("Close", s.testClose)
 	t.Run("Concurrent", s.testConcurrent)
 	t.Run("FS", s.testFS)
