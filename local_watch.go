@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io/fs"
+	"path"
 
 	"github.com/agentbackend/agentbackend/internal/fswatch"
 )
@@ -17,7 +18,9 @@ var _ Watcher = (*LocalBackend)(nil)
 // queue. Every directory is opened beneath the workspace (or the scope's
 // directory) and watched by that descriptor, so a symbolic link never
 // carries the watch outside: links are reported as entries, never
-// followed. Where inotify cannot be used (no /proc, no inotify), it scans
+// followed. The temporary files of the backend's own writes are not
+// reported (a file named like one, ".name.tmp-1a2b3c", is not either): a
+// Write shows as the file's creation. Where inotify cannot be used (no /proc, no inotify), it scans
 // every WatchOptions.PollInterval instead.
 func (b *LocalBackend) Watch(ctx context.Context, p string, opts *WatchOptions) (<-chan WatchEvent, error) {
 	if err := b.begin(ctx, CodeReadFailed, "watch", p); err != nil {
@@ -69,5 +72,13 @@ type watchSink struct{ q *watchQueue }
 
 var watchOps = [...]WatchOp{fswatch.Create: WatchCreate, fswatch.Write: WatchWrite, fswatch.Remove: WatchRemove, fswatch.Rename: WatchRename}
 
-func (s watchSink) Event(ev fswatch.Event) { s.q.push(WatchEvent{Op: watchOps[ev.Op], Path: ev.Path}) }
+// Event reports ev, unless it is about the temporary file of a Write
+// (tempName): the write shows as its rename onto the file, and the
+// temporary name would tell a scope about a file its permissions hide.
+func (s watchSink) Event(ev fswatch.Event) {
+	if isTempName(path.Base(ev.Path)) {
+		return
+	}
+	s.q.push(WatchEvent{Op: watchOps[ev.Op], Path: ev.Path})
+}
 func (s watchSink) Lost()                  { s.q.overflow() }
