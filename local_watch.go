@@ -81,4 +81,4 @@ func (s watchSink) Event(ev fswatch.Event) {
 	}
 	s.q.push(WatchEvent{Op: watchOps[ev.Op], Path: ev.Path})
 }
-func (s watchSink) Lost()                  { s.q.overflow() }
+func (s watchSink) Lost() { s.q.overflow() }
