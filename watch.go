@@ -175,23 +175,30 @@ func (q *watchQueue) next() (WatchEvent, bool) {
 	return WatchEvent{}, false
 }
 
-// deliver moves events to the reader until ctx ends, then closes the
-// reader's channel; done, if not nil, is waited for first (the source
-// has stopped pushing).
+// deliver moves events to the reader until ctx ends, or the source has
+// ended (done closed: it pushes no more) and the queue is empty; then it
+// closes the reader's channel, once the source has ended (done, if not
+// nil).
 func (q *watchQueue) deliver(ctx context.Context, done <-chan struct{}) {
 	defer close(q.out)
 	if done != nil {
 		defer func() { <-done }()
 	}
+	ended := false
 	for {
 		ev, ok := q.next()
 		if !ok {
+			if ended {
+				return
+			}
 			select {
 			case <-q.wake:
-				continue
+			case <-done:
+				ended = true
 			case <-ctx.Done():
 				return
 			}
+			continue
 		}
 		select {
 		case q.out <- ev:

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -357,5 +358,70 @@ func TestInteropRemoteTerminal(t *testing.T) {
 			assert.Contains(t, out, "\n"+c.tty+"\n")
 			assert.Contains(t, out, "got:hi\n")
 		})
+	}
+}
+
+// RemoteBackend.Watch: this daemon streams inotify events (a scan once an
+// hour would never see the change in time); the reference has no watch
+// subsystem, and the backend scans it through SFTP.
+func TestInteropRemoteWatch(t *testing.T) {
+	ref := startRefDaemon(t, "tok")
+	d, port := startDaemon(t, daemon.Config{AuthToken: "tok"})
+	for _, c := range []struct {
+		name string
+		b    *ab.RemoteBackend
+		root string
+		poll time.Duration
+	}{
+		{"reference", remoteOn(t, ref.port, ref.root, "tok", ab.RemoteConfig{HostKey: ref.hostKey}), ref.root, 20 * time.Millisecond},
+		{"this daemon", remoteFor(t, d, port, ab.RemoteConfig{AuthToken: "tok"}), d.RootDir(), time.Hour},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			require.NoError(t, c.b.Mkdir(ctx, "w"))
+			events, err := ab.Watch(ctx, c.b, "w", &ab.WatchOptions{PollInterval: c.poll})
+			require.NoError(t, err)
+			require.NoError(t, os.WriteFile(filepath.Join(c.root, "w", "from-the-host.txt"), []byte("x"), 0o644))
+			var seen []ab.WatchEvent
+			for ev := range events {
+				seen = append(seen, ev)
+				if ev.Path == "w/from-the-host.txt" && ev.Op == ab.WatchCreate {
+					cancel()
+				}
+			}
+			assert.Contains(t, seen, ab.WatchEvent{Op: ab.WatchCreate, Path: "w/from-the-host.txt"})
+		})
+	}
+}
+
+// Through a scope jailed by this daemon, a link to a sibling scope
+// carries no event of the sibling's.
+func TestRemoteWatchScopeJail(t *testing.T) {
+	d, port := startDaemon(t, daemon.Config{AuthToken: "tok"})
+	b := remoteFor(t, d, port, ab.RemoteConfig{AuthToken: "tok"})
+	root := d.RootDir()
+	require.NoError(t, os.MkdirAll(filepath.Join(root, "s1"), 0o755))
+	require.NoError(t, os.MkdirAll(filepath.Join(root, "s2"), 0o755))
+	require.NoError(t, os.Symlink("../s2", filepath.Join(root, "s1", "sibling")))
+	s1, err := b.Scope("s1", nil)
+	require.NoError(t, err)
+	defer s1.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	events, err := s1.Watch(ctx, ".", &ab.WatchOptions{PollInterval: time.Hour})
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(root, "s2", "secret.txt"), []byte("x"), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(root, "s1", "mine.txt"), []byte("x"), 0o644))
+	var seen []ab.WatchEvent
+	for ev := range events {
+		seen = append(seen, ev)
+		if ev.Path == "mine.txt" {
+			cancel()
+		}
+	}
+	require.Contains(t, seen, ab.WatchEvent{Op: ab.WatchCreate, Path: "mine.txt"})
+	for _, ev := range seen {
+		assert.NotContains(t, ev.Path, "secret")
 	}
 }

@@ -106,6 +106,8 @@ func (s *session) program(req *ssh.Request) func() {
 			return s.serveSFTP
 		case SearchSubsystem:
 			return s.serveSearch
+		case WatchSubsystem:
+			return s.serveWatch
 		}
 		return nil
 	}
