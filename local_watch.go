@@ -57,7 +57,19 @@ func (b *LocalBackend) Watch(ctx context.Context, p string, opts *WatchOptions) 
 		}
 		return pollWatch(ctx, b, p, opts)
 	}
+	// Counted under procMu, which Close takes after marking the backend
+	// destroyed and before it waits: a watch is counted before that wait,
+	// or sees the backend closed.
+	b.procMu.Lock()
+	if b.destroyed.Load() {
+		b.procMu.Unlock()
+		cancel()
+		<-w.Done()
+		b.done(d)
+		return nil, errDestroyed("watch", TypeLocal)
+	}
 	b.watches.Add(1)
+	b.procMu.Unlock()
 	go func() {
 		defer b.watches.Done()
 		q.deliver(wctx, w.Done())
