@@ -1,0 +1,482 @@
+package netproxy
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Limits of one Server: what a command can make the host process hold.
+const (
+	maxConns       = 256              // connections at once; more are refused with 503
+	maxHeaderBytes = 1 << 20          // a request's line and headers
+	headerTimeout  = 2 * time.Minute  // to send a request's headers (the idle time between requests too)
+	dialTimeout    = 30 * time.Second // to connect to a host
+	helloTimeout   = time.Minute      // for a TLS client's ClientHello once a tunnel is open
+)
+
+// Target is a host and port a command asked for.
+type Target struct {
+	Host string // canonical (CanonicalHost)
+	Port int
+}
+
+// String returns host:port, with brackets around an IPv6 address.
+func (t Target) String() string {
+	return net.JoinHostPort(t.Host, strconv.Itoa(t.Port))
+}
+
+// display is the target as a refusal names it: the host alone on the
+// ports of http and https.
+func (t Target) display() string {
+	if t.Port == 80 || t.Port == 443 {
+		return t.Host
+	}
+	return t.String()
+}
+
+// Blocked is a request the policy refused. Its message, "blocked by
+// network policy: example.com (why)", is what the command gets.
+type Blocked struct {
+	Target Target
+	Reason string // why, in words; may be empty
+	// Err is the cause, when the refusal came from Check.
+	Err error
+}
+
+func (b *Blocked) Error() string {
+	msg := "blocked by network policy: " + b.Target.display()
+	if b.Reason != "" {
+		msg += " (" + b.Reason + ")"
+	}
+	return msg
+}
+
+// Unwrap returns the cause.
+func (b *Blocked) Unwrap() error { return b.Err }
+
+// Event is one decision of a Server.
+type Event struct {
+	Target Target
+	Method string // CONNECT, or the method of a forwarded request
+	// Err is nil when the request was let through and its connection
+	// made; a *Blocked when the policy refused it; else why the host could
+	// not be reached.
+	Err error
+}
+
+// Server is the filtering proxy of one sandbox. It serves the listener
+// given to Serve until Close. A request is let through when one of Rules
+// matches its host and port, Check (if set) allows it, and every address
+// the name resolves to is public or named by an address rule; the
+// connection is then made to the very address checked, so a name that
+// resolves differently a moment later (DNS rebinding) gains nothing.
+type Server struct {
+	Rules Rules
+	// Check is asked about a request the rules allow, before its name is
+	// resolved; a non-nil error refuses it (a *Blocked is passed on as
+	// is, anything else becomes one with the error's text as reason). It
+	// may block (asking a person); ctx ends when the Server closes.
+	Check func(ctx context.Context, t Target) error
+	// Log receives every decision; it must not block for long.
+	Log func(Event)
+
+	once      sync.Once
+	ctx       context.Context
+	cancel    context.CancelFunc
+	transport *http.Transport
+
+	mu     sync.Mutex
+	closed bool
+	lns    map[net.Listener]struct{}
+	conns  map[net.Conn]struct{}
+	wg     sync.WaitGroup
+}
+
+func (s *Server) init() {
+	s.once.Do(func() {
+		s.ctx, s.cancel = context.WithCancel(context.Background())
+		s.lns = map[net.Listener]struct{}{}
+		s.conns = map[net.Conn]struct{}{}
+		s.transport = &http.Transport{
+			DialContext:         s.dialAddr,
+			DisableCompression:  true, // pass the client's Accept-Encoding on as it is
+			MaxIdleConnsPerHost: 4,
+			IdleConnTimeout:     30 * time.Second,
+			TLSHandshakeTimeout: dialTimeout,
+		}
+	})
+}
+
+// errClosed is what Serve returns once the Server is closed.
+var errClosed = errors.New("netproxy: server closed")
+
+// Serve accepts connections on l until Close (or l fails) and serves each
+// in its own goroutine. It closes l when it returns.
+func (s *Server) Serve(l net.Listener) error {
+	s.init()
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		l.Close()
+		return errClosed
+	}
+	s.lns[l] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	defer s.wg.Done()
+	defer l.Close()
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			s.mu.Lock()
+			closed := s.closed
+			delete(s.lns, l)
+			s.mu.Unlock()
+			if closed {
+				return errClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return err
+		}
+		s.mu.Lock()
+		switch {
+		case s.closed:
+			s.mu.Unlock()
+			c.Close()
+			continue
+		case len(s.conns) >= maxConns:
+			s.mu.Unlock()
+			writeStatus(c, http.StatusServiceUnavailable, "network proxy busy", "network proxy: too many connections at once ("+strconv.Itoa(maxConns)+")")
+			c.Close()
+			continue
+		}
+		s.conns[c] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go func() {
+			defer s.wg.Done()
+			defer s.drop(c)
+			s.serveConn(c)
+		}()
+	}
+}
+
+// drop closes and forgets a connection.
+func (s *Server) drop(c net.Conn) {
+	c.Close()
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+}
+
+// Close stops the listeners, cuts every connection (tunnels included),
+// ends pending Checks and waits for every goroutine of the Server.
+func (s *Server) Close() error {
+	s.init()
+	s.mu.Lock()
+	s.closed = true
+	for l := range s.lns {
+		l.Close()
+	}
+	for c := range s.conns {
+		c.Close()
+	}
+	s.mu.Unlock()
+	s.cancel()
+	s.wg.Wait()
+	s.transport.CloseIdleConnections()
+	return nil
+}
+
+// serveConn reads requests from c one at a time (pipelined requests are
+// answered in order) until a CONNECT tunnel takes the connection over, an
+// error, or either side asks to close.
+func (s *Server) serveConn(c net.Conn) {
+	lr := &io.LimitedReader{R: c, N: maxHeaderBytes}
+	br := bufio.NewReaderSize(lr, 32<<10) // holds a ClientHello whole
+	for {
+		lr.N = maxHeaderBytes
+		_ = c.SetReadDeadline(time.Now().Add(headerTimeout))
+		req, err := http.ReadRequest(br)
+		if err != nil {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !isTimeout(err) {
+				writeStatus(c, http.StatusBadRequest, "Bad Request", "network proxy: malformed request: "+err.Error())
+			}
+			return
+		}
+		_ = c.SetReadDeadline(time.Time{})
+		lr.N = math.MaxInt64 // the body, or the tunnel
+		if req.Method == http.MethodConnect {
+			s.connect(c, br, req)
+			return
+		}
+		if !s.forward(c, req) {
+			return
+		}
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// decide applies the rules and Check to t.
+func (s *Server) decide(t Target) error {
+	if !s.Rules.Match(t.Host, t.Port) {
+		reason := "not in the allow-list"
+		if s.anyPort(t.Host) {
+			reason = "port " + strconv.Itoa(t.Port) + " is not allowed for it"
+		}
+		return &Blocked{Target: t, Reason: reason}
+	}
+	if s.Check != nil {
+		if err := s.Check(s.ctx, t); err != nil {
+			var b *Blocked
+			if errors.As(err, &b) {
+				return err
+			}
+			return &Blocked{Target: t, Reason: err.Error(), Err: err}
+		}
+	}
+	return nil
+}
+
+// anyPort reports whether some rule covers host on some port.
+func (s *Server) anyPort(host string) bool {
+	for _, r := range s.Rules {
+		if r.port != -1 {
+			rr := r
+			rr.port = -1
+			if rr.Match(host, 0) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// log reports a decision.
+func (s *Server) log(t Target, method string, err error) {
+	if s.Log != nil {
+		s.Log(Event{Target: t, Method: method, Err: err})
+	}
+}
+
+// refuse answers a request that cannot go through, with the reason as
+// status text and body (clients print one or the other), and logs it.
+func (s *Server) refuse(c net.Conn, t Target, method string, err error) {
+	s.log(t, method, err)
+	var b *Blocked
+	switch {
+	case errors.As(err, &b):
+		writeStatus(c, http.StatusForbidden, b.Error(), b.Error())
+	default:
+		msg := "network proxy: cannot reach " + t.String() + ": " + err.Error()
+		writeStatus(c, http.StatusBadGateway, "cannot reach "+t.display(), msg)
+	}
+}
+
+// writeStatus writes a complete response that closes the connection. The
+// reason phrase carries the message too, made safe for a status line.
+func writeStatus(c net.Conn, code int, reason, body string) {
+	reason = strings.Map(func(r rune) rune {
+		if r < ' ' || r == 0x7f || r > '~' {
+			return ' '
+		}
+		return r
+	}, reason)
+	body += "\n"
+	_ = c.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(c, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s",
+		code, reason, len(body), body)
+	_ = c.SetWriteDeadline(time.Time{})
+}
+
+// connectTarget parses the authority-form target of a CONNECT request.
+func connectTarget(uri string) (Target, error) {
+	host, port, err := net.SplitHostPort(uri)
+	if err != nil {
+		return Target{}, fmt.Errorf("CONNECT target %q is not host:port", uri)
+	}
+	return target(host, port)
+}
+
+// target checks a host and a port given as text.
+func target(host, port string) (Target, error) {
+	p, err := parsePort(port)
+	if err != nil {
+		return Target{}, err
+	}
+	h, err := CanonicalHost(host)
+	if err != nil {
+		return Target{}, err
+	}
+	return Target{Host: h, Port: p}, nil
+}
+
+// connect opens a tunnel for a CONNECT request, then copies bytes both
+// ways until both sides are done. When the client speaks TLS first, the
+// server name of its ClientHello must be the host it asked for (or absent):
+// a tunnel to an allowed host cannot carry a handshake for another name
+// served at the same address.
+func (s *Server) connect(c net.Conn, br *bufio.Reader, req *http.Request) {
+	t, err := connectTarget(req.RequestURI)
+	if err != nil {
+		writeStatus(c, http.StatusBadRequest, "Bad Request", "network proxy: "+err.Error())
+		return
+	}
+	if err := s.decide(t); err != nil {
+		s.refuse(c, t, req.Method, err)
+		return
+	}
+	up, err := s.dial(s.ctx, t)
+	if err != nil {
+		s.refuse(c, t, req.Method, err)
+		return
+	}
+	defer up.Close()
+	if _, err := io.WriteString(c, "HTTP/1.1 200 Connection established\r\n\r\n"); err != nil {
+		s.log(t, req.Method, err)
+		return
+	}
+	// Server to client from now on: protocols where the server speaks
+	// first must not wait for the check of the client's first bytes.
+	down := make(chan struct{})
+	go func() {
+		defer close(down)
+		_, _ = io.Copy(c, up)
+		closeWrite(c)
+	}()
+	if err := checkHello(c, br, t); err != nil {
+		s.log(t, req.Method, err)
+		up.Close()
+		c.Close()
+		<-down
+		return
+	}
+	s.log(t, req.Method, nil)
+	// What the client sent after the CONNECT (its ClientHello, say) is in
+	// br; then the connection itself (spliced, on Linux).
+	if n := br.Buffered(); n > 0 {
+		b, _ := br.Peek(n)
+		if _, err := up.Write(b); err != nil {
+			c.Close()
+			<-down
+			return
+		}
+	}
+	_, _ = io.Copy(up, c)
+	closeWrite(up)
+	<-down
+}
+
+// closeWrite half-closes a TCP connection, so the other side sees the end
+// of the stream while the answer can still come.
+func closeWrite(c net.Conn) {
+	if tc, ok := c.(interface{ CloseWrite() error }); ok {
+		_ = tc.CloseWrite()
+	} else {
+		c.Close()
+	}
+}
+
+// dial resolves t's host once, checks every address, and connects to the
+// first checked address that answers.
+func (s *Server) dial(ctx context.Context, t Target) (net.Conn, error) {
+	var addrs []netip.Addr
+	if a, err := netip.ParseAddr(t.Host); err == nil {
+		addrs = []netip.Addr{a.Unmap()}
+	} else {
+		rctx, cancel := context.WithTimeout(ctx, dialTimeout)
+		addrs, err = resolve(rctx, t.Host)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("cannot resolve %s: %w", t.Host, err)
+		}
+		if len(addrs) == 0 {
+			return nil, fmt.Errorf("cannot resolve %s: no address", t.Host)
+		}
+	}
+	var own map[netip.Addr]bool
+	for i, a := range addrs {
+		a = a.Unmap()
+		addrs[i] = a
+		kind := ""
+		if !Public(a) {
+			kind = describe(a)
+		} else {
+			if own == nil {
+				own = OwnAddrs()
+			}
+			if own[a] {
+				kind = "an address of this host"
+			}
+		}
+		if kind != "" && !s.Rules.Names(a, t.Port) {
+			reason := fmt.Sprintf("%s is %s, which no rule names", a, kind)
+			if a.String() != t.Host {
+				reason = fmt.Sprintf("it resolves to %s, %s, which no rule names", a, kind)
+			}
+			return nil, &Blocked{Target: t, Reason: reason}
+		}
+	}
+	d := net.Dialer{Timeout: dialTimeout}
+	var first error
+	for _, a := range addrs {
+		c, err := d.DialContext(ctx, "tcp", netip.AddrPortFrom(a, uint16(t.Port)).String())
+		if err == nil {
+			return c, nil
+		}
+		if first == nil {
+			first = err
+		}
+	}
+	return nil, first
+}
+
+// describe names the kind of a non-public address.
+func describe(a netip.Addr) string {
+	switch {
+	case a.IsLoopback():
+		return "a loopback address"
+	case a.IsLinkLocalUnicast():
+		return "a link-local address"
+	case a.IsPrivate():
+		return "a private address"
+	case a.IsUnspecified():
+		return "the unspecified address"
+	case a.IsMulticast():
+		return "a multicast address"
+	}
+	return "not a public address"
+}
+
+// dialAddr is the transport's dialer for forwarded requests: the address
+// is the request URL's host and port, decided already; the resolution and
+// the check of the addresses happen here, at each new connection.
+func (s *Server) dialAddr(ctx context.Context, network, addr string) (net.Conn, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, err
+	}
+	t, err := target(host, port)
+	if err != nil {
+		return nil, err
+	}
+	return s.dial(ctx, t)
+}
