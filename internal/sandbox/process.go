@@ -40,6 +40,7 @@ type Process struct {
 	reaped bool  // the shell is reaped: the id may belong to someone else, never signal it
 	cause  error // why Kill killed a running command
 
+	attached  io.Closer     // what an Attacher returned, closed by Wait
 	outputs   []*os.File    // read ends of the output pipes
 	copying   atomic.Int32  // copiers still running
 	copiesEnd chan struct{} // closed by the last copier
@@ -53,7 +54,11 @@ type Process struct {
 // the copying to it, not the command. It closes cmd.ExtraFiles, started or
 // not (the child has its copies).
 func Start(cmd *exec.Cmd, stdout, stderr io.Writer) (*Process, error) {
+	att := takeAttachment(cmd)
 	defer Release(cmd)
+	if att != nil && att.err != nil {
+		return nil, att.err
+	}
 	p := &Process{cmd: cmd, sandboxed: len(cmd.Args) > 0 && cmd.Args[0] == "bwrap"}
 	var parentEnds, childEnds []*os.File
 	closeAll := func() {
@@ -98,6 +103,11 @@ func Start(cmd *exec.Cmd, stdout, stderr io.Writer) (*Process, error) {
 			f.Close() // the child has its copies
 		}
 	}
+	if err == nil && att != nil {
+		err = p.attach(att)
+	} else if att != nil {
+		att.close()
+	}
 	if err != nil {
 		for _, f := range parentEnds {
 			if f != nil {
@@ -120,6 +130,22 @@ func Start(cmd *exec.Cmd, stdout, stderr io.Writer) (*Process, error) {
 		}
 	}
 	return p, nil
+}
+
+// attach runs the Attacher of a started sandbox and lets its command run;
+// when the Attacher fails, the sandbox is killed and reaped before its
+// command can start.
+func (p *Process) attach(att *attachment) error {
+	closer, err := att.run(p.cmd.Process.Pid)
+	if err != nil {
+		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		_ = p.cmd.Wait()
+		att.close() // only now: bubblewrap runs the command when the pipe ends
+		return err
+	}
+	p.attached = closer
+	att.unblock()
+	return nil
 }
 
 // Pid returns the process id of the command (the shell, or bwrap), which is
@@ -225,6 +251,9 @@ func (p *Process) Wait() (*os.ProcessState, error) {
 	}
 	if p.reap != nil {
 		p.reap.finish()
+	}
+	if p.attached != nil {
+		p.attached.Close()
 	}
 	p.finishOutput()
 	if err != nil && p.cmd.ProcessState == nil {
