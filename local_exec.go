@@ -148,6 +148,9 @@ func (b *LocalBackend) command(ctx context.Context, op, command string, o *ExecO
 	}
 	spec := sandbox.Spec{Shell: b.shell, Command: command, Root: b.root, Cwd: cwd, Env: b.environ(o.Env), Bwrap: b.bwrap}
 	if b.bwrap != nil {
+		if b.netRules != nil {
+			b.proxied(&spec, command, o.network)
+		}
 		spec.RootFD = d.file
 		if spec.Masks, err = b.sandboxMasks(ctx, d, o.masker); err != nil {
 			b.done(d)

@@ -57,8 +57,9 @@ func (s *Server) forward(c net.Conn, req *http.Request) bool {
 		writeStatus(c, http.StatusBadRequest, "Bad Request", "network proxy: "+err.Error())
 		return false
 	}
-	if err := s.decide(t); err != nil {
-		s.refuse(c, t, req.Method, err)
+	note, err := s.decide(t)
+	if err != nil {
+		s.refuse(c, t, req.Method, note, err)
 		return false
 	}
 	hasBody := req.Body != nil && req.Body != http.NoBody
@@ -87,11 +88,11 @@ func (s *Server) forward(c net.Conn, req *http.Request) bool {
 		if !errors.As(err, &b) {
 			err = unwrapDial(err)
 		}
-		s.refuse(c, t, req.Method, err)
+		s.refuse(c, t, req.Method, note, err)
 		return false
 	}
 	defer resp.Body.Close()
-	s.log(t, req.Method, nil)
+	s.log(t, req.Method, note, nil)
 	removeHopHeaders(resp.Header)
 	keep := !req.Close && !resp.Close && !hasBody && req.ProtoAtLeast(1, 1)
 	resp.Close = !keep

@@ -16,26 +16,20 @@ import (
 // namespace.
 //
 // It needs CAP_SYS_ADMIN in this process's user namespace and in the one
-// that owns netns (root has both): the socket is made by a thread moved
-// into netns, which is never moved back (Go ends a locked thread with its
-// goroutine), so no other goroutine ever runs in the sandbox's namespace.
+// that owns netns (root has both). The socket is made by a locked thread
+// moved into netns and back (see inNetns).
 func ListenIn(netns *os.File, addr string) (net.Listener, error) {
-	type result struct {
-		l   net.Listener
-		err error
+	var l net.Listener
+	err := inNetns(netns, func() error {
+		var err error
+		l, err = net.Listen("tcp", addr)
+		return err
+	})
+	if err != nil && l != nil {
+		l.Close()
+		l = nil
 	}
-	ch := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread dies with this goroutine
-		if err := unix.Setns(int(netns.Fd()), unix.CLONE_NEWNET); err != nil {
-			ch <- result{err: fmt.Errorf("enter the sandbox's network namespace: %w", err)}
-			return
-		}
-		l, err := net.Listen("tcp", addr)
-		ch <- result{l, err}
-	}()
-	r := <-ch
-	return r.l, r.err
+	return l, err
 }
 
 // CanListenIn reports why ListenIn cannot work in this process (nil when
@@ -47,13 +41,45 @@ func CanListenIn() error {
 		return err
 	}
 	defer f.Close()
-	ch := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		ch <- unix.Setns(int(f.Fd()), unix.CLONE_NEWNET)
-	}()
-	if err := <-ch; err != nil {
+	if err := inNetns(f, func() error { return nil }); err != nil {
 		return fmt.Errorf("entering a network namespace needs CAP_SYS_ADMIN (run as root): %w", err)
 	}
 	return nil
+}
+
+// inNetns runs fn on a thread of its own moved into the network namespace
+// netns, then moves the thread back and releases it. While fn runs no
+// other goroutine can be scheduled on that thread.
+//
+// The thread must go back rather than end: a process started by this one
+// that asked to die with its parent (bubblewrap's --die-with-parent, which
+// is PR_SET_PDEATHSIG) is killed when the thread that started it ends, and
+// Go ends a thread whose goroutine exits while locked to it. So it ends
+// only when moving back fails, which would leave it in the sandbox's
+// namespace.
+func inNetns(netns *os.File, fn func() error) error {
+	ch := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		home, err := os.Open("/proc/thread-self/ns/net")
+		if err != nil {
+			runtime.UnlockOSThread()
+			ch <- err
+			return
+		}
+		defer home.Close()
+		if err := unix.Setns(int(netns.Fd()), unix.CLONE_NEWNET); err != nil {
+			runtime.UnlockOSThread()
+			ch <- fmt.Errorf("enter the sandbox's network namespace: %w", err)
+			return
+		}
+		ferr := fn()
+		if err := unix.Setns(int(home.Fd()), unix.CLONE_NEWNET); err != nil {
+			ch <- fmt.Errorf("return from the sandbox's network namespace: %w", err) // the thread ends, locked
+			return
+		}
+		runtime.UnlockOSThread()
+		ch <- ferr
+	}()
+	return <-ch
 }

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -73,6 +74,9 @@ type Event struct {
 	// made; a *Blocked when the policy refused it; else why the host could
 	// not be reached.
 	Err error
+	// Note is what Check returned for the request (nil if it was not
+	// asked).
+	Note any
 }
 
 // Server is the filtering proxy of one sandbox. It serves the listener
@@ -86,8 +90,9 @@ type Server struct {
 	// Check is asked about a request the rules allow, before its name is
 	// resolved; a non-nil error refuses it (a *Blocked is passed on as
 	// is, anything else becomes one with the error's text as reason). It
-	// may block (asking a person); ctx ends when the Server closes.
-	Check func(ctx context.Context, t Target) error
+	// may block (asking a person); ctx ends when the Server closes. What
+	// else it returns is given back in the request's Event (Note).
+	Check func(ctx context.Context, t Target) (note any, err error)
 	// Log receives every decision; it must not block for long.
 	Log func(Event)
 
@@ -235,25 +240,26 @@ func isTimeout(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
-// decide applies the rules and Check to t.
-func (s *Server) decide(t Target) error {
+// decide applies the rules and Check to t, and returns Check's note.
+func (s *Server) decide(t Target) (any, error) {
 	if !s.Rules.Match(t.Host, t.Port) {
 		reason := "not in the allow-list"
 		if s.anyPort(t.Host) {
 			reason = "port " + strconv.Itoa(t.Port) + " is not allowed for it"
 		}
-		return &Blocked{Target: t, Reason: reason}
+		return nil, &Blocked{Target: t, Reason: reason}
 	}
-	if s.Check != nil {
-		if err := s.Check(s.ctx, t); err != nil {
-			var b *Blocked
-			if errors.As(err, &b) {
-				return err
-			}
-			return &Blocked{Target: t, Reason: err.Error(), Err: err}
+	if s.Check == nil {
+		return nil, nil
+	}
+	note, err := s.Check(s.ctx, t)
+	if err != nil {
+		var b *Blocked
+		if !errors.As(err, &b) {
+			err = &Blocked{Target: t, Reason: err.Error(), Err: err}
 		}
 	}
-	return nil
+	return note, err
 }
 
 // anyPort reports whether some rule covers host on some port.
@@ -271,16 +277,16 @@ func (s *Server) anyPort(host string) bool {
 }
 
 // log reports a decision.
-func (s *Server) log(t Target, method string, err error) {
+func (s *Server) log(t Target, method string, note any, err error) {
 	if s.Log != nil {
-		s.Log(Event{Target: t, Method: method, Err: err})
+		s.Log(Event{Target: t, Method: method, Err: err, Note: note})
 	}
 }
 
 // refuse answers a request that cannot go through, with the reason as
 // status text and body (clients print one or the other), and logs it.
-func (s *Server) refuse(c net.Conn, t Target, method string, err error) {
-	s.log(t, method, err)
+func (s *Server) refuse(c net.Conn, t Target, method string, note any, err error) {
+	s.log(t, method, note, err)
 	var b *Blocked
 	switch {
 	case errors.As(err, &b):
@@ -340,18 +346,19 @@ func (s *Server) connect(c net.Conn, br *bufio.Reader, req *http.Request) {
 		writeStatus(c, http.StatusBadRequest, "Bad Request", "network proxy: "+err.Error())
 		return
 	}
-	if err := s.decide(t); err != nil {
-		s.refuse(c, t, req.Method, err)
+	note, err := s.decide(t)
+	if err != nil {
+		s.refuse(c, t, req.Method, note, err)
 		return
 	}
 	up, err := s.dial(s.ctx, t)
 	if err != nil {
-		s.refuse(c, t, req.Method, err)
+		s.refuse(c, t, req.Method, note, err)
 		return
 	}
 	defer up.Close()
 	if _, err := io.WriteString(c, "HTTP/1.1 200 Connection established\r\n\r\n"); err != nil {
-		s.log(t, req.Method, err)
+		s.log(t, req.Method, note, err)
 		return
 	}
 	// Server to client from now on: protocols where the server speaks
@@ -363,13 +370,13 @@ func (s *Server) connect(c net.Conn, br *bufio.Reader, req *http.Request) {
 		closeWrite(c)
 	}()
 	if err := checkHello(c, br, t); err != nil {
-		s.log(t, req.Method, err)
+		s.log(t, req.Method, note, err)
 		up.Close()
 		c.Close()
 		<-down
 		return
 	}
-	s.log(t, req.Method, nil)
+	s.log(t, req.Method, note, nil)
 	// What the client sent after the CONNECT (its ClientHello, say) is in
 	// br; then the connection itself (spliced, on Linux).
 	if n := br.Buffered(); n > 0 {
@@ -480,3 +487,27 @@ func (s *Server) dialAddr(ctx context.Context, network, addr string) (net.Conn, 
 	}
 	return s.dial(ctx, t)
 }
+
+// ServeIn serves the Server on a listener at addr inside the network
+// namespace netns (see ListenIn), in a goroutine of its own. Closing what
+// it returns closes the Server and waits for that goroutine.
+func (s *Server) ServeIn(netns *os.File, addr string) (io.Closer, error) {
+	l, err := ListenIn(netns, addr)
+	if err != nil {
+		return nil, err
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = s.Serve(l)
+	}()
+	return closerFunc(func() error {
+		err := s.Close()
+		<-done
+		return err
+	}), nil
+}
+
+type closerFunc func() error
+
+func (f closerFunc) Close() error { return f() }

@@ -261,20 +261,22 @@ func TestProxyCheck(t *testing.T) {
 	f := newFixture(t, "*:*", "127.0.0.1:*")
 	var mu sync.Mutex
 	var asked []string
-	f.srv.Check = func(ctx context.Context, tg Target) error {
+	f.srv.Check = func(ctx context.Context, tg Target) (any, error) {
 		mu.Lock()
 		asked = append(asked, tg.String())
 		mu.Unlock()
 		if tg.Host == "denied.test" {
-			return errors.New("the approver refused")
+			return "refused", errors.New("the approver refused")
 		}
-		return nil
+		return "asked", nil
 	}
 	code, _ := f.get(t, fmt.Sprintf("http://allowed.test:%d/hello", f.origin.Port(false)))
 	assert.Equal(t, 200, code)
+	assert.Equal(t, "asked", (<-f.events).Note)
 	code, body := f.get(t, fmt.Sprintf("http://denied.test:%d/hello", f.origin.Port(false)))
 	assert.Equal(t, 403, code)
 	assert.Contains(t, body, "(the approver refused)")
+	assert.Equal(t, "refused", (<-f.events).Note)
 	assert.Equal(t, []string{fmt.Sprintf("allowed.test:%d", f.origin.Port(false)), fmt.Sprintf("denied.test:%d", f.origin.Port(false))}, asked)
 }
 
@@ -282,13 +284,13 @@ func TestProxyCheck(t *testing.T) {
 func TestProxyCloseEndsEverything(t *testing.T) {
 	f := newFixture(t, "*:*", "127.0.0.1:*")
 	waiting := make(chan struct{})
-	f.srv.Check = func(ctx context.Context, tg Target) error {
+	f.srv.Check = func(ctx context.Context, tg Target) (any, error) {
 		if tg.Host == "denied.test" {
 			close(waiting)
 			<-ctx.Done()
-			return ctx.Err()
+			return nil, ctx.Err()
 		}
-		return nil
+		return nil, nil
 	}
 	tunnel, err := net.Dial("tcp", f.addr)
 	require.NoError(t, err)

@@ -94,3 +94,27 @@ func TestAttachRelease(t *testing.T) {
 	_, pending = attachments.Load(cmd)
 	assert.False(t, pending)
 }
+
+// Commands survive the attachment of others: the thread that enters a
+// sandbox's namespace must not end, since bubblewrap dies with the thread
+// that started it (--die-with-parent), whichever command that was.
+func TestAttachKeepsOtherSandboxesAlive(t *testing.T) {
+	if err := netproxy.CanListenIn(); err != nil {
+		t.Skip(err)
+	}
+	bw := attackBwrap(t, BwrapConfig{})
+	attach := func(ns *os.File) (io.Closer, error) { return netproxy.ListenIn(ns, "127.0.0.1:3128") }
+	var wg sync.WaitGroup
+	codes := make([]int, 24)
+	for i := range codes {
+		wg.Go(func() {
+			_, _, state := run(t, Spec{Shell: "/bin/sh", Root: t.TempDir(), Cwd: ".", Bwrap: bw, Env: BaseEnv(false, true),
+				Attach: attach, Command: "sleep 0.2; echo ok | cat"})
+			codes[i] = ExitCode(state)
+		})
+	}
+	wg.Wait()
+	for i, c := range codes {
+		assert.Equal(t, 0, c, "command %d was killed", i)
+	}
+}
