@@ -1,7 +1,6 @@
 package agentbackend
 
 import (
-	"errors"
 	"io"
 	"os"
 
@@ -31,26 +30,11 @@ func (b *LocalBackend) proxied(spec *sandbox.Spec, command string, gate *netGate
 	spec.Env = append(spec.Env, netproxy.Env(netproxy.SandboxAddr)...)
 	srv := &netproxy.Server{Rules: b.netRules, Log: func(e netproxy.Event) {
 		if gate == nil || !gate.log(e) {
-			b.logNetwork(command, e)
+			netproxy.LogEvent(b.log, command, e)
 		}
 	}}
 	if gate != nil {
 		srv.Check = gate.check
 	}
 	spec.Attach = func(ns *os.File) (io.Closer, error) { return srv.ServeIn(ns, netproxy.SandboxAddr) }
-}
-
-// logNetwork logs a decision of a command's proxy with the backend's
-// logger: refusals at Info, the rest (connections made, hosts that could
-// not be reached) at Debug.
-func (b *LocalBackend) logNetwork(command string, e netproxy.Event) {
-	var blocked *netproxy.Blocked
-	switch {
-	case errors.As(e.Err, &blocked):
-		b.log.Info("agentbackend: network request refused", "host", e.Target.String(), "method", e.Method, "command", command, "error", e.Err)
-	case e.Err != nil:
-		b.log.Debug("agentbackend: network request failed", "host", e.Target.String(), "method", e.Method, "command", command, "error", e.Err)
-	default:
-		b.log.Debug("agentbackend: network request let through", "host", e.Target.String(), "method", e.Method, "command", command)
-	}
 }

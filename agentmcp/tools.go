@@ -74,6 +74,7 @@ type spec struct {
 	ann               Annotations
 	exec              bool // only where the backend can run commands
 	bg                bool // only where the backend can start background processes
+	runs              bool // runs commands: its description says what they reach (see description)
 	run               func(ctx context.Context, t *toolset, args map[string]any) (*Result, error)
 
 	toolOnce sync.Once
@@ -123,7 +124,7 @@ func Tools(b ab.FileBackend, opts *Options) []Tool {
 	tools := make([]Tool, len(specs))
 	for i, s := range specs {
 		tools[i] = Tool{
-			Name: s.name, Title: s.title, Description: s.desc,
+			Name: s.name, Title: s.title, Description: s.description(t.filter),
 			InputSchema: s.input.raw, Annotations: s.ann,
 			Call: func(ctx context.Context, args json.RawMessage) (*Result, error) {
 				return t.call(ctx, s, args)
@@ -153,6 +154,35 @@ func (t *toolset) call(ctx context.Context, s *spec, raw json.RawMessage) (res *
 		return nil, perr
 	}
 	return res, err
+}
+
+// description is the tool's description for a backend with filter f: for
+// a tool that runs commands, followed by what they reach over the network
+// when the backend says (agentbackend.Network.Describe).
+func (s *spec) description(f toolFilter) string {
+	if s.runs && f.network != "" {
+		return s.desc + " " + f.network.Describe()
+	}
+	return s.desc
+}
+
+// networkOf returns the network of the backend that runs b's commands, or
+// "" when it does not say: scopes and composites are looked through to a
+// backend with a Network method (LocalBackend).
+func networkOf(b ab.FileBackend) ab.Network {
+	for {
+		switch v := b.(type) {
+		case *ab.ScopedBackend:
+			b = v.Unwrap()
+			continue
+		case *ab.CompositeBackend:
+			b = v.Default()
+			continue
+		case interface{ Network() ab.Network }:
+			return v.Network()
+		}
+		return ""
+	}
 }
 
 // CanExec reports whether b can run commands, so that the exec tool is

@@ -27,7 +27,7 @@ var (
 			"A process that waits for input gets none: its standard input stays open.",
 		input: mustSchema(runInBackgroundSchema), output: textOutput,
 		ann: Annotations{Destructive: true, OpenWorld: true},
-		bg:  true,
+		bg:  true, runs: true,
 		run: runInBackground,
 	}
 	readOutputSpec = &spec{

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"net"
 	"net/http"
@@ -511,3 +512,18 @@ func (s *Server) ServeIn(netns *os.File, addr string) (io.Closer, error) {
 type closerFunc func() error
 
 func (f closerFunc) Close() error { return f() }
+
+// LogEvent logs a decision about a connection command asked for to log:
+// refusals at Info, the rest (connections made, hosts that could not be
+// reached) at Debug.
+func LogEvent(log *slog.Logger, command string, e Event) {
+	var blocked *Blocked
+	switch {
+	case errors.As(e.Err, &blocked):
+		log.Info("agentbackend: network request refused", "host", e.Target.String(), "method", e.Method, "command", command, "error", e.Err)
+	case e.Err != nil:
+		log.Debug("agentbackend: network request failed", "host", e.Target.String(), "method", e.Method, "command", command, "error", e.Err)
+	default:
+		log.Debug("agentbackend: network request let through", "host", e.Target.String(), "method", e.Method, "command", command)
+	}
+}
