@@ -36,5 +36,5 @@ func (b *LocalBackend) proxied(spec *sandbox.Spec, command string, gate *netGate
 	if gate != nil {
 		srv.Check = gate.check
 	}
-	spec.Attach = func(ns *os.File) (io.Closer, error) { return srv.ServeIn(ns, netproxy.SandboxAddr) }
+	spec.Attach = func(ns *os.File) (io.Closer, error) { return srv.ServeIn(ns, netproxy.SandboxPort) }
 }

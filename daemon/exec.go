@@ -107,7 +107,7 @@ func (e *execEnv) command(command, term string, j *jail) (*exec.Cmd, *os.File, e
 			// A filtering proxy of its own, as LocalBackend gives its commands.
 			s.Env = append(s.Env, netproxy.Env(netproxy.SandboxAddr)...)
 			srv := &netproxy.Server{Rules: e.netRules, Log: func(ev netproxy.Event) { netproxy.LogEvent(e.log, command, ev) }}
-			s.Attach = func(ns *os.File) (io.Closer, error) { return srv.ServeIn(ns, netproxy.SandboxAddr) }
+			s.Attach = func(ns *os.File) (io.Closer, error) { return srv.ServeIn(ns, netproxy.SandboxPort) }
 		}
 	}
 	return sandbox.Command(s), dir, nil

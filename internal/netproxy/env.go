@@ -1,9 +1,12 @@
 package netproxy
 
-// SandboxAddr is where a command finds its proxy in a sandbox with a
-// network namespace of its own: the sandbox's own loopback, where every
-// port is free.
-const SandboxAddr = "127.0.0.1:3128"
+// SandboxPort is the port of the proxy in a sandbox with a network
+// namespace of its own, where every port is free; commands find it at
+// SandboxAddr, on the sandbox's own loopback.
+const (
+	SandboxPort = 3128
+	SandboxAddr = "127.0.0.1:3128"
+)
 
 // Env returns the variables that point HTTP clients (curl, wget, pip, git,
 // Go, npm) at the proxy listening at addr: HTTP_PROXY, HTTPS_PROXY and

@@ -5,24 +5,29 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"strconv"
 
 	"golang.org/x/sys/unix"
 )
 
-// ListenIn listens on addr (TCP, "127.0.0.1:3128") inside the network
-// namespace netns (an open /proc/PID/ns/net), so that a sandbox whose only
-// interface is its own loopback can reach a Server: the connections it
-// accepts are served by this process, which dials out from its own
-// namespace.
+// ListenIn listens on TCP port (0: any free one) inside the network
+// namespace netns (an open /proc/PID/ns/net) of a sandbox whose only
+// interface is its own loopback, so that the sandbox can reach a Server:
+// the connections it accepts are served by this process, which dials out
+// from its own namespace.
+//
+// It listens on every address of that namespace, which are its loopback's
+// only: bubblewrap may still be bringing the loopback up, and a socket
+// bound to 127.0.0.1 before then would fail.
 //
 // It needs CAP_SYS_ADMIN in this process's user namespace and in the one
 // that owns netns (root has both). The socket is made by a locked thread
 // moved into netns and back (see inNetns).
-func ListenIn(netns *os.File, addr string) (net.Listener, error) {
+func ListenIn(netns *os.File, port int) (net.Listener, error) {
 	var l net.Listener
 	err := inNetns(netns, func() error {
 		var err error
-		l, err = net.Listen("tcp", addr)
+		l, err = net.Listen("tcp", ":"+strconv.Itoa(port))
 		return err
 	})
 	if err != nil && l != nil {

@@ -489,11 +489,11 @@ func (s *Server) dialAddr(ctx context.Context, network, addr string) (net.Conn, 
 	return s.dial(ctx, t)
 }
 
-// ServeIn serves the Server on a listener at addr inside the network
-// namespace netns (see ListenIn), in a goroutine of its own. Closing what
-// it returns closes the Server and waits for that goroutine.
-func (s *Server) ServeIn(netns *os.File, addr string) (io.Closer, error) {
-	l, err := ListenIn(netns, addr)
+// ServeIn serves the Server on port inside the network namespace netns
+// (see ListenIn), in a goroutine of its own. Closing what it returns
+// closes the Server and waits for that goroutine.
+func (s *Server) ServeIn(netns *os.File, port int) (io.Closer, error) {
+	l, err := ListenIn(netns, port)
 	if err != nil {
 		return nil, err
 	}

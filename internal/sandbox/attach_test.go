@@ -40,7 +40,7 @@ func TestAttachListensInTheSandbox(t *testing.T) {
 	bw := attackBwrap(t, BwrapConfig{})
 	c := &closeOnce{wg: &sync.WaitGroup{}, closed: make(chan struct{})}
 	attach := func(ns *os.File) (io.Closer, error) {
-		l, err := netproxy.ListenIn(ns, "127.0.0.1:3128")
+		l, err := netproxy.ListenIn(ns, 3128)
 		if err != nil {
 			return nil, err
 		}
@@ -103,7 +103,7 @@ func TestAttachKeepsOtherSandboxesAlive(t *testing.T) {
 		t.Skip(err)
 	}
 	bw := attackBwrap(t, BwrapConfig{})
-	attach := func(ns *os.File) (io.Closer, error) { return netproxy.ListenIn(ns, "127.0.0.1:3128") }
+	attach := func(ns *os.File) (io.Closer, error) { return netproxy.ListenIn(ns, 3128) }
 	var wg sync.WaitGroup
 	codes := make([]int, 24)
 	for i := range codes {
