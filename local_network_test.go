@@ -116,6 +116,13 @@ func TestLocalNetworkAllowList(t *testing.T) {
 		assert.NotEqual(t, 0, code)
 		assert.Contains(t, errOut, fmt.Sprintf("blocked by network policy: denied.test:%d", f.https), "GNU wget prints the refusal of a tunnel")
 	}
+	// A tunnel to the allowed name cannot carry TLS for another one served
+	// at the same address: curl --connect-to asks the proxy for
+	// allowed.test and greets the server as denied.test.
+	_, errOut, code = run(t, f.b, fmt.Sprintf("curl -sS --cacert ca.pem --connect-to denied.test:%d:allowed.test:%d %s",
+		f.https, f.https, f.url(true, "denied.test", "/hello")))
+	assert.NotEqual(t, 0, code)
+	assert.NotContains(t, errOut, "hello")
 	// The allowed host's other ports, and the allowed port on other names.
 	out, _, _ = run(t, f.b, "curl -sS http://allowed.test:9/hello")
 	assert.Contains(t, out, "blocked by network policy: allowed.test:9 (port 9 is not allowed for it)")

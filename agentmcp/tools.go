@@ -166,23 +166,28 @@ func (s *spec) description(f toolFilter) string {
 	return s.desc
 }
 
-// networkOf returns the network of the backend that runs b's commands, or
-// "" when it does not say: scopes and composites are looked through to a
-// backend with a Network method (LocalBackend).
-func networkOf(b ab.FileBackend) ab.Network {
+// runner returns the backend that runs b's commands: scopes and
+// composites (their default route) looked through.
+func runner(b ab.FileBackend) ab.FileBackend {
 	for {
 		switch v := b.(type) {
 		case *ab.ScopedBackend:
 			b = v.Unwrap()
-			continue
 		case *ab.CompositeBackend:
 			b = v.Default()
-			continue
-		case interface{ Network() ab.Network }:
-			return v.Network()
+		default:
+			return b
 		}
-		return ""
 	}
+}
+
+// networkOf returns the network of the backend that runs b's commands, or
+// "" when it does not say (only LocalBackend has a Network method).
+func networkOf(b ab.FileBackend) ab.Network {
+	if n, ok := runner(b).(interface{ Network() ab.Network }); ok {
+		return n.Network()
+	}
+	return ""
 }
 
 // CanExec reports whether b can run commands, so that the exec tool is
@@ -191,22 +196,15 @@ func networkOf(b ab.FileBackend) ab.Network {
 // which a backend that can run commands refuses as EMPTY_COMMAND without
 // running anything, and one that cannot as NOT_IMPLEMENTED.
 func CanExec(b ab.FileBackend) bool {
-	for {
-		switch v := b.(type) {
-		case *ab.ScopedBackend:
-			b = v.Unwrap()
-			continue
-		case *ab.CompositeBackend:
-			b = v.Default()
-			continue
-		case *ab.MemoryBackend:
-			return false
-		case *ab.LocalBackend:
-			return true
-		}
-		_, err := b.Exec(context.Background(), "", nil)
-		return ab.ErrorCode(err) != ab.CodeNotImplemented
+	b = runner(b)
+	switch b.(type) {
+	case *ab.MemoryBackend:
+		return false
+	case *ab.LocalBackend:
+		return true
 	}
+	_, err := b.Exec(context.Background(), "", nil)
+	return ab.ErrorCode(err) != ab.CodeNotImplemented
 }
 
 // abs is the absolute path the filesystem server would name for p in its

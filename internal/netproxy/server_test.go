@@ -249,6 +249,31 @@ func TestProxyPipelining(t *testing.T) {
 	assert.Equal(t, 1, strings.Count(raw, "hello from"), "nothing is answered after the refusal, which closes the connection")
 }
 
+// A name is refused when any of its addresses is not public, even if the
+// first one is: the proxy never picks the good one and leaves the other
+// for a retry (DNS rebinding).
+func TestProxyRefusesMixedAnswers(t *testing.T) {
+	f := newFixture(t, "*:*")
+	t.Cleanup(SetTestHosts(map[string][]netip.Addr{"rebind.test": {netip.MustParseAddr("93.184.215.14"), netip.MustParseAddr("127.0.0.1")}}))
+	raw := f.raw(t, "CONNECT rebind.test:443 HTTP/1.1\r\n\r\n")
+	assert.Contains(t, raw, "403 blocked by network policy: rebind.test (it resolves to 127.0.0.1, a loopback address, which no rule names)")
+}
+
+// An https:// URL in absolute form is fetched by the proxy itself, over
+// TLS it verifies (busybox wget asks so).
+func TestProxyForwardsHTTPS(t *testing.T) {
+	f := newFixture(t, "allowed.test:TLSPORT", "127.0.0.1:TLSPORT")
+	f.srv.init()
+	f.srv.transport.TLSClientConfig = &tls.Config{RootCAs: f.origin.CertPool()}
+	raw := f.raw(t, fmt.Sprintf("GET https://allowed.test:%d/hello HTTP/1.1\r\nConnection: close\r\n\r\n", f.origin.Port(true)))
+	assert.Contains(t, raw, "200 OK")
+	assert.Contains(t, raw, "hello from allowed.test")
+	f.srv.transport.TLSClientConfig = nil
+	f.srv.transport.CloseIdleConnections()
+	raw = f.raw(t, fmt.Sprintf("GET https://allowed.test:%d/hello HTTP/1.1\r\nConnection: close\r\n\r\n", f.origin.Port(true)))
+	assert.Contains(t, raw, "502 cannot reach allowed.test", "the proxy verifies the server")
+}
+
 func TestProxyPorts(t *testing.T) {
 	f := newFixture(t, "allowed.test", "127.0.0.1:*")
 	raw := f.raw(t, fmt.Sprintf("CONNECT allowed.test:%d HTTP/1.1\r\nHost: x\r\n\r\n", f.origin.Port(true)))
