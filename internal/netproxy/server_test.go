@@ -274,6 +274,29 @@ func TestProxyForwardsHTTPS(t *testing.T) {
 	assert.Contains(t, raw, "502 cannot reach allowed.test", "the proxy verifies the server")
 }
 
+// A request smuggled in a body (or behind contradictory framing) never
+// reaches a host: the proxy frames what it forwards itself, and a request
+// with a body ends its connection.
+func TestProxySmuggling(t *testing.T) {
+	f := newFixture(t, "allowed.test:HTTPPORT", "127.0.0.1:HTTPPORT")
+	port := f.origin.Port(false)
+	smuggled := fmt.Sprintf("GET http://denied.test:%d/hello HTTP/1.1\r\nHost: denied.test\r\n\r\n", port)
+	for _, framing := range []string{
+		fmt.Sprintf("Content-Length: %d\r\n", len(smuggled)),
+		"Transfer-Encoding: chunked\r\nContent-Length: 3\r\n",
+	} {
+		body := smuggled
+		if strings.Contains(framing, "chunked") {
+			body = fmt.Sprintf("%x\r\n%s\r\n0\r\n\r\n", len(smuggled), smuggled)
+		}
+		before := f.origin.Requests()
+		raw := f.raw(t, fmt.Sprintf("POST http://allowed.test:%d/hello HTTP/1.1\r\nHost: allowed.test\r\n%s\r\n%s%s", port, framing, body, smuggled))
+		assert.NotContains(t, raw, "hello from denied.test", framing)
+		assert.LessOrEqual(t, f.origin.Requests()-before, int64(1), framing)
+		assert.LessOrEqual(t, strings.Count(raw, "HTTP/1.1 "), 1, "one answer, then the connection ends: %s", framing)
+	}
+}
+
 func TestProxyPorts(t *testing.T) {
 	f := newFixture(t, "allowed.test", "127.0.0.1:*")
 	raw := f.raw(t, fmt.Sprintf("CONNECT allowed.test:%d HTTP/1.1\r\nHost: x\r\n\r\n", f.origin.Port(true)))
