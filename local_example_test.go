@@ -68,6 +68,9 @@ func ExampleNetworkAllow() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	res, err := agent.Exec(context.Background(), "pip download --no-deps -q requests && curl -sS https://example.com/", nil)
-	fmt.Print(string(res.Stdout)) // curl prints "blocked by network policy: example.com (not in the allow-list)"
+	res, err := agent.Exec(context.Background(), "pip download --no-deps -q requests && curl -sS http://example.com/", nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Print(string(res.Stdout)) // blocked by network policy: example.com (not in the allow-list)
 }
