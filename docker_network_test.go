@@ -3,12 +3,10 @@
 package agentbackend_test
 
 import (
-	"bytes"
 	"fmt"
 	"log/slog"
 	"net/netip"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -19,24 +17,6 @@ import (
 	"github.com/agentbackend/agentbackend/internal/nettest"
 	"github.com/agentbackend/agentbackend/internal/testenv"
 )
-
-// lockedBuffer is a bytes.Buffer for a logger written from many goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // A container under an allow-list reaches the allowed names through the
 // proxy bound in its namespace, and nothing else: attacked with busybox
@@ -49,7 +29,7 @@ func TestDockerNetworkAllowList(t *testing.T) {
 	lo := []netip.Addr{netip.MustParseAddr("127.0.0.1")}
 	t.Cleanup(netproxy.SetTestHosts(map[string][]netip.Addr{"allowed.test": lo, "denied.test": lo}))
 	port := o.Port(false)
-	var logs lockedBuffer
+	var logs nettest.LogBuffer
 	b := newDockerBackend(t, ab.DockerConfig{AllowDangerous: true, // nc is on the dangerous list
 		Env:     map[string]string{"HTTP_PROXY": "http://elsewhere:1"},
 		Network: string(ab.NetworkAllow(fmt.Sprintf("allowed.test:%d", port), fmt.Sprintf("127.0.0.1:%d", port))),
@@ -91,7 +71,7 @@ func TestDockerNetworkAllowList(t *testing.T) {
 	assert.Contains(t, logs.String(), "network request refused")
 
 	// A scope's network rules cannot apply: every command shares the proxy.
-	var warn lockedBuffer
+	var warn nettest.LogBuffer
 	old := slog.Default()
 	slog.SetDefault(slog.New(slog.NewTextHandler(&warn, nil)))
 	defer slog.SetDefault(old)

@@ -3,12 +3,10 @@
 package daemon_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"sync"
 	"testing"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -21,24 +19,6 @@ import (
 	"github.com/agentbackend/agentbackend/internal/nettest"
 	"github.com/agentbackend/agentbackend/internal/testenv"
 )
-
-// syncBuffer is a bytes.Buffer for a logger written from many goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // netOrigin skips unless allow-lists work here, and serves allowed.test
 // and denied.test (resolving to 127.0.0.1) for the test.
@@ -58,7 +38,7 @@ func netOrigin(t *testing.T) *nettest.Origin {
 // are in the daemon's log.
 func TestDaemonNetworkSSH(t *testing.T) {
 	o := netOrigin(t)
-	var logs syncBuffer
+	var logs nettest.LogBuffer
 	port := o.Port(false)
 	d, dport := startDaemon(t, daemon.Config{Isolation: ab.IsolationBwrap, Shell: ab.ShellBash,
 		Network: ab.NetworkAllow(fmt.Sprintf("allowed.test:%d", port), fmt.Sprintf("127.0.0.1:%d", port)),
