@@ -111,11 +111,14 @@ func (o *Origin) serve(w http.ResponseWriter, r *http.Request) {
 // zeros reads as endless 'x' bytes.
 type zeros struct{}
 
+var xs = []byte(strings.Repeat("x", 64<<10))
+
 func (zeros) Read(p []byte) (int, error) {
-	for i := range p {
-		p[i] = 'x'
+	n := 0
+	for n < len(p) {
+		n += copy(p[n:], xs)
 	}
-	return len(p), nil
+	return n, nil
 }
 
 func newCA(t testing.TB) (*x509.Certificate, *ecdsa.PrivateKey, []byte) {
