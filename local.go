@@ -325,9 +325,8 @@ func (b *LocalBackend) chooseIsolation(cfg LocalConfig) error {
 	bw, err := probeBwrap(b.shell, bcfg)
 	if err == nil && b.netRules != nil {
 		if nerr := netproxy.CanListenIn(); nerr != nil {
-			err = &Error{Code: CodeMissingUtilities, Op: "config", Err: nerr,
+			return &Error{Code: CodeMissingUtilities, Op: "config", Err: nerr,
 				Message: "LocalConfig.Network " + string(cfg.Network) + ": the proxy of an allow-list cannot be bound inside the sandbox: " + nerr.Error()}
-			return err
 		}
 	}
 	if err == nil {
