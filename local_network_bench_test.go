@@ -3,10 +3,14 @@
 package agentbackend_test
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 
@@ -16,23 +20,71 @@ import (
 	"github.com/agentbackend/agentbackend/internal/testenv"
 )
 
+// originProcess is what TestNetworkOriginProcess tells the benchmark.
+type originProcess struct {
+	Port  int    `json:"port"`
+	CAPEM []byte `json:"ca"`
+}
+
+// TestNetworkOriginProcess is not a test: run by
+// BenchmarkLocalNetworkDownload as a process of its own, it serves an
+// Origin until its standard input ends, so that the server competes with
+// the proxy for the CPU no more than a remote server would.
+func TestNetworkOriginProcess(t *testing.T) {
+	if os.Getenv("AGENTBE_ORIGIN_PROCESS") == "" {
+		t.Skip("the server process of BenchmarkLocalNetworkDownload")
+	}
+	o := nettest.NewOrigin(t, "allowed.test")
+	if err := json.NewEncoder(os.Stdout).Encode(originProcess{Port: o.Port(true), CAPEM: o.CAPEM}); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, os.Stdin)
+}
+
+// startOrigin runs TestNetworkOriginProcess and returns what it serves.
+func startOrigin(b *testing.B) originProcess {
+	b.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestNetworkOriginProcess$")
+	cmd.Env = append(os.Environ(), "AGENTBE_ORIGIN_PROCESS=1")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		stdin.Close()
+		_ = cmd.Wait()
+	})
+	var o originProcess
+	if err := json.NewDecoder(bufio.NewReader(stdout)).Decode(&o); err != nil {
+		b.Fatal(err)
+	}
+	go func() { _, _ = io.Copy(io.Discard, stdout) }()
+	return o
+}
+
 // BenchmarkLocalNetworkDownload downloads 64 MiB over HTTPS with curl in
-// the bubblewrap sandbox from a server on this host: raw with the host's
-// network (NetworkHost, straight to the server), sdk through the filtering
-// proxy of an allow-list (a CONNECT tunnel). The target: sdk within 1.5x
-// of raw.
+// the bubblewrap sandbox from a server on this host (another process, as
+// a remote server would be): raw with the host's network (NetworkHost,
+// straight to the server), sdk through the filtering proxy of an
+// allow-list (a CONNECT tunnel). The target: sdk within 1.5x of raw.
 func BenchmarkLocalNetworkDownload(b *testing.B) {
 	testenv.NeedBwrap(b)
 	if err := netproxy.CanListenIn(); err != nil {
 		testenv.Need(b, "netproxy", false, err.Error())
 	}
 	testenv.NeedCommand(b, "netproxy", "curl")
-	o := nettest.NewOrigin(b, "allowed.test")
+	o := startOrigin(b)
 	lo := []netip.Addr{netip.MustParseAddr("127.0.0.1")}
 	b.Cleanup(netproxy.SetTestHosts(map[string][]netip.Addr{"allowed.test": lo}))
-	port := o.Port(true)
 	const size = 64 << 20
-	url := fmt.Sprintf("https://allowed.test:%d/bytes/%d", port, size)
+	url := fmt.Sprintf("https://allowed.test:%d/bytes/%d", o.Port, size)
 	backend := func(n ab.Network) *ab.LocalBackend {
 		lb, err := ab.NewLocal(ab.LocalConfig{RootDir: b.TempDir(), Isolation: ab.IsolationBwrap, Network: n})
 		if err != nil {
@@ -58,9 +110,9 @@ func BenchmarkLocalNetworkDownload(b *testing.B) {
 	}
 	const curl = "curl -sS --cacert ca.pem -o /dev/null -w '%{size_download}' "
 	b.Run("raw", func(b *testing.B) {
-		download(b, backend(ab.NetworkHost), fmt.Sprintf("%s--resolve allowed.test:%d:127.0.0.1 %s", curl, port, url))
+		download(b, backend(ab.NetworkHost), fmt.Sprintf("%s--resolve allowed.test:%d:127.0.0.1 %s", curl, o.Port, url))
 	})
 	b.Run("sdk", func(b *testing.B) {
-		download(b, backend(ab.NetworkAllow(fmt.Sprintf("allowed.test:%d", port), fmt.Sprintf("127.0.0.1:%d", port))), curl+url)
+		download(b, backend(ab.NetworkAllow(fmt.Sprintf("allowed.test:%d", o.Port), fmt.Sprintf("127.0.0.1:%d", o.Port))), curl+url)
 	})
 }
