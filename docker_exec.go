@@ -153,6 +153,14 @@ func (b *DockerBackend) prepareExec(op, command string, o *ExecOptions) (cwd str
 	if err := ValidateEnv(o.Env); err != nil {
 		return "", nil, err
 	}
+	if _, err := terminalOf(op, o); err != nil {
+		return "", nil, err
+	}
+	if o.Terminal != nil {
+		// Not yet: an exec with a TTY merges the streams the pid line of
+		// dockerExecWrapper travels on.
+		return "", nil, errNotImplemented("start on a terminal", TypeDocker)
+	}
 	cwd = b.root
 	if o.Cwd != "" {
 		rel, err := resolve(b.root, op, o.Cwd)

@@ -172,6 +172,8 @@ type localCore struct {
 	procs  map[*sandbox.Process]struct{} // running commands, killed by Close
 	bg     *processTable                 // background processes (Start)
 
+	watches sync.WaitGroup // running watches, which Close waits for
+
 	viewMu sync.Mutex
 	views  map[*localJail]struct{} // the open scope views, whose handles Close releases
 }
@@ -409,6 +411,7 @@ func (b *LocalBackend) Close() error {
 	}
 	b.procMu.Unlock()
 	waitAll(b.bg.close())
+	b.watches.Wait() // destroy ended them
 	b.viewMu.Lock()
 	for j := range b.views {
 		j.drop()

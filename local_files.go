@@ -275,6 +275,20 @@ func tempName(name string) string {
 	return "." + name + ".tmp-" + strconv.FormatUint(rand.Uint64()&0xffffffffff, 36)
 }
 
+// isTempName reports whether a base name has the shape tempName gives.
+func isTempName(base string) bool {
+	i := strings.LastIndex(base, ".tmp-")
+	if len(base) < 7 || base[0] != '.' || i < 1 || len(base)-i-5 > 8 || len(base) == i+5 {
+		return false
+	}
+	for _, c := range base[i+5:] {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'z') {
+			return false
+		}
+	}
+	return true
+}
+
 // createTemp creates the temporary file of a write to name in parent.
 func createTemp(parent *os.Root, name string, perm fs.FileMode) (*os.File, string, error) {
 	for attempt := 0; ; attempt++ {

@@ -160,6 +160,13 @@ func TestLocalNetworkEnvironment(t *testing.T) {
 	res, err = p.Wait(context.Background())
 	require.NoError(t, err)
 	assert.Contains(t, string(res.Stdout), "hello from allowed.test")
+
+	// On a terminal too.
+	p, err = f.b.Start(context.Background(), "curl -sS "+f.url(false, "allowed.test", "/hello"), &ab.ExecOptions{Terminal: &ab.Terminal{}})
+	require.NoError(t, err)
+	res, err = p.Wait(context.Background())
+	require.NoError(t, err)
+	assert.Contains(t, string(res.Stdout), "hello from allowed.test")
 }
 
 // Nothing leaves the sandbox but through the proxy: no raw TCP to the

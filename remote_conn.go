@@ -26,6 +26,7 @@ type remoteConn struct {
 	closeMu  sync.Once
 	err      error
 	noSearch atomic.Bool // the daemon has no search subsystem (the reference)
+	noWatch  atomic.Bool // the daemon has no watch subsystem (the reference)
 	noScope  atomic.Bool // the daemon refuses RemoteScopeRequest (the reference)
 	scopeAsk atomic.Bool // whether it does is known
 

@@ -104,6 +104,8 @@ type ScopedBackend struct {
 	procMu sync.Mutex
 	procs  map[string]*Process // background processes started through this scope
 
+	lifetime // ends with Close: the scope's watches end with it
+
 	scopeRegistry // this scope's own children
 }
 
@@ -208,6 +210,7 @@ func (s *ScopedBackend) Close() error {
 		s.registry.removeScope(s)
 	}
 	s.killProcesses()
+	s.lifetime.end()
 	if s.release != nil {
 		s.release()
 	}

@@ -35,6 +35,7 @@ var toolAccesses = map[string][]ab.Access{
 	"exec":                      {ab.AccessExec},
 	"run_in_background":         {ab.AccessExec},
 	"read_output":               {ab.AccessExec},
+	"send_input":                {ab.AccessExec},
 	"kill_shell":                {ab.AccessExec},
 	"list_shells":               {ab.AccessExec},
 	"grep":                      {ab.AccessSearch},

@@ -53,7 +53,7 @@ func Version() string {
 // parameters of agent-backend's daemon, plus grep and, when b can run
 // commands (see CanExec), exec; and when b can also run them in the
 // background (see CanStartProcesses), run_in_background, read_output,
-// kill_shell and list_shells, as pydantic-ai-backend's console tools. When b is a scope with permissions, the
+// kill_shell and list_shells, as pydantic-ai-backend's console tools, and send_input. When b is a scope with permissions, the
 // tools they deny outright are left out, and refused calls are tool errors
 // saying why (see agentbackend.Permissions).
 //

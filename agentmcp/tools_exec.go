@@ -42,7 +42,7 @@ var allSpecs = []*spec{
 	listDirectorySpec, listDirectoryWithSizesSpec, directoryTreeSpec,
 	moveFileSpec, searchFilesSpec, getFileInfoSpec, listAllowedDirectoriesSpec,
 	execSpec, grepSpec,
-	runInBackgroundSpec, readOutputSpec, killShellSpec, listShellsSpec,
+	runInBackgroundSpec, readOutputSpec, sendInputSpec, killShellSpec, listShellsSpec,
 }
 
 // execCommand runs a command as agent-backend's daemon does: stdout,

@@ -87,7 +87,7 @@ func newExecEnv(local *ab.LocalBackend, cfg Config, log *slog.Logger) (execEnv, 
 // for a scope that has none yet), which must stay open until the command
 // has started. sandbox.Command sets HOME and PWD to the working directory
 // as the command sees it.
-func (e *execEnv) command(command, term string, j *jail) (*exec.Cmd, *os.File, error) {
+func (e *execEnv) command(command, term string, terminal bool, j *jail) (*exec.Cmd, *os.File, error) {
 	root, done, err := j.dir(true)
 	if err != nil {
 		return nil, nil, jailErr(err)
@@ -100,7 +100,7 @@ func (e *execEnv) command(command, term string, j *jail) (*exec.Cmd, *os.File, e
 	env := make([]string, 0, len(e.env)+1)
 	env = append(env, e.env...)
 	env = append(env, "TERM="+term)
-	s := sandbox.Spec{Shell: e.shell, Command: command, Root: j.real, Cwd: ".", Env: env, Bwrap: e.bwrap}
+	s := sandbox.Spec{Shell: e.shell, Command: command, Root: j.real, Cwd: ".", Env: env, Bwrap: e.bwrap, Terminal: terminal}
 	if e.bwrap != nil {
 		s.Mount, s.RootFD = j.abs("."), dir // clients name the configured spelling
 		if e.netRules != nil {

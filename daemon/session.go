@@ -32,8 +32,8 @@ type session struct {
 	mu         sync.Mutex
 	background bool // the client asked for a background process: no exec slot
 	proc       *sandbox.Process
-	tty        *os.File // the pseudo-terminal's controlling side, when the command has one
-	pty        bool     // the client asked for a terminal
+	tty        *sandbox.Process // the command, when it has a terminal
+	pty        bool             // the client asked for a terminal
 }
 
 // session serves a session channel's requests until the channel is closed,
@@ -106,6 +106,8 @@ func (s *session) program(req *ssh.Request) func() {
 			return s.serveSFTP
 		case SearchSubsystem:
 			return s.serveSearch
+		case WatchSubsystem:
+			return s.serveWatch
 		}
 		return nil
 	}
@@ -142,9 +144,9 @@ func (s *session) run(command string) {
 		defer func() { <-s.cs.execs }()
 	}
 	var code int
-	cmd, dir, err := s.d.exec.command(command, s.term, s.jail)
+	cmd, dir, err := s.d.exec.command(command, s.term, pty, s.jail)
 	if err == nil {
-		if pty && havePTY {
+		if pty {
 			code, err = s.runTerminal(cmd, dir)
 		} else {
 			code, err = s.runPiped(cmd, dir)
@@ -300,7 +302,7 @@ func (s *session) windowChange(payload []byte) bool {
 	defer s.mu.Unlock()
 	s.cols, s.rows = p.Cols, p.Rows
 	if s.tty != nil {
-		_ = setWinsize(s.tty, p.Cols, p.Rows)
+		_ = s.tty.Resize(termSize(p.Cols, p.Rows))
 	}
 	return true
 }

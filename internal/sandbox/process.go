@@ -41,7 +41,8 @@ type Process struct {
 	cause  error // why Kill killed a running command
 
 	attached  io.Closer     // what an Attacher returned, closed by Wait
-	outputs   []*os.File    // read ends of the output pipes
+	term      *os.File      // the terminal's controlling side (StartTerminal); also in outputs
+	outputs   []*os.File    // read ends of the output pipes, or the terminal
 	copying   atomic.Int32  // copiers still running
 	copiesEnd chan struct{} // closed by the last copier
 }
@@ -54,12 +55,22 @@ type Process struct {
 // the copying to it, not the command. It closes cmd.ExtraFiles, started or
 // not (the child has its copies).
 func Start(cmd *exec.Cmd, stdout, stderr io.Writer) (*Process, error) {
+	return start(cmd, stdout, stderr, nil, nil)
+}
+
+// isBwrap reports whether cmd runs bubblewrap (Command under a Bwrap).
+func isBwrap(cmd *exec.Cmd) bool { return len(cmd.Args) > 0 && cmd.Args[0] == "bwrap" }
+
+// start is Start; with term (a terminal's controlling side, which cmd's
+// standard streams are the other side of) the command's output is read
+// from term and copied to termOut.
+func start(cmd *exec.Cmd, stdout, stderr io.Writer, term *os.File, termOut io.Writer) (*Process, error) {
 	att := takeAttachment(cmd)
 	defer Release(cmd)
 	if att != nil && att.err != nil {
 		return nil, att.err
 	}
-	p := &Process{cmd: cmd, sandboxed: len(cmd.Args) > 0 && cmd.Args[0] == "bwrap"}
+	p := &Process{cmd: cmd, sandboxed: isBwrap(cmd), term: term}
 	var parentEnds, childEnds []*os.File
 	closeAll := func() {
 		for _, f := range append(parentEnds, childEnds...) {
@@ -118,13 +129,18 @@ func Start(cmd *exec.Cmd, stdout, stderr io.Writer) (*Process, error) {
 	}
 	p.pid = cmd.Process.Pid
 	p.copiesEnd = make(chan struct{})
+	writers := []io.Writer{stdout, stderr}
+	if term != nil {
+		parentEnds = append(parentEnds, term)
+		writers = append(writers, termOut)
+	}
 	for _, r := range parentEnds {
 		if r != nil {
 			p.outputs = append(p.outputs, r)
 			p.copying.Add(1) // all counted before any copier can finish
 		}
 	}
-	for i, w := range []io.Writer{stdout, stderr} {
+	for i, w := range writers {
 		if r := parentEnds[i]; r != nil {
 			go p.copy(r, w)
 		}
@@ -197,12 +213,37 @@ func (p *Process) Signal(sig syscall.Signal) bool {
 	if p.reaped || p.exited {
 		return false
 	}
+	if p.term != nil {
+		return p.signalTerminal(sig)
+	}
 	if p.sandboxed && sig != syscall.SIGKILL {
 		if init := childOf(p.pid); init > 0 {
 			return syscall.Kill(-init, sig) == nil
 		}
 	}
 	return syscall.Kill(-p.pid, sig) == nil
+}
+
+// signalTerminal sends sig to a command with a terminal: to its shell's
+// process group, and to the terminal's foreground process group when that
+// is another (a job of an interactive shell). The shell leads a session
+// of its own: on the host it is the command's process, under bubblewrap
+// the child of the sandbox's init. p.mu is held.
+func (p *Process) signalTerminal(sig syscall.Signal) bool {
+	shell := p.pid
+	if p.sandboxed && sig != syscall.SIGKILL {
+		if init := childOf(p.pid); init > 0 {
+			shell = init // until setsid(1) runs, the sandbox is still starting
+			if c := childOf(init); c > 0 {
+				shell = c
+			}
+		}
+	}
+	ok := syscall.Kill(-shell, sig) == nil
+	if fg := p.foreground(); fg > 0 && fg != shell {
+		ok = syscall.Kill(-fg, sig) == nil || ok
+	}
+	return ok
 }
 
 // KillCause returns the cause given to the first Kill that found the command

@@ -17,10 +17,12 @@
 package sandbox
 
 import (
+	"errors"
 	"os"
 	"os/exec"
 	"path"
 	"strconv"
+	"sync"
 )
 
 // WorkspaceDir is where the workspace appears inside the bubblewrap sandbox.
@@ -71,6 +73,11 @@ type Spec struct {
 	// network namespace before the command runs (see Attacher); ignored
 	// on the host.
 	Attach Attacher
+	// Terminal prepares the command for StartTerminal: under bubblewrap
+	// the shell is started by setsid(1) with --ctty, so that inside the
+	// sandbox it leads a session of its own whose controlling terminal is
+	// the pseudo-terminal (see StartTerminal).
+	Terminal bool
 }
 
 // Mask is a path of the workspace that the sandbox shows differently from
@@ -144,10 +151,17 @@ func Command(s Spec) *exec.Cmd {
 			extra, files, att = prepareAttach(s.Attach, extra, files, firstFileFD)
 		}
 		extra = append(extra, "--chdir", dir)
-		cmd = s.Bwrap.command(extra, s.Shell, s.Command)
+		argv := []string{s.Shell, "-c", s.Command}
+		if s.Terminal {
+			argv = append([]string{setsidPath(), "--ctty", "--wait"}, argv...)
+		}
+		cmd = s.Bwrap.command(extra, argv...)
 		cmd.ExtraFiles = append(cmd.ExtraFiles, files...)
 		if att != nil {
 			attachments.Store(cmd, att)
+		}
+		if s.Terminal && setsidPath() == "" {
+			cmd.Err = ErrNoSetsid // Start fails with it, and runs nothing
 		}
 	} else {
 		for _, m := range s.Masks {
@@ -176,4 +190,24 @@ func Release(cmd *exec.Cmd) {
 		}
 	}
 	cmd.ExtraFiles = nil
+}
+
+// ErrNoSetsid is the error of StartTerminal under bubblewrap when no
+// setsid(1) (util-linux) is found in the host's /usr/bin or /bin.
+var ErrNoSetsid = errors.New("sandbox: a terminal under bubblewrap needs setsid(1) from util-linux in /usr/bin or /bin")
+
+// setsidPath returns the path of setsid(1) on the host, which the sandbox
+// sees at the same place, or "" when there is none.
+var setsidPath = sync.OnceValue(func() string {
+	for _, p := range []string{"/usr/bin/setsid", "/bin/setsid"} {
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() {
+			return p
+		}
+	}
+	return ""
+})
+
+// TermSize is a terminal's size in character cells.
+type TermSize struct {
+	Rows, Cols uint16
 }
