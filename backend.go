@@ -178,6 +178,9 @@ type ExecOptions struct {
 	// masker computes what a scope's permissions hide or protect in the
 	// sandbox (see permissions_sandbox.go).
 	masker masker
+	// network is the part of the scope the command runs through in its
+	// network decisions (see permissions_network.go).
+	network *netGate
 }
 
 // ExecResult is what a finished command produced.

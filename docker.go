@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"path"
 	"strings"
@@ -85,6 +86,21 @@ type DockerConfig struct {
 	// created with `docker network create`, or "host" (the host's own
 	// network stack, services on its loopback interface included). Empty
 	// means none: the container has a loopback interface and no route out.
+	//
+	// An allow-list, "allow:" and host entries as for LocalConfig.Network
+	// (see Network), creates the container without a network and binds a
+	// filtering proxy inside its network namespace, at 127.0.0.1:3128,
+	// for the container's life; HTTP_PROXY, HTTPS_PROXY and ALL_PROXY (and
+	// their lower-case forms) in the container's environment point there.
+	// The proxy decides as LocalBackend's does, except that every command
+	// of the container shares it: the network rules of a scope's
+	// Permissions do not apply (the scope logs that once), and decisions
+	// go to Logger. It needs the engine on this host (the proxy enters the
+	// container's namespace from here: a remote DOCKER_HOST is
+	// MISSING_UTILITIES), root (CAP_SYS_ADMIN), a container the backend
+	// creates (not ContainerID) and a runtime that uses the kernel's
+	// network namespaces (not gVisor: OCIRuntime "runsc" is
+	// INVALID_CONFIGURATION).
 	Network string
 	// Capabilities are the Linux capabilities the container's processes may
 	// hold ("CHOWN" or "CAP_CHOWN"); every other one is dropped. Nil means
@@ -122,6 +138,10 @@ type DockerConfig struct {
 	// Background bounds what the backend keeps of its background processes
 	// (see Start); the zero value means the defaults.
 	Background ProcessConfig
+
+	// Logger receives the decisions of an allow-list Network's proxy
+	// (refusals at Info); nil means slog.Default().
+	Logger *slog.Logger
 
 	// Client is the Engine API client to use; Close does not close it. Nil
 	// makes one from the environment (DOCKER_HOST, DOCKER_TLS_VERIFY, ...)
@@ -173,7 +193,8 @@ type dockerCore struct {
 	allowDang bool
 	safety    *SafetyPolicy
 	shells    *dockerShells
-	bg        *processTable // background processes (Start)
+	bg        *processTable  // background processes (Start)
+	network   *dockerNetwork // an allow-list Network's proxy; nil for any other network
 }
 
 var (
@@ -194,6 +215,10 @@ func NewDocker(ctx context.Context, cfg DockerConfig) (*DockerBackend, error) {
 	if err != nil {
 		return nil, err
 	}
+	network, err := newDockerNetwork(&cfg)
+	if err != nil {
+		return nil, err
+	}
 	b := &DockerBackend{dockerCore: &dockerCore{
 		bg:        newProcessTable(bg),
 		cli:       cfg.Client,
@@ -202,6 +227,7 @@ func NewDocker(ctx context.Context, cfg DockerConfig) (*DockerBackend, error) {
 		maxOutput: cfg.MaxOutputLength,
 		allowDang: cfg.AllowDangerous,
 		safety:    cfg.Safety,
+		network:   network,
 	}}
 	if b.maxOutput == 0 {
 		b.maxOutput = dockerDefaultMaxOutput
@@ -282,6 +308,11 @@ func (b *DockerBackend) setUp(ctx context.Context, cfg DockerConfig) error {
 		if err := b.createContainer(ctx, cfg, image); err != nil {
 			return err
 		}
+		if b.network != nil {
+			if err := b.network.attach(ctx, b.cli, b.id); err != nil {
+				return err
+			}
+		}
 	}
 	b.shells = newDockerShells(func(ctx context.Context) (*dockerShell, error) {
 		return startDockerShell(ctx, b.cli, b.id, b.user)
@@ -301,6 +332,7 @@ func (b *DockerBackend) setUp(ctx context.Context, cfg DockerConfig) error {
 // tearDown releases what NewDocker acquired, after a failure or on Close.
 func (b *DockerBackend) tearDown() error {
 	var errs []error
+	b.network.close()
 	if b.shells != nil {
 		b.shells.close()
 	}

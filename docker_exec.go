@@ -169,7 +169,7 @@ func (b *DockerBackend) prepareExec(op, command string, o *ExecOptions) (cwd str
 		}
 		cwd = joinRoot(b.root, rel)
 	}
-	env := mergeEnv(b.env, o.Env)
+	env := b.network.withProxy(mergeEnv(b.env, o.Env))
 	envList = make([]string, 0, len(env)+1)
 	for _, k := range slices.Sorted(maps.Keys(env)) {
 		if k != "HOME" {

@@ -157,6 +157,9 @@ func (b *LocalBackend) command(ctx context.Context, op, command string, o *ExecO
 	}
 	spec := sandbox.Spec{Shell: b.shell, Command: command, Root: b.root, Cwd: cwd, Env: env, Bwrap: b.bwrap, Terminal: term != nil}
 	if b.bwrap != nil {
+		if b.netRules != nil {
+			b.proxied(&spec, command, o.network)
+		}
 		spec.RootFD = d.file
 		if spec.Masks, err = b.sandboxMasks(ctx, d, o.masker); err != nil {
 			b.done(d)

@@ -268,7 +268,10 @@ func (s *ScopedBackend) denied(op string, pc pathCheck, v verdict, real string, 
 func (s *ScopedBackend) refused(op string, a Access, p, command string, v verdict, resolved string, dec Decision, remembered bool, err error) error {
 	d := &Denial{Access: a, Path: v.subject, Resolved: resolved, Command: command, Scope: v.layer.root,
 		Rule: ruleOf(v.layer, a.index(), v.rule), Asked: true, Decision: dec, Remembered: remembered, Err: err}
-	if command != "" {
+	switch {
+	case a == AccessNetwork:
+		d.Host, d.Path = p, ""
+	case command != "":
 		d.Path = ""
 	}
 	code := CodePermissionDenied

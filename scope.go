@@ -99,6 +99,7 @@ type ScopedBackend struct {
 	rootReady atomic.Bool
 
 	unmaskedOnce sync.Once // maskExec's warning that commands escape the permissions
+	unnettedOnce sync.Once // netExec's warning that the network rules do not apply
 
 	procMu sync.Mutex
 	procs  map[string]*Process // background processes started through this scope

@@ -89,7 +89,7 @@ func newServer(opts *Options, filter toolFilter, toolsetOf func(context.Context)
 		&mcp.ServerOptions{Logger: logger})
 	for _, sp := range allSpecs {
 		if filter.serves(sp) {
-			s.AddTool(sp.mcpTool(), mcpHandler(sp, toolsetOf))
+			s.AddTool(sp.mcpToolFor(filter), mcpHandler(sp, toolsetOf))
 		}
 	}
 	return s
@@ -108,6 +108,19 @@ func (s *spec) mcpTool() *mcp.Tool {
 			InputSchema: s.input.parsed, OutputSchema: s.output.parsed}
 	})
 	return s.tool
+}
+
+// mcpToolFor is the MCP definition of the tool for a backend with filter
+// f: the shared one, or a copy with the description that says what the
+// backend's commands reach.
+func (s *spec) mcpToolFor(f toolFilter) *mcp.Tool {
+	t := s.mcpTool()
+	if d := s.description(f); d != t.Description {
+		c := *t
+		c.Description = d
+		return &c
+	}
+	return t
 }
 
 // mcpHandler runs the tool for an MCP call: the text as content and as

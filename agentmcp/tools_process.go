@@ -29,7 +29,7 @@ var (
 			"and read_output shows what the terminal shows. Without it, a process that waits for input gets none.",
 		input: mustSchema(runInBackgroundSchema), output: textOutput,
 		ann: Annotations{Destructive: true, OpenWorld: true},
-		bg:  true,
+		bg:  true, runs: true,
 		run: runInBackground,
 	}
 	readOutputSpec = &spec{

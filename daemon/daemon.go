@@ -67,7 +67,11 @@ type Config struct {
 	// serves the whole RootDir over SFTP whatever its scope.)
 	ScopePath string
 	// Isolation, Shell and Network configure commands as for LocalBackend
-	// (SSH sessions included); the zero values are auto, auto and none.
+	// (SSH sessions included); the zero values are auto, auto and none. An
+	// allow-list Network (see agentbackend.Network) gives every command,
+	// MCP's and SSH's, a filtering proxy of its own; its decisions go to
+	// Logger, and for POST /mcp the Network policy of Permissions applies
+	// too (an Ask is denied: nobody can answer over HTTP).
 	Isolation ab.Isolation
 	Shell     ab.Shell
 	Network   ab.Network
@@ -204,7 +208,7 @@ func New(cfg Config) (*Daemon, error) {
 	if d.scope != "" {
 		d.sessionJail = d.jail.scoped(d.scope)
 	}
-	if d.exec, err = newExecEnv(local, cfg); err != nil {
+	if d.exec, err = newExecEnv(local, cfg, d.log); err != nil {
 		return fail(err)
 	}
 	d.hostKey = cfg.HostKey

@@ -97,11 +97,14 @@ func parseDaemonArgs(args []string) (*daemonConfig, error) {
 		case "--network":
 			var v string
 			if v, err = value(); err == nil {
-				switch ab.Network(v) {
-				case ab.NetworkNone, ab.NetworkHost:
-					cfg.Network = ab.Network(v)
+				n, perr := ab.ParseNetwork(v)
+				switch {
+				case strings.TrimSpace(v) == "":
+					err = usagef("invalid network mode %q (valid modes: none, host, allow:<host>,<host>,...)", v)
+				case perr != nil:
+					err = usagef("invalid network mode %q: %v", v, perr)
 				default:
-					err = usagef("invalid network mode %q (valid modes: none, host)", v)
+					cfg.Network = n
 				}
 			}
 		case "--shell":

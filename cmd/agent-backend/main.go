@@ -1,7 +1,7 @@
 // Command agent-backend is the agent-backend CLI.
 //
 //	agent-backend daemon --rootDir DIR [--scopePath P] [--isolation auto|bwrap|software|none]
-//	                     [--network none|host] [--shell bash|sh|auto] [--permissions FILE] --local-only
+//	                     [--network none|host|allow:<hosts>] [--shell bash|sh|auto] [--permissions FILE] --local-only
 //
 // serves the workspace DIR as MCP tools (the MCP filesystem server's tools
 // plus exec and grep; see package agentmcp) on standard input and output,
@@ -125,13 +125,19 @@ Workspace:
                              warning); software isolation is a heuristic
                              command filter that a determined command
                              defeats, not a sandbox
-  --network <mode>           none|host: what bwrap-sandboxed commands reach
-                             (default none: a loopback of their own; host:
-                             the host's network, its local services too)
+  --network <mode>           none|host|allow:<hosts>: what bwrap-sandboxed
+                             commands reach (default none: a loopback of
+                             their own; host: the host's network, its local
+                             services too; allow:github.com,*.pypi.org,...:
+                             only those hosts (ports 80 and 443 unless
+                             host:port or host:*), through a filtering HTTP
+                             proxy the daemon runs for each command; needs
+                             root)
   --shell <shell>            bash|sh|auto (default auto: bash if present)
   --permissions <file>       a JSON permission policy: per access (read,
-                             list, search, write, delete, exec) a default
-                             and rules {"pattern", "action", "reason"} with
+                             list, search, write, delete, exec, network) a
+                             default and rules {"pattern", "action",
+                             "reason"} with
                              actions allow|deny|ask, e.g.
                              {"write": {"default": "deny", "rules":
                                [{"pattern": "src/**", "action": "allow"}]},

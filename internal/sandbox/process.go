@@ -40,6 +40,7 @@ type Process struct {
 	reaped bool  // the shell is reaped: the id may belong to someone else, never signal it
 	cause  error // why Kill killed a running command
 
+	attached  io.Closer     // what an Attacher returned, closed by Wait
 	term      *os.File      // the terminal's controlling side (StartTerminal); also in outputs
 	outputs   []*os.File    // read ends of the output pipes, or the terminal
 	copying   atomic.Int32  // copiers still running
@@ -66,7 +67,11 @@ func isBwrap(cmd *exec.Cmd) bool { return len(cmd.Args) > 0 && cmd.Args[0] == "b
 // standard streams are the other side of) the command's output is read
 // from term and copied to termOut.
 func start(cmd *exec.Cmd, stdout, stderr io.Writer, term *os.File, termOut io.Writer) (*Process, error) {
+	att := takeAttachment(cmd)
 	defer Release(cmd)
+	if att != nil && att.err != nil {
+		return nil, att.err
+	}
 	p := &Process{cmd: cmd, sandboxed: isBwrap(cmd), term: term}
 	var parentEnds, childEnds []*os.File
 	closeAll := func() {
@@ -112,6 +117,11 @@ func start(cmd *exec.Cmd, stdout, stderr io.Writer, term *os.File, termOut io.Wr
 			f.Close() // the child has its copies
 		}
 	}
+	if err == nil && att != nil {
+		err = p.attach(att)
+	} else if att != nil {
+		att.close()
+	}
 	if err != nil {
 		for _, f := range parentEnds {
 			if f != nil {
@@ -139,6 +149,22 @@ func start(cmd *exec.Cmd, stdout, stderr io.Writer, term *os.File, termOut io.Wr
 		}
 	}
 	return p, nil
+}
+
+// attach runs the Attacher of a started sandbox and lets its command run;
+// when the Attacher fails, the sandbox is killed and reaped before its
+// command can start.
+func (p *Process) attach(att *attachment) error {
+	closer, err := att.run(p.cmd.Process.Pid)
+	if err != nil {
+		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		_ = p.cmd.Wait()
+		att.close() // only now: bubblewrap runs the command when the pipe ends
+		return err
+	}
+	p.attached = closer
+	att.unblock()
+	return nil
 }
 
 // Pid returns the process id of the command (the shell, or bwrap), which is
@@ -269,6 +295,9 @@ func (p *Process) Wait() (*os.ProcessState, error) {
 	}
 	if p.reap != nil {
 		p.reap.finish()
+	}
+	if p.attached != nil {
+		p.attached.Close()
 	}
 	p.finishOutput()
 	if err != nil && p.cmd.ProcessState == nil {

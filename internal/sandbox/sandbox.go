@@ -69,6 +69,10 @@ type Spec struct {
 	// read-only, parents before children; ignored on the host. Command
 	// takes ownership of their files.
 	Masks []Mask
+	// Attach, under bubblewrap, is called by Start with the sandbox's
+	// network namespace before the command runs (see Attacher); ignored
+	// on the host.
+	Attach Attacher
 	// Terminal prepares the command for StartTerminal: under bubblewrap
 	// the shell is started by setsid(1) with --ctty, so that inside the
 	// sandbox it leads a session of its own whose controlling terminal is
@@ -130,9 +134,10 @@ func (s *Spec) Dir() string {
 // Setctty: the session leader is a group leader too, so killing the group
 // still works.
 //
-// Under bubblewrap, cmd.ExtraFiles holds the sandbox's seccomp program and
-// the files of the masks: Start closes them once the child has its
-// copies; a command that is never started must be given to Release.
+// Under bubblewrap, cmd.ExtraFiles holds the sandbox's seccomp program, the
+// files of the masks and the pipes of an Attacher: Start closes them once
+// the child has its copies; a command that is never started must be given
+// to Release.
 func Command(s Spec) *exec.Cmd {
 	dir := s.Dir()
 	var cmd *exec.Cmd
@@ -148,6 +153,10 @@ func Command(s Spec) *exec.Cmd {
 			extra = append(extra, "--bind", s.Root, s.mount())
 		}
 		extra, files = appendMasks(extra, s.mount(), s.Masks, files, firstFileFD)
+		var att *attachment
+		if s.Attach != nil {
+			extra, files, att = prepareAttach(s.Attach, extra, files, firstFileFD)
+		}
 		extra = append(extra, "--chdir", dir)
 		argv := []string{s.Shell, "-c", s.Command}
 		if s.Terminal {
@@ -155,6 +164,9 @@ func Command(s Spec) *exec.Cmd {
 		}
 		cmd = s.Bwrap.command(extra, argv...)
 		cmd.ExtraFiles = append(cmd.ExtraFiles, files...)
+		if att != nil {
+			attachments.Store(cmd, att)
+		}
 		if s.Terminal && setsidPath() == "" {
 			cmd.Err = ErrNoSetsid // Start fails with it, and runs nothing
 		}
@@ -176,6 +188,9 @@ func Command(s Spec) *exec.Cmd {
 // Release closes the files Command gave a command that will not be
 // started (Start closes them itself).
 func Release(cmd *exec.Cmd) {
+	if a := takeAttachment(cmd); a != nil {
+		a.close()
+	}
 	for _, f := range cmd.ExtraFiles {
 		if f != nil {
 			f.Close()
