@@ -26,6 +26,7 @@ import (
 
 // remoteOp is what a file operation works with.
 type remoteOp struct {
+	ctx   context.Context
 	b     *RemoteBackend // the backend or scope view it works for
 	c     *remoteConn
 	sc    *sftp.Client
@@ -63,11 +64,11 @@ func (b *RemoteBackend) do(ctx context.Context, code Code, op, p string, fn func
 	if err != nil {
 		return err
 	}
-	sc, posix, err := c.sftpClient(b)
+	sc, posix, err := c.sftpClient(ctx, b)
 	if err != nil {
 		return b.fail(c, code, op, p, err)
 	}
-	o := &remoteOp{b: b, c: c, sc: sc, posix: posix}
+	o := &remoteOp{ctx: ctx, b: b, c: c, sc: sc, posix: posix}
 	if ctx.Done() == nil {
 		return b.fail(c, code, op, p, fn(o))
 	}
@@ -202,7 +203,7 @@ func (b *RemoteBackend) Read(ctx context.Context, p string) ([]byte, error) {
 		}
 		if fi.Size() >= bulkSize {
 			f.Close()
-			bulk, err := o.c.bulkSession(o.b)
+			bulk, err := o.c.bulkSession(o.ctx, o.b)
 			if err != nil {
 				return err
 			}
@@ -298,7 +299,7 @@ func (o *remoteOp) writeSmall(tmp string, data []byte, stat func()) error {
 func (o *remoteOp) writeBulk(tmp string, data []byte, stat func()) error {
 	var wg sync.WaitGroup
 	wg.Go(stat)
-	bulk, err := o.c.bulkSession(o.b)
+	bulk, err := o.c.bulkSession(o.ctx, o.b)
 	if err == nil {
 		err = bulk.WriteFile(tmp, sftpbulk.FlagWrite|sftpbulk.FlagCreat|sftpbulk.FlagExcl, data)
 	}

@@ -46,6 +46,7 @@ import (
 const (
 	DefaultPort               = 3001
 	DefaultMaxBodyBytes       = 32 << 20 // a POST /mcp body (a write_file of a large file fits)
+	DefaultMaxConnections     = 1024     // WebSocket /ssh clients connected at once
 	DefaultMaxSessionsPerConn = 64       // SSH channels open at once on one connection (the reference client stays under 50)
 	DefaultMaxExecsPerConn    = 16       // commands running at once on one connection; more wait their turn
 	DefaultShutdownTimeout    = 10 * time.Second
@@ -99,8 +100,16 @@ type Config struct {
 	// MaxBodyBytes bounds a POST /mcp request body; 0 means
 	// DefaultMaxBodyBytes.
 	MaxBodyBytes int64
+	// MaxConnections bounds the WS /ssh clients connected at once; 0 means
+	// DefaultMaxConnections. One more is answered 503 Service Unavailable
+	// with the JSON body {"error":"Too many connections","message":...}
+	// and Retry-After, before the upgrade (RemoteBackend reports it as
+	// RESOURCE_LIMIT). POST /mcp requests do not count.
+	MaxConnections int
 	// MaxSessionsPerConn bounds the SSH channels one connection may have
-	// open at once (more are refused); 0 means DefaultMaxSessionsPerConn.
+	// open at once; 0 means DefaultMaxSessionsPerConn. One more is refused
+	// with the SSH reason "resource shortage" and a message naming the
+	// limit; RemoteBackend then opens another connection for it.
 	MaxSessionsPerConn int
 	// MaxExecsPerConn bounds the commands one connection may run at once
 	// (more wait for one to end); 0 means DefaultMaxExecsPerConn.
@@ -145,8 +154,11 @@ type Daemon struct {
 	sshServer *ssh.ServerConfig
 	mcpServer http.Handler
 
+	trim *trimmer // returns memory to the OS after clients leave
+
 	mu       sync.Mutex
 	conns    map[*wsnet.Conn]struct{} // live WebSocket clients
+	admitted int                      // WS /ssh clients admitted (upgrading or live), for MaxConnections
 	stopping bool
 	connWG   sync.WaitGroup // one per live WebSocket client
 	closed   bool
@@ -219,6 +231,7 @@ func New(cfg Config) (*Daemon, error) {
 	}
 	d.mcpServer = d.mcpHandler()
 	d.handler = d.routes()
+	d.trim = startTrimmer()
 	return d, nil
 }
 
@@ -345,6 +358,7 @@ func (d *Daemon) Close() error {
 	}
 	d.closed = true
 	d.mu.Unlock()
+	d.trim.close()
 	return errors.Join(d.local.Close(), d.jail.close())
 }
 
@@ -398,4 +412,30 @@ func (d *Daemon) untrack(c *wsnet.Conn) {
 	delete(d.conns, c)
 	d.mu.Unlock()
 	d.connWG.Done()
+}
+
+// admit reserves a place for one more WS /ssh client, or reports false
+// when MaxConnections are there already. release gives it back.
+func (d *Daemon) admit() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.admitted >= d.maxConnections() {
+		return false
+	}
+	d.admitted++
+	return true
+}
+
+func (d *Daemon) release() {
+	d.mu.Lock()
+	d.admitted--
+	d.mu.Unlock()
+	d.trim.clientLeft()
+}
+
+func (d *Daemon) maxConnections() int {
+	if d.cfg.MaxConnections > 0 {
+		return d.cfg.MaxConnections
+	}
+	return DefaultMaxConnections
 }

@@ -76,6 +76,9 @@ func runHTTP(ctx context.Context, cfg *daemonConfig, stderr io.Writer) error {
 		DisableSSHWS:         cfg.DisableSSHWS,
 		Permissions:          cfg.Permissions,
 		HostKeyPath:          cfg.SSHHostKey,
+		MaxConnections:       cfg.MaxConnections,
+		MaxSessionsPerConn:   cfg.MaxSessionsPerConn,
+		MaxExecsPerConn:      cfg.MaxExecsPerConn,
 		Logger:               slog.New(slog.NewTextHandler(stderr, nil)),
 	}, net.JoinHostPort(cfg.Bind, strconv.Itoa(cfg.Port)))
 }
