@@ -7,6 +7,8 @@ import (
 	"os"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/agentbackend/agentbackend/internal/tmpfile"
 )
 
 // openDir opens the directory at rel through the os.Root (which resolves
@@ -60,13 +62,16 @@ func (d localDir) list(context.Context) ([]FileInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	infos := make([]FileInfo, len(entries))
-	for i, e := range entries {
+	infos := make([]FileInfo, 0, len(entries))
+	for _, e := range entries {
+		if tmpfile.Is(e.Name()) {
+			continue // a write in flight (see Write)
+		}
 		mode := e.Type()
 		if mode.IsRegular() {
 			mode |= 0o644 // permission bits are not in the listing; searches need only the type
 		}
-		infos[i] = FileInfo{Name: e.Name(), Mode: mode, IsDir: e.IsDir()}
+		infos = append(infos, FileInfo{Name: e.Name(), Mode: mode, IsDir: e.IsDir()})
 	}
 	return infos, nil
 }

@@ -39,6 +39,7 @@ import (
 	ab "github.com/agentbackend/agentbackend"
 	"github.com/agentbackend/agentbackend/agentmcp"
 	"github.com/agentbackend/agentbackend/internal/pathjail"
+	"github.com/agentbackend/agentbackend/internal/tmpfile"
 	"github.com/agentbackend/agentbackend/internal/wsnet"
 )
 
@@ -154,7 +155,9 @@ type Daemon struct {
 	sshServer *ssh.ServerConfig
 	mcpServer http.Handler
 
-	trim *trimmer // returns memory to the OS after clients leave
+	trim    *trimmer       // returns memory to the OS after clients leave
+	sweep   func()         // stops the sweep of stale temporary files and waits for it
+	pending *pendingWrites // the unnamed temporary files of SFTP writes in flight
 
 	mu       sync.Mutex
 	conns    map[*wsnet.Conn]struct{} // live WebSocket clients
@@ -169,7 +172,7 @@ func New(cfg Config) (*Daemon, error) {
 	if strings.TrimSpace(cfg.RootDir) == "" {
 		return nil, errors.New("daemon: RootDir is required")
 	}
-	d := &Daemon{cfg: cfg, log: cfg.Logger, conns: make(map[*wsnet.Conn]struct{})}
+	d := &Daemon{cfg: cfg, log: cfg.Logger, conns: make(map[*wsnet.Conn]struct{}), pending: newPendingWrites()}
 	if d.log == nil {
 		d.log = slog.Default()
 	}
@@ -232,6 +235,7 @@ func New(cfg Config) (*Daemon, error) {
 	d.mcpServer = d.mcpHandler()
 	d.handler = d.routes()
 	d.trim = startTrimmer()
+	d.sweep = d.startSweep()
 	return d, nil
 }
 
@@ -359,6 +363,7 @@ func (d *Daemon) Close() error {
 	d.closed = true
 	d.mu.Unlock()
 	d.trim.close()
+	d.sweep()
 	return errors.Join(d.local.Close(), d.jail.close())
 }
 
@@ -393,6 +398,28 @@ func Run(ctx context.Context, cfg Config, addr string) error {
 	defer stop()
 	d.logStart(lns)
 	return d.serve(ctx, lns)
+}
+
+// startSweep removes, in the background, the temporary files that writers
+// killed before their rename left in the workspace (a daemon killed in the
+// instant a write takes its place, or mid-write on a file system without
+// O_TMPFILE): those unchanged since the daemon started (see
+// internal/tmpfile). It returns the function that stops it.
+func (d *Daemon) startSweep() (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	started := time.Now()
+	go func() {
+		defer close(done)
+		n, err := tmpfile.Sweep(ctx, d.jail.root, started)
+		if n > 0 || (err != nil && ctx.Err() == nil) {
+			d.log.Info("removed temporary files left by interrupted writes", "count", n, "err", err)
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
 }
 
 // track registers a WebSocket client; it fails once shutdown has begun.

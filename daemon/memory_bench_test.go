@@ -7,10 +7,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,43 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	ab "github.com/agentbackend/agentbackend"
-	"github.com/agentbackend/agentbackend/internal/testenv"
 )
-
-// cliDaemon is the built CLI's HTTP daemon, running as a process of its
-// own, so that its memory can be read apart from its clients'.
-type cliDaemon struct {
-	cmd  *exec.Cmd
-	root string
-	port int
-	log  bytes.Buffer
-}
-
-// startCLIDaemon starts `agent-backend daemon` on a free loopback port with
-// args and waits until /health answers. It is stopped (SIGTERM) when tb ends.
-func startCLIDaemon(tb testing.TB, args ...string) *cliDaemon {
-	tb.Helper()
-	p := &cliDaemon{root: tb.TempDir(), port: freePort(tb)}
-	args = append([]string{"daemon", "--rootDir", p.root, "--port", strconv.Itoa(p.port), "--isolation", "none",
-		"--ssh-host-key", filepath.Join(tb.TempDir(), "key")}, args...)
-	p.cmd = exec.Command(testenv.BuildCLI(tb), args...)
-	p.cmd.Stderr = &p.log
-	require.NoError(tb, p.cmd.Start())
-	tb.Cleanup(func() {
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
-		_ = p.cmd.Wait()
-	})
-	client := &http.Client{Transport: &http.Transport{}}
-	defer client.CloseIdleConnections()
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		resp, err := client.Get(fmt.Sprintf("http://127.0.0.1:%d/health", p.port))
-		if err == nil {
-			resp.Body.Close()
-			return p
-		}
-		require.True(tb, time.Now().Before(deadline), "daemon not up: %v\n%s", err, p.log.String())
-	}
-}
 
 // procStatus reads the fields of /proc/<pid>/status (kB values in bytes).
 func (p *cliDaemon) procStatus(tb testing.TB) map[string]int64 {

@@ -122,7 +122,7 @@ func (s *session) program(req *ssh.Request) func() {
 // serveSFTP serves the SFTP subsystem on the channel until the client
 // closes it.
 func (s *session) serveSFTP() {
-	srv := sftp.NewRequestServer(s.ch, sftpHandlers{s.jail}.handlers())
+	srv := sftp.NewRequestServer(s.ch, sftpHandlers{j: s.jail, pending: s.d.pending, owner: s.cs}.handlers())
 	err := srv.Serve()
 	srv.Close()
 	if err != nil && err != io.EOF {

@@ -115,5 +115,6 @@ func (d *Daemon) serveConn(conn *wsnet.Conn, remote string) {
 		})
 	}
 	wg.Wait()
+	d.pending.dropConn(cs)
 	d.log.Debug("ssh connection closed", "remote", remote)
 }
