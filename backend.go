@@ -165,6 +165,10 @@ type ExecOptions struct {
 	// Timeout, if positive, bounds the run; when it expires every process
 	// the command started is killed.
 	Timeout time.Duration
+
+	// masker computes what a scope's permissions hide or protect in the
+	// sandbox (see permissions_sandbox.go).
+	masker masker
 }
 
 // ExecResult is what a finished command produced.

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"os/exec"
 	"strconv"
 	"sync"
@@ -29,17 +28,21 @@ import (
 //
 // The working directory is the workspace root or opts.Cwd, and HOME and PWD
 // are set to it (inside bubblewrap: its path under SandboxWorkspaceDir). The
-// environment is this process's, then LocalConfig.Env, then opts.Env, later
-// ones winning; under bubblewrap TMPDIR is set to the sandbox's private /tmp
-// before LocalConfig.Env.
+// environment is PATH, LANG, LANGUAGE, LC_*, TERM and TMPDIR of this
+// process's (all of it with LocalConfig.InheritEnv), then LocalConfig.Env,
+// then opts.Env, later ones winning; under bubblewrap TMPDIR is the
+// sandbox's private /tmp.
 //
-// The command runs in its own process group. When its shell exits,
-// whatever it left running in the background is killed, so an Exec never
-// leaves a process behind (on Linux; under bubblewrap the pid namespace
-// also catches processes that left the group). opts.Timeout and the
-// cancellation of ctx kill the whole group and Exec returns at once; the
-// error is EXEC_FAILED wrapping context.DeadlineExceeded (timeout) or
-// ctx.Err(), returned with the output produced so far.
+// When its shell exits, whatever the command left running is killed, so
+// an Exec never leaves a process behind, however it detached (setsid, a
+// double fork): under bubblewrap the sandbox's pid namespace holds them
+// all; on the host (on Linux) a cgroup v2 of its own does when this
+// process can make one (root, or a delegated subtree), and otherwise the
+// process group and a tag in the environment (AGENTBE_COMMAND_TAG), which
+// a process that clears its environment escapes. opts.Timeout and the
+// cancellation of ctx kill all of it and Exec returns at once; the error
+// is EXEC_FAILED wrapping context.DeadlineExceeded (timeout) or ctx.Err(),
+// returned with the output produced so far.
 //
 // Each output stream is kept up to MaxOutputLength bytes; the rest is
 // counted and dropped, Truncated is set and the kept output ends with
@@ -146,6 +149,10 @@ func (b *LocalBackend) command(ctx context.Context, op, command string, o *ExecO
 	spec := sandbox.Spec{Shell: b.shell, Command: command, Root: b.root, Cwd: cwd, Env: b.environ(o.Env), Bwrap: b.bwrap}
 	if b.bwrap != nil {
 		spec.RootFD = d.file
+		if spec.Masks, err = b.sandboxMasks(ctx, d, o.masker); err != nil {
+			b.done(d)
+			return nil, nil, err
+		}
 	}
 	return sandbox.Command(spec), d, nil
 }
@@ -206,14 +213,12 @@ func (b *LocalBackend) execDirErr(op, cwd string, err error) error {
 	return b.fileErr(CodeExecError, op, cwd, fmt.Errorf("working directory: %w", rootCause(err)))
 }
 
-// environ builds a command's environment: this process's, TMPDIR for the
-// sandbox, LocalConfig.Env, the call's. os/exec keeps the last of repeated
-// names. sandbox.Command appends HOME and PWD.
+// environ builds a command's environment: the base (sandbox.BaseEnv: a
+// few variables of this process's, or all of them with InheritEnv),
+// LocalConfig.Env, the call's. os/exec keeps the last of repeated names.
+// sandbox.Command appends HOME and PWD.
 func (b *LocalBackend) environ(call map[string]string) []string {
-	env := os.Environ() // a fresh copy, ours to extend
-	if b.bwrap != nil {
-		env = append(env, "TMPDIR=/tmp") // host TMPDIRs do not exist in the sandbox
-	}
+	env := sandbox.BaseEnv(b.inherit, b.bwrap != nil) // a fresh copy, ours to extend
 	env = append(env, b.env...)
 	for k, v := range call {
 		env = append(env, k+"="+v)

@@ -160,7 +160,9 @@ func TestLocalExecEnvironment(t *testing.T) {
 		if b.Isolation() == IsolationBwrap {
 			tmp = "/tmp" // the host's does not exist in the sandbox
 		}
-		want := "host|cfg|call|" + localDirSeen(b, ".") + "|" + localDirSeen(b, ".") + "|" + value + "|" + tmp
+		// The host's variables stay out (the sandbox attack suite checks
+		// that on every mode, with InheritEnv too).
+		want := "|cfg|call|" + localDirSeen(b, ".") + "|" + localDirSeen(b, ".") + "|" + value + "|" + tmp
 		if err != nil || string(res.Stdout) != want {
 			t.Errorf("environment:\n got %q, %v\nwant %q", res.Stdout, err, want)
 		}
@@ -457,7 +459,7 @@ func TestLocalExecSpawnFailure(t *testing.T) {
 
 	// bwrap uninstalled after NewLocal: the reference's message.
 	gone := newLocal(t, LocalConfig{})
-	gone.bwrap = sandbox.NewBwrap(filepath.Join(t.TempDir(), "bwrap"), nil)
+	gone.bwrap = sandbox.NewBwrap(filepath.Join(t.TempDir(), "bwrap"), sandbox.BwrapConfig{})
 	_, err = gone.Exec(context.Background(), "true", nil)
 	if e := localWantCode(t, err, CodeMissingUtilities, "bwrap gone"); e != nil && !strings.Contains(e.Error(), "apt install bubblewrap") {
 		t.Errorf("message: %q", e.Error())

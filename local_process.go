@@ -34,6 +34,7 @@ func (b *LocalBackend) Start(ctx context.Context, command string, opts *ExecOpti
 	} else {
 		r, w, err := os.Pipe()
 		if err != nil {
+			sandbox.Release(cmd)
 			return nil, b.spawnErr(command, cmd, err)
 		}
 		cmd.Stdin, stdinRead, p.stdin = r, r, w

@@ -69,6 +69,19 @@ import (
 // commands you expect): splitting makes those sound, where deny lists are
 // only a net.
 //
+// # Inside commands
+//
+// On a LocalBackend with bwrap isolation the file rules reach into the
+// command's sandbox: when it starts, what the read rules do not allow
+// (Deny, or Ask: a command cannot stop to ask) is shown empty, so `cat
+// .e?v`, `grep -r`, `tar` and hard links get nothing, and what the write or
+// delete rules do not allow is shown read-only (a scope whose writes all
+// Ask, as StrictPermissions', is read-only to its commands). Files the
+// command creates are not covered, and the scope's directory is walked at
+// each start when such rules exist. Under isolation none or software, and
+// on other backends, a command can read and write whatever the file API
+// denies; the scope logs a warning saying so the first time.
+//
 // # Symbolic links
 //
 // When the backend can resolve symbolic links (LinkResolver: LocalBackend,

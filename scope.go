@@ -98,6 +98,8 @@ type ScopedBackend struct {
 	rootMu    sync.Mutex
 	rootReady atomic.Bool
 
+	unmaskedOnce sync.Once // maskExec's warning that commands escape the permissions
+
 	procMu sync.Mutex
 	procs  map[string]*Process // background processes started through this scope
 

@@ -172,5 +172,6 @@ func (s *ScopedBackend) prepareExec(ctx context.Context, op, command string, opt
 	if err := s.ensureRoot(ctx); err != nil {
 		return nil, err
 	}
+	s.maskExec(&eo)
 	return &eo, nil
 }

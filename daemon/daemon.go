@@ -68,9 +68,11 @@ type Config struct {
 	// directory bound. It must not contain "..". (The reference daemon
 	// serves the whole RootDir over SFTP whatever its scope.)
 	ScopePath string
-	// Isolation and Shell configure commands as for LocalBackend.
+	// Isolation, Shell and Network configure commands as for LocalBackend
+	// (SSH sessions included); the zero values are auto, auto and none.
 	Isolation ab.Isolation
 	Shell     ab.Shell
+	Network   ab.Network
 	// AuthToken, if set, is required on POST /mcp (Authorization: Bearer)
 	// and on the /ssh upgrade (?token= or Authorization: Bearer). Run
 	// removes it from the process environment (see Run); an embedder
@@ -188,7 +190,8 @@ func New(cfg Config) (*Daemon, error) {
 	if cfg.Permissions != nil && !cfg.DisableSSHWS {
 		return nil, errors.New("daemon: Permissions apply to POST /mcp only, and an SSH client on /ssh could run anything: disable SSH over WebSocket (DisableSSHWS, --disable-ssh-ws) to serve a permission policy")
 	}
-	local, err := ab.NewLocal(ab.LocalConfig{RootDir: cfg.RootDir, Isolation: cfg.Isolation, Shell: cfg.Shell})
+	local, err := ab.NewLocal(ab.LocalConfig{RootDir: cfg.RootDir, Isolation: cfg.Isolation, Shell: cfg.Shell,
+		Network: cfg.Network, Logger: d.log})
 	if err != nil {
 		return nil, err
 	}

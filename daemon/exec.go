@@ -3,7 +3,6 @@ package daemon
 import (
 	"os"
 	"os/exec"
-	"strings"
 	"syscall"
 
 	ab "github.com/agentbackend/agentbackend"
@@ -11,7 +10,8 @@ import (
 )
 
 // secretEnv names the variables that carry the daemon's credentials; the
-// reference removes them from the environment so commands never see them.
+// reference removes them from the environment (scrubSecrets does too),
+// and commands get the minimal environment anyway.
 var secretEnv = []string{"AUTH_TOKEN", "MCP_AUTH_TOKEN"}
 
 // execEnv is how SSH sessions run commands: the shell, isolation and
@@ -58,21 +58,15 @@ func newExecEnv(local *ab.LocalBackend, cfg Config) (execEnv, error) {
 		if err != nil {
 			return e, err
 		}
-		e.bwrap = sandbox.NewBwrap(path, nil)
-	}
-	for _, kv := range os.Environ() {
-		name, _, _ := strings.Cut(kv, "=")
-		secret := false
-		for _, s := range secretEnv {
-			secret = secret || name == s
-		}
-		if !secret {
-			e.env = append(e.env, kv)
+		// The same configuration as the LocalBackend's (its probe is cached).
+		cfg := sandbox.BwrapConfig{HostNetwork: cfg.Network == ab.NetworkHost}
+		if e.bwrap, err = sandbox.NewBwrap(path, cfg).Probe(e.shell); err != nil {
+			return e, err
 		}
 	}
-	if e.bwrap != nil {
-		e.env = append(e.env, "TMPDIR=/tmp") // host TMPDIRs do not exist in the sandbox
-	}
+	// The minimal environment: the daemon's own (its AUTH_TOKEN and
+	// MCP_AUTH_TOKEN among it) never reaches a command.
+	e.env = sandbox.BaseEnv(false, e.bwrap != nil)
 	return e, nil
 }
 

@@ -23,6 +23,7 @@ func runDaemon(ctx context.Context, cfg *daemonConfig, stdin io.ReadCloser, stdo
 	local, err := ab.NewLocal(ab.LocalConfig{
 		RootDir:        cfg.RootDir,
 		Isolation:      cfg.Isolation,
+		Network:        cfg.Network,
 		Shell:          cfg.Shell,
 		AllowDangerous: true, // local-only trusts the local user (spec/daemon.md)
 	})
@@ -59,6 +60,7 @@ func runHTTP(ctx context.Context, cfg *daemonConfig, stderr io.Writer) error {
 		RootDir:              cfg.RootDir,
 		ScopePath:            cfg.ScopePath,
 		Isolation:            cfg.Isolation,
+		Network:              cfg.Network,
 		Shell:                cfg.Shell,
 		AuthToken:            cfg.AuthToken,
 		InsecureNoAuthPublic: cfg.InsecureNoAuthPublic,
