@@ -62,3 +62,6 @@ func (d localDir) sub(_ context.Context, name string) (treeDir, error) {
 }
 
 func (d localDir) close() { d.r.Close() }
+
+// dirEntries reads the entries of the directory f with their types.
+func dirEntries(f *os.File) ([]os.DirEntry, error) { return f.ReadDir(-1) }

@@ -52,13 +52,7 @@ const (
 // list reads the entries with their types from the directory listing
 // itself, with no stat per entry.
 func (d localDir) list(context.Context) ([]FileInfo, error) {
-	fd, err := unix.Openat(d.fd, ".", dirOpenFlags, 0) // a fresh offset for getdents
-	if err != nil {
-		return nil, err
-	}
-	f := os.NewFile(uintptr(fd), ".")
-	defer f.Close()
-	entries, err := f.ReadDir(-1)
+	entries, err := dirEntriesAt(d.fd)
 	if err != nil {
 		return nil, err
 	}
@@ -74,6 +68,35 @@ func (d localDir) list(context.Context) ([]FileInfo, error) {
 		infos = append(infos, FileInfo{Name: e.Name(), Mode: mode, IsDir: e.IsDir()})
 	}
 	return infos, nil
+}
+
+// dirEntriesAt reads the entries of the directory dirfd with their types
+// from the listing itself, through a descriptor of its own (a fresh offset
+// for getdents).
+func dirEntriesAt(dirfd int) ([]os.DirEntry, error) {
+	fd, err := unix.Openat(dirfd, ".", dirOpenFlags, 0)
+	if err != nil {
+		return nil, err
+	}
+	f := os.NewFile(uintptr(fd), ".")
+	defer f.Close()
+	return f.ReadDir(-1)
+}
+
+// dirEntries reads the entries of the directory f with their types from
+// the listing itself. For a File opened in an os.Root, os lstats every
+// entry (to keep DirEntry.Info consistent); one of our own does not.
+func dirEntries(f *os.File) ([]os.DirEntry, error) {
+	raw, err := f.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	var entries []os.DirEntry
+	var lerr error
+	if err := raw.Control(func(fd uintptr) { entries, lerr = dirEntriesAt(int(fd)) }); err != nil {
+		return nil, err
+	}
+	return entries, lerr
 }
 
 // read reads a regular file into buf (grown as needed): openat, fstat, one
