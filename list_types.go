@@ -3,6 +3,7 @@ package agentbackend
 import (
 	"context"
 	"io/fs"
+	"os"
 	"path"
 	"slices"
 	"strings"
@@ -56,38 +57,25 @@ func listTypes(ctx context.Context, b FileBackend, dir string) ([]FileInfo, erro
 // directory itself (see TypeLister), without the temporary files of writes
 // in flight (see ReadDir).
 func (b *LocalBackend) ReadDirTypes(ctx context.Context, p string) ([]FileInfo, error) {
-	if err := b.begin(ctx, CodeLsFailed, "readdir", p); err != nil {
-		return nil, err
-	}
-	rel, err := b.rel("readdir", p)
-	if err != nil {
-		return nil, err
-	}
-	d, err := b.open(false)
-	if err != nil {
-		return nil, b.fileErr(CodeLsFailed, "readdir", p, err)
-	}
-	defer b.done(d)
-	f, err := d.fsys.OpenFile(rel, dirFlags, 0)
-	if err != nil {
-		return nil, b.fileErr(CodeLsFailed, "readdir", p, err)
-	}
-	entries, err := dirEntries(f)
-	f.Close()
-	if err != nil {
-		return nil, b.fileErr(CodeLsFailed, "readdir", p, err)
-	}
-	infos := make([]FileInfo, 0, len(entries))
-	for _, e := range entries {
-		if tmpfile.Is(e.Name()) {
-			tmpfile.RemoveStale(d.fsys, path.Join(rel, e.Name()))
-			continue
+	var infos []FileInfo
+	err := b.listDir(ctx, p, func(f *os.File, d *dirHandle, rel string) error {
+		entries, err := dirEntries(f)
+		if err != nil {
+			return err
 		}
-		t := e.Type()
-		infos = append(infos, FileInfo{Name: e.Name(), Mode: t, IsDir: t.IsDir(), Symlink: t&fs.ModeSymlink != 0})
-	}
-	slices.SortFunc(infos, func(a, b FileInfo) int { return strings.Compare(a.Name, b.Name) })
-	return infos, nil
+		infos = make([]FileInfo, 0, len(entries))
+		for _, e := range entries {
+			if tmpfile.Is(e.Name()) {
+				tmpfile.RemoveStale(d.fsys, path.Join(rel, e.Name()))
+				continue
+			}
+			t := e.Type()
+			infos = append(infos, FileInfo{Name: e.Name(), Mode: t, IsDir: t.IsDir(), Symlink: t&fs.ModeSymlink != 0})
+		}
+		slices.SortFunc(infos, func(a, b FileInfo) int { return strings.Compare(a.Name, b.Name) })
+		return nil
+	})
+	return infos, err
 }
 
 // ReadDirTypes lists a directory's entries with their types (see

@@ -289,30 +289,42 @@ func createTemp(parent *os.Root, perm fs.FileMode) (*os.File, string, error) {
 // killed writer left behind is removed when it is seen here, once it has
 // not changed for a minute.
 func (b *LocalBackend) ReadDir(ctx context.Context, p string) ([]string, error) {
+	var names []string
+	err := b.listDir(ctx, p, func(f *os.File, d *dirHandle, rel string) (err error) {
+		if names, err = f.Readdirnames(-1); err == nil {
+			names = tmpfile.Hide(names, func(name string) { tmpfile.RemoveStale(d.fsys, path.Join(rel, name)) })
+			slices.Sort(names)
+		}
+		return err
+	})
+	return names, err
+}
+
+// listDir opens the directory p and calls read with it, the handle it was
+// opened beneath and its path there; errors are LS_FAILED about p.
+func (b *LocalBackend) listDir(ctx context.Context, p string, read func(f *os.File, d *dirHandle, rel string) error) error {
 	if err := b.begin(ctx, CodeLsFailed, "readdir", p); err != nil {
-		return nil, err
+		return err
 	}
 	rel, err := b.rel("readdir", p)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	d, err := b.open(false)
 	if err != nil {
-		return nil, b.fileErr(CodeLsFailed, "readdir", p, err)
+		return b.fileErr(CodeLsFailed, "readdir", p, err)
 	}
 	defer b.done(d)
 	f, err := d.fsys.OpenFile(rel, dirFlags, 0)
 	if err != nil {
-		return nil, b.fileErr(CodeLsFailed, "readdir", p, err)
+		return b.fileErr(CodeLsFailed, "readdir", p, err)
 	}
-	names, err := f.Readdirnames(-1)
+	err = read(f, d, rel)
 	f.Close()
 	if err != nil {
-		return nil, b.fileErr(CodeLsFailed, "readdir", p, err)
+		return b.fileErr(CodeLsFailed, "readdir", p, err)
 	}
-	names = tmpfile.Hide(names, func(name string) { tmpfile.RemoveStale(d.fsys, path.Join(rel, name)) })
-	slices.Sort(names)
-	return names, nil
+	return nil
 }
 
 // ReadDirInfo lists a directory with each entry's metadata, sorted by name
