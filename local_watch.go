@@ -7,6 +7,7 @@ import (
 	"path"
 
 	"github.com/agentbackend/agentbackend/internal/fswatch"
+	"github.com/agentbackend/agentbackend/internal/tmpfile"
 )
 
 var _ Watcher = (*LocalBackend)(nil)
@@ -85,10 +86,10 @@ type watchSink struct{ q *watchQueue }
 var watchOps = [...]WatchOp{fswatch.Create: WatchCreate, fswatch.Write: WatchWrite, fswatch.Remove: WatchRemove, fswatch.Rename: WatchRename}
 
 // Event reports ev, unless it is about the temporary file of a Write
-// (tempName): the write shows as its rename onto the file, and the
+// (tmpfile.Is): the write shows as its rename onto the file, and the
 // temporary name would tell a scope about a file its permissions hide.
 func (s watchSink) Event(ev fswatch.Event) {
-	if isTempName(path.Base(ev.Path)) {
+	if tmpfile.Is(path.Base(ev.Path)) {
 		return
 	}
 	s.q.push(WatchEvent{Op: watchOps[ev.Op], Path: ev.Path})

@@ -73,17 +73,22 @@ func (b *RemoteBackend) Start(ctx context.Context, command string, opts *ExecOpt
 		b.bg.forget(p)
 		return nil, err
 	}
-	sess, err := c.client.NewSession()
+	sess, release, err := c.newSession(ctx)
 	if err != nil {
 		return fail(b.execErr(c, command, err))
 	}
-	if err := b.jailSession(c, sess.SendRequest); err != nil {
+	rc.release = release
+	closeSess := func() {
 		sess.Close()
+		release()
+	}
+	if err := b.jailSession(c, sess.SendRequest); err != nil {
+		closeSess()
 		return fail(b.execErr(c, command, err))
 	}
 	// The answer does not matter: the reference daemon refuses it.
 	if _, err := sess.SendRequest(RemoteBackgroundRequest, true, nil); err != nil {
-		sess.Close()
+		closeSess()
 		return fail(b.execErr(c, command, err))
 	}
 	env := mergeEnv(b.cfg.Env, o.Env)
@@ -104,15 +109,15 @@ func (b *RemoteBackend) Start(ctx context.Context, command string, opts *ExecOpt
 	if o.Stdin != nil {
 		sess.Stdin = o.Stdin
 	} else if p.stdin, err = sess.StdinPipe(); err != nil {
-		sess.Close()
+		closeSess()
 		return fail(b.execErr(c, command, err))
 	}
 	if err := ctx.Err(); err != nil {
-		sess.Close()
+		closeSess()
 		return fail(errNotStarted(command, err))
 	}
 	if err := sess.Start(execScript(cwd, env, command)); err != nil {
-		sess.Close()
+		closeSess()
 		return fail(b.execErr(c, command, err))
 	}
 	rc.mu.Lock()
@@ -173,12 +178,13 @@ func (b *RemoteBackend) closeProcesses() {
 
 // remoteProc is a background process on the daemon: its SSH session.
 type remoteProc struct {
-	b     *RemoteBackend
-	c     *remoteConn
-	p     *Process
-	sess  *ssh.Session // set before run starts
-	timer *time.Timer
-	ended chan struct{} // closed when the session has ended
+	b       *RemoteBackend
+	c       *remoteConn
+	p       *Process
+	sess    *ssh.Session // set before run starts
+	release func()       // gives the session's place on its link back
+	timer   *time.Timer
+	ended   chan struct{} // closed when the session has ended
 
 	mu      sync.Mutex
 	done    bool  // the session has ended
@@ -200,6 +206,7 @@ func (rc *remoteProc) run() {
 	}
 	rc.killers.Wait()
 	_ = rc.sess.Close()
+	rc.release()
 	code := exitCodeOf(err)
 	var killed, failure error
 	switch {

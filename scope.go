@@ -430,12 +430,13 @@ func (s *ScopedBackend) readDir(ctx context.Context, p string, o *opCheck) ([]st
 func (s *ScopedBackend) ReadDirInfo(ctx context.Context, p string) ([]FileInfo, error) {
 	start := s.begin(OpReadDir)
 	var o opCheck
-	infos, err := s.readDirInfo(ctx, p, &o)
+	infos, err := s.readDirInfo(ctx, p, &o, readDirInfo)
 	s.log(start, OperationEntry{Operation: OpReadDir, Path: p, Permission: o.rec}, err)
 	return infos, err
 }
 
-func (s *ScopedBackend) readDirInfo(ctx context.Context, p string, o *opCheck) ([]FileInfo, error) {
+// readDirInfo lists p with list (readDirInfo, or listTypes) on the view.
+func (s *ScopedBackend) readDirInfo(ctx context.Context, p string, o *opCheck, list dirLister) ([]FileInfo, error) {
 	in, err := s.inner("readdir", p)
 	if err != nil {
 		return nil, err
@@ -444,7 +445,7 @@ func (s *ScopedBackend) readDirInfo(ctx context.Context, p string, o *opCheck) (
 	if err != nil {
 		return nil, err
 	}
-	infos, err := readDirInfo(ctx, s.fs, in)
+	infos, err := list(ctx, s.fs, in)
 	if err != nil {
 		return nil, withPath(err, in, p)
 	}

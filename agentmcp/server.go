@@ -123,9 +123,7 @@ func (s *spec) mcpToolFor(f toolFilter) *mcp.Tool {
 	return t
 }
 
-// mcpHandler runs the tool for an MCP call: the text as content and as
-// structuredContent {"content": text}; read_media_file's file as an image,
-// audio or embedded resource block; a failure as an isError result.
+// mcpHandler runs the tool for an MCP call (see toolResult).
 func mcpHandler(s *spec, toolsetOf func(context.Context) *toolset) mcp.ToolHandler {
 	return func(ctx context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 		var raw json.RawMessage
@@ -136,25 +134,31 @@ func mcpHandler(s *spec, toolsetOf func(context.Context) *toolset) mcp.ToolHandl
 		if t == nil {
 			return nil, errors.New("agentmcp: no backend for this request")
 		}
-		r, err := t.call(ctx, s, raw)
-		if err != nil {
-			return &mcp.CallToolResult{IsError: true, Content: []mcp.Content{&mcp.TextContent{Text: err.Error()}}}, nil
+		return toolResult(t.call(ctx, s, raw)), nil
+	}
+}
+
+// toolResult is the MCP result of a tool's outcome: the text as content
+// and as structuredContent {"content": text}; read_media_file's file as an
+// image, audio or embedded resource block; a failure as an isError result.
+func toolResult(r *Result, err error) *mcp.CallToolResult {
+	if err != nil {
+		return &mcp.CallToolResult{IsError: true, Content: []mcp.Content{&mcp.TextContent{Text: err.Error()}}}
+	}
+	if m := r.Media; m != nil {
+		var c mcp.Content
+		switch {
+		case strings.HasPrefix(m.MIMEType, "image/"):
+			c = &mcp.ImageContent{Data: m.Data, MIMEType: m.MIMEType}
+		case strings.HasPrefix(m.MIMEType, "audio/"):
+			c = &mcp.AudioContent{Data: m.Data, MIMEType: m.MIMEType}
+		default:
+			c = &mcp.EmbeddedResource{Resource: &mcp.ResourceContents{URI: m.URI, MIMEType: m.MIMEType, Blob: m.Data}}
 		}
-		if m := r.Media; m != nil {
-			var c mcp.Content
-			switch {
-			case strings.HasPrefix(m.MIMEType, "image/"):
-				c = &mcp.ImageContent{Data: m.Data, MIMEType: m.MIMEType}
-			case strings.HasPrefix(m.MIMEType, "audio/"):
-				c = &mcp.AudioContent{Data: m.Data, MIMEType: m.MIMEType}
-			default:
-				c = &mcp.EmbeddedResource{Resource: &mcp.ResourceContents{URI: m.URI, MIMEType: m.MIMEType, Blob: m.Data}}
-			}
-			return &mcp.CallToolResult{Content: []mcp.Content{c}, StructuredContent: map[string]any{"content": []mcp.Content{c}}}, nil
-		}
-		return &mcp.CallToolResult{
-			Content:           []mcp.Content{&mcp.TextContent{Text: r.Text}},
-			StructuredContent: map[string]any{"content": r.Text},
-		}, nil
+		return &mcp.CallToolResult{Content: []mcp.Content{c}, StructuredContent: map[string]any{"content": []mcp.Content{c}}}
+	}
+	return &mcp.CallToolResult{
+		Content:           []mcp.Content{&mcp.TextContent{Text: r.Text}},
+		StructuredContent: map[string]any{"content": r.Text},
 	}
 }

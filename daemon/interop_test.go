@@ -233,6 +233,9 @@ func remoteTranscript(t *testing.T, b ab.FileBackend) []string {
 	rec("scope write", errOnly(sc.Write(ctx, "x.txt", []byte("scoped"))))
 	rec("parent sees it", of(read("tenants/one/x.txt")))
 	res0, err := sc.Exec(ctx, "pwd; cat x.txt", nil)
+	if res0 == nil {
+		t.Fatalf("scope exec: %v", err)
+	}
 	rec("scope exec", outcome{string(res0.Stdout), err})
 	rec("scope escape", of(sc.Read(ctx, "../../moved/deeper/b.txt")))
 	res, err := ab.Grep(ctx, sc, ab.GrepOptions{Pattern: "scoped", Mode: ab.GrepContent})

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
@@ -32,6 +33,8 @@ type session struct {
 	mu         sync.Mutex
 	background bool // the client asked for a background process: no exec slot
 	proc       *sandbox.Process
+	command    bool             // an exec or shell request was accepted: a command is starting or running
+	signals    []syscall.Signal // signals that came before proc was recorded, delivered once it is
 	tty        *sandbox.Process // the command, when it has a terminal
 	pty        bool             // the client asked for a terminal
 }
@@ -68,6 +71,11 @@ func (d *Daemon) session(ch ssh.Channel, reqs <-chan *ssh.Request, cs *connState
 			program = s.program(req)
 			ok = program != nil
 			started = ok
+			if ok && req.Type != "subsystem" {
+				s.mu.Lock()
+				s.command = true
+				s.mu.Unlock()
+			}
 		}
 		if req.WantReply {
 			_ = req.Reply(ok, nil)
@@ -116,7 +124,7 @@ func (s *session) program(req *ssh.Request) func() {
 // serveSFTP serves the SFTP subsystem on the channel until the client
 // closes it.
 func (s *session) serveSFTP() {
-	srv := sftp.NewRequestServer(s.ch, sftpHandlers{s.jail}.handlers(), sftp.WithRSAllocator())
+	srv := sftp.NewRequestServer(s.ch, sftpHandlers{j: s.jail, pending: s.d.pending, owner: s.cs}.handlers())
 	err := srv.Serve()
 	srv.Close()
 	if err != nil && err != io.EOF {
@@ -190,12 +198,19 @@ func (s *session) runPiped(cmd *exec.Cmd, dir *os.File) (int, error) {
 	return sandbox.ExitCode(state), nil
 }
 
-// started records the running command, and kills it at once when the
-// channel went away in the meantime.
+// started records the running command, delivers the signals that came
+// while it was starting (the command may already have written output the
+// client reacted to), and kills it at once when the channel went away in
+// the meantime.
 func (s *session) started(p *sandbox.Process) {
 	s.mu.Lock()
 	s.proc = p
+	pending := s.signals
+	s.signals = nil
 	s.mu.Unlock()
+	for _, sig := range pending {
+		p.Signal(sig)
+	}
 	select {
 	case <-s.done:
 		p.Kill(errChannelClosed)
@@ -245,6 +260,11 @@ func (s *session) signal(payload []byte) bool {
 	}
 	s.mu.Lock()
 	proc := s.proc
+	if proc == nil && s.command {
+		s.signals = append(s.signals, sig) // starting: delivered by started
+		s.mu.Unlock()
+		return true
+	}
 	s.mu.Unlock()
 	return proc != nil && proc.Signal(sig)
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,12 +12,7 @@ import (
 	ab "github.com/agentbackend/agentbackend"
 	"github.com/agentbackend/agentbackend/agentmcp"
 	"github.com/agentbackend/agentbackend/daemon"
-	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
-
-// maxMessage bounds one MCP message on standard input (a write_file of a
-// large file is one message); the SDK's default is 16 MiB.
-const maxMessage = 1 << 30
 
 // runDaemon runs the daemon cfg describes until its input closes or ctx
 // ends.
@@ -53,12 +47,7 @@ func runDaemon(ctx context.Context, cfg *daemonConfig, stdin io.ReadCloser, stdo
 		policy = ", with permissions"
 	}
 	fmt.Fprintf(stderr, "agent-backend daemon: serving %s over MCP on stdio (isolation %s%s)\n", b.RootDir(), local.Isolation(), policy)
-	server := agentmcp.NewServer(b, nil)
-	err = server.Run(ctx, &drainTransport{mcp.IOTransport{Reader: stdin, Writer: stdout, MaxLineLength: maxMessage}})
-	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, mcp.ErrConnectionClosed) || errors.Is(err, io.EOF) {
-		return nil
-	}
-	return err
+	return agentmcp.ServeStdio(ctx, b, nil, stdin, stdout)
 }
 
 // runHTTP runs the full daemon (GET /health, POST /mcp, WS /ssh) on
@@ -82,6 +71,9 @@ func runHTTP(ctx context.Context, cfg *daemonConfig, stderr io.Writer) error {
 		DisableSSHWS:         cfg.DisableSSHWS,
 		Permissions:          cfg.Permissions,
 		HostKeyPath:          cfg.SSHHostKey,
+		MaxConnections:       cfg.MaxConnections,
+		MaxSessionsPerConn:   cfg.MaxSessionsPerConn,
+		MaxExecsPerConn:      cfg.MaxExecsPerConn,
 		Logger:               log,
 	}, net.JoinHostPort(cfg.Bind, strconv.Itoa(cfg.Port)))
 }

@@ -36,6 +36,10 @@ type daemonConfig struct {
 	// Permissions are read from the JSON file --permissions names (see
 	// agentbackend.PermissionsFromJSON); nil when it is not given.
 	Permissions *ab.Permissions
+	// The daemon's limits (daemon.Config); 0 is its default.
+	MaxConnections     int // --max-connections
+	MaxSessionsPerConn int // --max-sessions-per-conn
+	MaxExecsPerConn    int // --max-execs-per-conn
 }
 
 // defaultPort is the daemon's HTTP port when --port is not given.
@@ -147,6 +151,12 @@ func parseDaemonArgs(args []string) (*daemonConfig, error) {
 			cfg.DisableSSHWS = true
 		case "--ssh-host-key":
 			cfg.SSHHostKey, err = value()
+		case "--max-connections":
+			cfg.MaxConnections, err = limitValue(arg, value)
+		case "--max-sessions-per-conn":
+			cfg.MaxSessionsPerConn, err = limitValue(arg, value)
+		case "--max-execs-per-conn":
+			cfg.MaxExecsPerConn, err = limitValue(arg, value)
 		case "--permissions":
 			var v string
 			if v, err = value(); err == nil {
@@ -191,6 +201,19 @@ func readToken(path string) (string, error) {
 		return "", usagef("--auth-token-file: %s holds no token", path)
 	}
 	return token, nil
+}
+
+// limitValue reads the value of a limit flag: a whole number from 1.
+func limitValue(flag string, value func() (string, error)) (int, error) {
+	v, err := value()
+	if err != nil {
+		return 0, err
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		return 0, usagef("%s must be a whole number from 1, got %q", flag, v)
+	}
+	return n, nil
 }
 
 // checkBind checks a --bind address: an IP address (brackets around an IPv6

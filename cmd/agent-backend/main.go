@@ -160,6 +160,16 @@ HTTP daemon (without --local-only):
                              commands as this user
   --disable-ssh-ws           do not serve SSH over WebSocket at /ssh
   --ssh-host-key <path>      SSH host key file
+  --max-connections <n>      SSH-WS clients served at once (default 1024);
+                             one more is answered 503, which clients report
+                             as RESOURCE_LIMIT
+  --max-sessions-per-conn <n>
+                             SSH sessions (commands, SFTP, background
+                             processes) open at once on one connection
+                             (default 64); one more is refused, and this
+                             module's client opens another connection
+  --max-execs-per-conn <n>   commands running at once on one connection
+                             (default 16); more wait for one to end
 
 Flags are written exactly as above, each value after a space. Invalid values
 and unknown flags exit with status 1.
