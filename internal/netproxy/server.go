@@ -20,7 +20,7 @@ import (
 // Limits of one Server: what a command can make the host process hold.
 const (
 	maxConns       = 256              // connections at once; more are refused with 503
-	maxHeaderBytes = 1 << 20          // a request's line and headers
+	maxHeaderBytes = 64 << 10         // a request's line and headers: 16 MiB at most for a full proxy
 	headerTimeout  = 2 * time.Minute  // to send a request's headers (the idle time between requests too)
 	dialTimeout    = 30 * time.Second // to connect to a host
 	helloTimeout   = time.Minute      // for a TLS client's ClientHello once a tunnel is open
