@@ -3,12 +3,14 @@ package netproxy
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/netip"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -324,4 +326,36 @@ func TestProxyAttackExhaustion(t *testing.T) {
 	for _, c := range idle {
 		c.Close()
 	}
+}
+
+// A name the list refuses is never resolved: the proxy's resolver cannot
+// carry data out in the names a command asks for (exfil-<data>.evil.test).
+// Asking the approver (Check) comes before the resolution too.
+func TestProxyAttackRefusedNamesAreNotResolved(t *testing.T) {
+	var mu sync.Mutex
+	var asked []string
+	old := lookup
+	lookup = func(ctx context.Context, network, host string) ([]netip.Addr, error) {
+		mu.Lock()
+		asked = append(asked, host)
+		mu.Unlock()
+		return nil, errors.New("no DNS in this test")
+	}
+	defer func() { lookup = old }()
+	f := newFixture(t, "allowed.test:HTTPPORT", "127.0.0.1:HTTPPORT", "*.ask.test")
+	f.srv.Check = func(ctx context.Context, tg Target) (any, error) {
+		if strings.HasSuffix(tg.Host, ".ask.test") {
+			return nil, errors.New("the approver refused")
+		}
+		return nil, nil
+	}
+	for _, host := range []string{"c2VjcmV0.evil.test", "exfil-data.example.com", "c2VjcmV0.ask.test"} {
+		raw := f.raw(t, fmt.Sprintf("GET http://%s/ HTTP/1.1\r\n\r\n", host))
+		assert.Contains(t, raw, "403 blocked by network policy: "+strings.ToLower(host), host)
+		raw = f.raw(t, fmt.Sprintf("CONNECT %s:443 HTTP/1.1\r\n\r\n", host))
+		assert.Contains(t, raw, "403 blocked by network policy: "+strings.ToLower(host), host)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	assert.Empty(t, asked, "refused names were resolved")
 }
