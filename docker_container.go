@@ -70,6 +70,8 @@ func (b *DockerBackend) createContainer(ctx context.Context, cfg DockerConfig, i
 		}
 		engineCPUs = info.NCPU
 	}
+	hc := dockerHostConfig(cfg, engineCPUs)
+	b.netMode = string(hc.NetworkMode)
 	created, err := b.cli.ContainerCreate(ctx, &container.Config{
 		Image:           image,
 		User:            cfg.User,
@@ -82,7 +84,7 @@ func (b *DockerBackend) createContainer(ctx context.Context, cfg DockerConfig, i
 		// arguments (or a TTY) do not exit at once.
 		Entrypoint: []string{"sleep"},
 		Cmd:        []string{"infinity"},
-	}, dockerHostConfig(cfg, engineCPUs), nil, nil, cfg.Name)
+	}, hc, nil, nil, cfg.Name)
 	if err != nil {
 		return dockerErr("create container from "+image, err)
 	}

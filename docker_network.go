@@ -2,6 +2,7 @@ package agentbackend
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -120,4 +121,17 @@ func (n *dockerNetwork) close() {
 	if n != nil && n.closer != nil {
 		n.closer.Close()
 	}
+}
+
+// scopeNetworkGap: every command of a container shares its network
+// namespace, so a scope's rules apply only where that namespace reaches
+// nothing.
+func (b *DockerBackend) scopeNetworkGap() string {
+	switch {
+	case b.network != nil:
+		return "every command of the container shares its allow-list's proxy, which cannot tell a scope's commands from the others"
+	case b.netMode != "none":
+		return "the container's network (" + cmp.Or(b.netMode, "the engine's default") + ") is shared by every command of the container"
+	}
+	return ""
 }
