@@ -184,7 +184,7 @@ func TestNewLocalIsolationChoice(t *testing.T) {
 	}
 	_, err := NewLocal(LocalConfig{RootDir: t.TempDir(), Isolation: IsolationBwrap})
 	if e := localWantCode(t, err, CodeMissingUtilities, "bwrap missing"); e != nil &&
-		e.Error() != "bwrap command not found. Install bubblewrap: apt install bubblewrap" {
+		e.Reason() != "bwrap command not found. Install bubblewrap: apt install bubblewrap" {
 		t.Errorf("message: %q", e.Error())
 	}
 

@@ -92,6 +92,18 @@ type ReadOptions struct {
 	Limit  int // how many lines; 0 means DefaultReadLimit
 }
 
+// check refuses the negative numbers that would otherwise read as the
+// defaults.
+func (o ReadOptions) check(path string) error {
+	if o.Offset < 0 {
+		return errArgument("read", path, "ReadOptions.Offset is %d, want 1 or more (0 means 1)", o.Offset)
+	}
+	if o.Limit < 0 {
+		return errArgument("read", path, "ReadOptions.Limit is %d, want 1 or more (0 means %d)", o.Limit, DefaultReadLimit)
+	}
+	return nil
+}
+
 // Page is a run of a text file's lines.
 type Page struct {
 	Lines     []string // the lines, without line endings (a trailing \r is dropped)
@@ -112,15 +124,19 @@ func (p *Page) BeyondEnd() bool { return p.First > p.Total && p.Total > 0 }
 
 // ReadPage returns a page of a text file's lines. Lines longer than
 // MaxLineLength are cut, ending with "… [line truncated, original N chars]".
-// A binary file is refused with INVALID_ARGUMENT rather than dumped. An
-// offset past the end returns an empty page (check Total).
+// A binary file is refused with INVALID_ARGUMENT rather than dumped, and so
+// is a negative Offset or Limit. An offset past the end returns an empty
+// page (check Total).
 func ReadPage(ctx context.Context, b FileBackend, path string, opts ReadOptions) (*Page, error) {
+	if err := opts.check(path); err != nil {
+		return nil, err
+	}
 	data, err := b.Read(ctx, path)
 	if err != nil {
 		return nil, err
 	}
 	if isBinary(data) {
-		return nil, errArgument("read", path, "%s is a binary file (%d bytes); read it as bytes, not as text lines", path, len(data))
+		return nil, errArgument("read", path, "a binary file (%d bytes); read it as bytes, not as text lines", len(data))
 	}
 	offset, limit := max(opts.Offset, 1), opts.Limit
 	if limit <= 0 {
@@ -156,7 +172,7 @@ func ReadLines(ctx context.Context, b FileBackend, path string, opts ReadOptions
 		return "", err
 	}
 	if p.BeyondEnd() {
-		return "", errArgument("read", path, "offset %d is beyond the end of %s (%d lines)", p.First, path, p.Total)
+		return "", errArgument("read", path, "ReadOptions.Offset %d is beyond the end of the file (%d lines)", p.First, p.Total)
 	}
 	var sb strings.Builder
 	for i, line := range p.Lines {
