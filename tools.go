@@ -251,9 +251,9 @@ func isBinary(data []byte) bool {
 func Edit(ctx context.Context, b FileBackend, path, old, new string, replaceAll bool) (int, error) {
 	switch {
 	case old == "":
-		return 0, errArgument("edit", path, "the text to replace is empty; give the exact text to find in %s", path)
+		return 0, errArgument("edit", path, "the text to replace is empty; give the exact text to find in the file")
 	case old == new:
-		return 0, errArgument("edit", path, "the replacement is identical to the text it replaces; nothing to change in %s", path)
+		return 0, errArgument("edit", path, "the replacement is identical to the text it replaces; nothing to change")
 	}
 	unlock := lockPath(b, path)
 	defer unlock()
@@ -263,7 +263,7 @@ func Edit(ctx context.Context, b FileBackend, path, old, new string, replaceAll 
 		return 0, err
 	}
 	if isBinary(data) {
-		return 0, errArgument("edit", path, "%s is a binary file; Edit changes text files only", path)
+		return 0, errArgument("edit", path, "a binary file; Edit changes text files only")
 	}
 	content := string(data)
 	n := strings.Count(content, old)
@@ -273,9 +273,9 @@ func Edit(ctx context.Context, b FileBackend, path, old, new string, replaceAll 
 	}
 	switch {
 	case n == 0:
-		return 0, errArgument("edit", path, "the text to replace was not found in %s; read the file and copy the exact text, including whitespace and indentation", path)
+		return 0, errArgument("edit", path, "the text to replace was not found in the file; read it and copy the exact text, including whitespace and indentation")
 	case n > 1 && !replaceAll:
-		return 0, errArgument("edit", path, "the text to replace was found %d times in %s; add surrounding lines to make it unique, or set replaceAll to replace every occurrence", n, path)
+		return 0, errArgument("edit", path, "the text to replace was found %d times in the file; add surrounding lines to make it unique, or set replaceAll to replace every occurrence", n)
 	}
 	if replaceAll {
 		content = strings.ReplaceAll(content, old, new)
