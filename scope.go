@@ -136,7 +136,7 @@ func scopeOfFile(parent *ScopedBackend, rel, path string) error {
 		return nil
 	}
 	fi, err := parent.fs.Stat(context.Background(), pathjail.JoinRel(parent.at, rel))
-	if err == nil && !fi.IsDir {
+	if err == nil && fi.Mode.IsRegular() { // a link is judged when it is followed, beneath the jail
 		return errArgument("scope", path, "not a directory: a scope is a directory")
 	}
 	return nil

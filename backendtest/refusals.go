@@ -93,7 +93,7 @@ func (s suite) testRefusals(t *testing.T) {
 		for _, p := range []string{"empty", "full"} {
 			err := b.Remove(c, p, ab.RemoveOptions{})
 			wantFormat(t, err, ab.CodeWriteFailed, "rm", p, "Remove("+p+") without Recursive")
-			if !strings.Contains(err.Error(), "Recursive") {
+			if err != nil && !strings.Contains(err.Error(), "Recursive") {
 				t.Errorf("Remove(%s) without Recursive: %q does not say how to remove it", p, err)
 			}
 			wantExists(t, b, p, true)
