@@ -6,7 +6,7 @@ STATICCHECK_VERSION ?= v0.8.2
 BENCH ?= .
 PKGS ?= ./...
 
-.PHONY: test vet bench lint cover fuzz examples attack
+.PHONY: test vet bench lint cover fuzz examples attack cross
 
 ## test: vet, then every test with the race detector (what CI runs)
 test: vet
@@ -20,6 +20,12 @@ attack:
 
 vet:
 	$(GO) vet $(PKGS)
+
+## cross: the library, the daemon and the CLI build for macOS and Windows
+## too (a Remote client runs anywhere; inotify and bubblewrap are Linux's)
+cross:
+	GOOS=darwin $(GO) build ./...
+	GOOS=windows $(GO) build ./...
 
 ## examples: build and run every example (those in this module, then each
 ## example module of its own), so none can rot; stdin is closed, as in CI

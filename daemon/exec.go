@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
-	"syscall"
 
 	ab "github.com/agentbackend/agentbackend"
 	"github.com/agentbackend/agentbackend/internal/netproxy"
@@ -92,7 +91,7 @@ func (e *execEnv) command(command, term string, terminal bool, j *jail) (*exec.C
 	if err != nil {
 		return nil, nil, jailErr(err)
 	}
-	dir, err := root.OpenFile(".", os.O_RDONLY|syscall.O_DIRECTORY, 0)
+	dir, err := root.OpenFile(".", os.O_RDONLY|oDirectory, 0)
 	done()
 	if err != nil {
 		return nil, nil, err

@@ -119,7 +119,7 @@ func (h sftpHandlers) openPending(root *os.Root, rel, clientPath string, pf sftp
 	if dir == "" {
 		dir = "."
 	}
-	d, err := root.OpenFile(dir, os.O_RDONLY|syscall.O_DIRECTORY, 0)
+	d, err := root.OpenFile(dir, os.O_RDONLY|oDirectory, 0)
 	if err != nil {
 		return nil, true, err
 	}
@@ -174,7 +174,7 @@ func (h sftpHandlers) publish(p *pendingFile, key string, root *os.Root, to stri
 	} else {
 		_ = root.MkdirAll(dir, 0o755) // errors surface in the open
 	}
-	d, err := root.OpenFile(dir, os.O_RDONLY|syscall.O_DIRECTORY, 0)
+	d, err := root.OpenFile(dir, os.O_RDONLY|oDirectory, 0)
 	if err != nil {
 		return err
 	}

@@ -19,7 +19,6 @@ import (
 	"path"
 	"strconv"
 	"strings"
-	"syscall"
 
 	"github.com/fsnotify/fsnotify"
 )
@@ -102,7 +101,7 @@ func (wt *Watch) add(rel string, announce bool) error {
 	if _, ok := wt.dirs[rel]; ok {
 		return nil
 	}
-	f, err := wt.root.OpenFile(rel, os.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NOFOLLOW, 0)
+	f, err := wt.root.OpenFile(rel, os.O_RDONLY|dirFlags, 0)
 	if err != nil {
 		return err
 	}
