@@ -29,7 +29,7 @@ const (
 	CodeDangerousOperation   Code = "DANGEROUS_OPERATION"   // dangerous command blocked
 	CodeConnectionClosed     Code = "CONNECTION_CLOSED"     // connection lost (remote)
 	CodeAuthFailed           Code = "AUTH_FAILED"           // the daemon refused the auth token (remote)
-	CodeKeyNotFound          Code = "KEY_NOT_FOUND"         // key does not exist (memory)
+	CodeKeyNotFound          Code = "KEY_NOT_FOUND"         // the specification's code for a missing key in memory; MemoryBackend reports the operation's code instead, as LocalBackend does
 	CodeNotImplemented       Code = "NOT_IMPLEMENTED"       // operation unsupported by this backend type
 )
 
@@ -74,9 +74,9 @@ const (
 //
 // Use errors.Is with the sentinels below (errors.Is(err, ErrPathEscape)) or
 // errors.As to get the fields. The cause stays reachable through Unwrap, so
-// errors.Is(err, fs.ErrNotExist) is true for a missing file on every backend
-// (whose code is the operation's, READ_FAILED for a read, except on Memory:
-// KEY_NOT_FOUND, the specification's code there).
+// errors.Is(err, fs.ErrNotExist) is true for a missing file on every backend,
+// whose code is the operation's on each (READ_FAILED for a read,
+// WRITE_FAILED for a remove, LS_FAILED for a listing).
 type Error struct {
 	Code     Code        // the kind of failure
 	Op       string      // the operation: "read", "write", "exec", ...
