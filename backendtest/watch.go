@@ -195,9 +195,12 @@ func testWatchOverflow(t *testing.T, b ab.FileBackend) {
 			require.Failf(t, "no overflow", "seen: %s", e)
 		}
 	}
-	// The queue, an event on its way to the reader at each layer (a scope
-	// over a backend), and the overflow.
-	assert.LessOrEqual(t, len(e.seen), 4+4, "more events than the queue holds came before the overflow: %s", e)
+	// The 41 files made at least 41 events. The reader starts once they
+	// are written, but a backend may still be taking them in (a busy
+	// machine delays inotify's reader), so the queue can drain meanwhile:
+	// what bounds the events before the overflow is that some were
+	// dropped, not the queue's size alone.
+	assert.Less(t, len(e.seen)-1, 41, "no event was dropped before the overflow: %s", e)
 }
 
 func testWatchChecks(t *testing.T, b ab.FileBackend) {
