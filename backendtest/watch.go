@@ -3,6 +3,7 @@ package backendtest
 import (
 	"context"
 	"fmt"
+	"path"
 	"strings"
 	"testing"
 	"time"
@@ -138,6 +139,9 @@ func testWatchEvents(t *testing.T, b ab.FileBackend) {
 	for _, ev := range e.seen {
 		assert.True(t, ev.Op == ab.WatchOverflow || ev.Path == "w" || strings.HasPrefix(ev.Path, "w/"),
 			"an event outside the watched tree: %s %s", ev.Op, ev.Path)
+		// Only names someone could open: not a write's unnamed new
+		// contents (Linux names an O_TMPFILE file "#<inode>" in events).
+		assert.NotContains(t, path.Base(ev.Path), "#", "an event about a file that has no name: %s %s", ev.Op, ev.Path)
 	}
 }
 
