@@ -226,7 +226,7 @@ func execStartErr(command, cwd string, res *ExecResult) error {
 	msg := strings.TrimSpace(string(res.Stdout) + string(res.Stderr))
 	e := &Error{Code: CodeExecError, Op: "exec", Command: command, ExitCode: res.ExitCode,
 		Message: "docker: could not start the command: " + msg}
-	if strings.Contains(msg, "chdir") {
+	if strings.Contains(msg, "chdir") || strings.Contains(msg, "cd") { // the engine's chdir, the wrapper's cd
 		e.Path = cwd
 		e.Err = errnoFromMessage(msg)
 	}
