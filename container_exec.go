@@ -88,8 +88,7 @@ func (b *ContainerBackend) Exec(ctx context.Context, command string, opts *ExecO
 		defer cancel()
 	}
 	start := time.Now()
-	stdout := newDockerCapture(b.maxOutput, o.Stdout)
-	stderr := newDockerCapture(b.maxOutput, o.Stderr)
+	stdout, stderr := newCaptures(b.maxOutput, o.Stdout, o.Stderr)
 	pid := &pidLine{next: stderr, found: make(chan struct{})}
 	proc, err := b.t.Start(runCtx, &ContainerCommand{
 		Argv: execArgv(cwd, env, command), Stdin: o.Stdin, Stdout: stdout, Stderr: pid,

@@ -41,10 +41,12 @@ func (b *ContainerBackend) Start(ctx context.Context, command string, opts *Exec
 		return nil, errDestroyed("start", b.typ)
 	}
 	stdin := o.Stdin
-	var stdinPipe *io.PipeReader
 	if stdin == nil {
-		r, w := io.Pipe()
-		stdin, stdinPipe, p.stdin = r, r, w
+		// Process.Stdin; finish closes it when the command has ended, so
+		// that later writes fail.
+		var r *io.PipeReader
+		r, p.stdin = io.Pipe()
+		stdin = r
 	}
 	c.proc, err = b.t.Start(ctx, &ContainerCommand{Argv: execArgv(cwd, env, command), Stdin: stdin, Stdout: stdout, Stderr: c.pid})
 	if err != nil {
@@ -56,7 +58,7 @@ func (b *ContainerBackend) Start(ctx context.Context, command string, opts *Exec
 	if o.Timeout > 0 {
 		c.timer = time.AfterFunc(o.Timeout, func() { _ = c.killWith(errTimeout) })
 	}
-	go c.run(stdinPipe)
+	go c.run()
 
 	select {
 	case <-c.pid.found:
@@ -103,7 +105,7 @@ type containerProc struct {
 // run waits for the command (its output taken in, its exit code known),
 // kills what it left in its process group, as Local does, and records the
 // end. A loss of the container ends the wait at once.
-func (c *containerProc) run(stdinPipe *io.PipeReader) {
+func (c *containerProc) run() {
 	done := waitFor(c.proc)
 	var w waited
 	select {
@@ -111,9 +113,6 @@ func (c *containerProc) run(stdinPipe *io.PipeReader) {
 	case <-c.b.lost.Done():
 		_ = c.proc.Close()
 		w = <-done
-	}
-	if stdinPipe != nil {
-		stdinPipe.CloseWithError(os.ErrProcessDone) // Process.Stdin writes fail from now on
 	}
 	c.mu.Lock()
 	c.ended = true

@@ -288,15 +288,28 @@ func (p *pidLine) seen() bool {
 // dockerCapture keeps up to max bytes of a stream (all when max < 0),
 // counts the rest, and copies everything to live when set.
 type dockerCapture struct {
-	mu    sync.Mutex
-	buf   bytes.Buffer
-	max   int
-	total int64
-	live  io.Writer
+	mu     sync.Mutex
+	buf    bytes.Buffer
+	max    int
+	total  int64
+	live   io.Writer
+	liveMu *sync.Mutex // shared with the other stream when both go to one writer
 }
 
 func newDockerCapture(max int, live io.Writer) *dockerCapture {
 	return &dockerCapture{max: max, live: live}
+}
+
+// newCaptures returns the captures of a command's stdout and stderr. When
+// both go live to one writer, its writes are serialized: a transport may
+// copy the two streams from two goroutines.
+func newCaptures(max int, stdout, stderr io.Writer) (*dockerCapture, *dockerCapture) {
+	o, e := newDockerCapture(max, stdout), newDockerCapture(max, stderr)
+	if stdout != nil && sameWriter(stdout, stderr) {
+		mu := new(sync.Mutex)
+		o.liveMu, e.liveMu = mu, mu
+	}
+	return o, e
 }
 
 func (c *dockerCapture) Write(p []byte) (int, error) {
@@ -309,6 +322,10 @@ func (c *dockerCapture) Write(p []byte) (int, error) {
 	c.buf.Write(keep)
 	c.mu.Unlock()
 	if c.live != nil {
+		if c.liveMu != nil {
+			c.liveMu.Lock()
+			defer c.liveMu.Unlock()
+		}
 		// A failing live writer must not stop the command's output from
 		// being read: the command would block on a full pipe.
 		_, _ = c.live.Write(p)

@@ -101,6 +101,13 @@ type Config struct {
 	// ShutdownTimeout bounds how long Serve waits for HTTP requests in
 	// flight when it stops; 0 means DefaultShutdownTimeout.
 	ShutdownTimeout time.Duration
+	// Workspace, if set, is the backend POST /mcp serves instead of the
+	// directory RootDir of this host: a pod of the kubernetes package, a
+	// container, any FileBackend, with dangerous-command blocking as it was
+	// configured there. RootDir must then be empty or the backend's RootDir,
+	// and DisableSSHWS is required (SSH and SFTP serve a directory of this
+	// host). The daemon does not close it.
+	Workspace ab.FileBackend
 }
 
 // Daemon serves one workspace. Create it with New; it is safe for
@@ -108,7 +115,8 @@ type Config struct {
 type Daemon struct {
 	cfg     Config
 	log     *slog.Logger
-	local   *ab.LocalBackend // the workspace, dangerous-command blocking on
+	local   *ab.LocalBackend // the workspace, dangerous-command blocking on; nil with Config.Workspace
+	ws      ab.FileBackend   // what POST /mcp serves: local or Config.Workspace
 	jail    *jail            // the SFTP view of the same directory
 	hostKey ssh.Signer
 	exec    execEnv
@@ -127,6 +135,9 @@ type Daemon struct {
 
 // New checks cfg, opens the workspace and loads (or creates) the host key.
 func New(cfg Config) (*Daemon, error) {
+	if cfg.Workspace != nil {
+		return newOnWorkspace(cfg)
+	}
 	if strings.TrimSpace(cfg.RootDir) == "" {
 		return nil, errors.New("daemon: RootDir is required")
 	}
@@ -150,7 +161,7 @@ func New(cfg Config) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	d.local = local
+	d.local, d.ws = local, local
 	fail := func(err error) (*Daemon, error) {
 		local.Close()
 		if d.jail != nil {
@@ -191,6 +202,36 @@ func New(cfg Config) (*Daemon, error) {
 	return d, nil
 }
 
+// newOnWorkspace makes a daemon that serves POST /mcp from cfg.Workspace.
+func newOnWorkspace(cfg Config) (*Daemon, error) {
+	root := cfg.Workspace.RootDir()
+	if cfg.RootDir != "" && cfg.RootDir != root {
+		return nil, fmt.Errorf("daemon: RootDir %q is not the workspace's root %q", cfg.RootDir, root)
+	}
+	if !cfg.DisableSSHWS {
+		return nil, errors.New("daemon: SSH over WebSocket serves a directory of this host, not Workspace: disable it (DisableSSHWS, --disable-ssh-ws)")
+	}
+	cfg.RootDir = root
+	d := &Daemon{cfg: cfg, log: cfg.Logger, ws: cfg.Workspace, conns: make(map[*wsnet.Conn]struct{})}
+	if d.log == nil {
+		d.log = slog.Default()
+	}
+	if cfg.ScopePath != "" {
+		if strings.Contains(cfg.ScopePath, "..") {
+			return nil, fmt.Errorf("daemon: ScopePath %q must not contain path traversal sequences (..)", cfg.ScopePath)
+		}
+		if rel, _ := pathjail.ValidScope(cfg.ScopePath); rel != "." {
+			d.scope = rel
+			if err := d.ws.Mkdir(context.Background(), d.scope); err != nil {
+				return nil, err
+			}
+		}
+	}
+	d.mcpServer = d.mcpHandler()
+	d.handler = d.routes()
+	return d, nil
+}
+
 // version is what /health and the MCP handshake report.
 func (d *Daemon) version() string {
 	if d.cfg.Version != "" {
@@ -212,7 +253,7 @@ func (d *Daemon) HostKey() ssh.PublicKey {
 }
 
 // Backend returns the workspace backend the daemon serves (dangerous-command
-// blocking on). It is closed by Close.
+// blocking on), nil when it serves Config.Workspace. It is closed by Close.
 func (d *Daemon) Backend() *ab.LocalBackend { return d.local }
 
 // Handler returns the daemon's HTTP handler, for embedding in a server of
@@ -285,6 +326,9 @@ func (d *Daemon) Close() error {
 	}
 	d.closed = true
 	d.mu.Unlock()
+	if d.local == nil {
+		return nil // Config.Workspace is the caller's
+	}
 	return errors.Join(d.local.Close(), d.jail.close())
 }
 
@@ -311,8 +355,11 @@ func Run(ctx context.Context, cfg Config, addr string) error {
 }
 
 func (d *Daemon) logStart(addr net.Addr) {
-	attrs := []any{"addr", addr.String(), "root", d.cfg.RootDir, "isolation", string(d.local.Isolation()),
+	attrs := []any{"addr", addr.String(), "root", d.cfg.RootDir, "backend", string(d.ws.Type()),
 		"auth", d.cfg.AuthToken != "", "ssh-ws", !d.cfg.DisableSSHWS}
+	if d.local != nil {
+		attrs = append(attrs, "isolation", string(d.local.Isolation()))
+	}
 	if d.scope != "" {
 		attrs = append(attrs, "scope", d.scope)
 	}

@@ -37,9 +37,17 @@ func TestLockdown(t *testing.T) {
 		name string
 		tpl  func(*kubernetes.PodTemplate)
 		uid  string
+		// systemWrites: the image's files are safe from writes (file
+		// permissions for nobody, a read-only root file system for root).
+		// Root in a writable root file system owns its own image's files:
+		// its container's, nothing beyond.
+		systemWrites bool
 	}{
-		{"Default", func(*kubernetes.PodTemplate) {}, "65534"},
-		{"RunAsRoot", func(tpl *kubernetes.PodTemplate) { tpl.RunAsRoot = true }, "0"},
+		{"Default", func(*kubernetes.PodTemplate) {}, "65534", true},
+		{"RunAsRoot", func(tpl *kubernetes.PodTemplate) { tpl.RunAsRoot = true }, "0", false},
+		{"RunAsRootReadOnly", func(tpl *kubernetes.PodTemplate) {
+			tpl.RunAsRoot, tpl.ReadOnlyRootFilesystem = true, true
+		}, "0", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b := newBackend(t, func(c *kubernetes.Config) {
@@ -64,23 +72,37 @@ func TestLockdown(t *testing.T) {
 			assert.Equal(t, "1", st["NoNewPrivs"], "NoNewPrivs")
 			assert.Equal(t, "2", st["Seccomp"], "Seccomp (2 = filter)")
 
-			// No mounts, no chroot, no writes to the system, no raw network.
+			// No mounts, no chroot, no raw network, nothing a capability
+			// would allow. (The tools are there: the attacks fail on the
+			// pod's walls, not for want of a program.)
+			run(t, b, "which mount chroot ping renice chown mknod hostname unshare ip sysctl")
 			for _, attack := range []string{
 				"mkdir -p m && mount -t tmpfs none m",
 				"mount -o remount,rw /",
+				"mount --bind / m",
 				"chroot / true",
-				"echo owned >> /etc/passwd",
-				"touch /bin/owned",
-				"ping -c 1 127.0.0.1", // raw sockets need CAP_NET_RAW
-				"nice -n -5 true",     // CAP_SYS_NICE
-				"chown 0:0 /tmp",
+				"ping -c 1 127.0.0.1",          // raw sockets: CAP_NET_RAW
+				"renice -n -5 $$",              // CAP_SYS_NICE
+				"unshare -U -r true",           // a user namespace to regain capabilities in
+				"unshare -m true",              // a mount namespace
+				"ip link add owned type dummy", // CAP_NET_ADMIN
+				"sysctl -w kernel.hostname=owned",
+				"touch mine && chown 1:1 mine", // CAP_CHOWN
+				"mknod dev c 1 3",              // CAP_MKNOD
+				"hostname owned",               // CAP_SYS_ADMIN
 			} {
 				_, err := b.Exec(ctx, attack, nil)
 				assert.Error(t, err, "attack %q succeeded", attack)
 			}
-			_, err = b.Exec(ctx, "test -e /bin/owned", nil)
-			assert.Error(t, err, "/bin/owned was created")
-			assert.NotContains(t, run(t, b, "cat /etc/passwd"), "owned")
+			if tc.systemWrites {
+				for _, attack := range []string{"echo owned >> /etc/passwd", "touch /bin/owned", "rm /bin/busybox"} {
+					_, err := b.Exec(ctx, attack, nil)
+					assert.Error(t, err, "attack %q succeeded", attack)
+				}
+				_, err = b.Exec(ctx, "test -e /bin/owned", nil)
+				assert.Error(t, err, "/bin/owned was created")
+				assert.NotContains(t, run(t, b, "cat /etc/passwd"), "owned")
+			}
 
 			// The pod sees its own processes only, never the node's.
 			ps := run(t, b, "ps -o pid,args")

@@ -11,6 +11,7 @@ import (
 	ab "github.com/agentbackend/agentbackend"
 	"github.com/agentbackend/agentbackend/agentmcp"
 	"github.com/agentbackend/agentbackend/daemon"
+	"github.com/agentbackend/agentbackend/kubernetes"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
@@ -21,8 +22,11 @@ const maxMessage = 1 << 30
 // runDaemon runs the daemon cfg describes until its input closes or ctx
 // ends.
 func runDaemon(ctx context.Context, cfg *daemonConfig, stdin io.ReadCloser, stdout io.WriteCloser, stderr io.Writer) error {
+	if cfg.Kubernetes != nil {
+		return runKubernetes(ctx, cfg, stdin, stdout, stderr)
+	}
 	if !cfg.LocalOnly {
-		return runHTTP(ctx, cfg, stderr)
+		return runHTTP(ctx, cfg, nil, stderr)
 	}
 	local, err := ab.NewLocal(ab.LocalConfig{
 		RootDir:        cfg.RootDir,
@@ -34,11 +38,34 @@ func runDaemon(ctx context.Context, cfg *daemonConfig, stdin io.ReadCloser, stdo
 		return err
 	}
 	defer local.Close()
-	var b ab.FileBackend = local
+	return serveStdio(ctx, cfg, local, "isolation "+string(local.Isolation()), stdin, stdout, stderr)
+}
+
+// runKubernetes runs the daemon on a pod made (or attached to) as the
+// --kubernetes file says, and deletes a pod it made when it stops.
+func runKubernetes(ctx context.Context, cfg *daemonConfig, stdin io.ReadCloser, stdout io.WriteCloser, stderr io.Writer) error {
+	kcfg := *cfg.Kubernetes
+	// Blocking follows the mode, as for a directory: off for the trusted
+	// local user of --local-only, on for HTTP clients.
+	kcfg.AllowDangerous = cfg.LocalOnly
+	pod, err := kubernetes.New(ctx, kcfg)
+	if err != nil {
+		return err
+	}
+	defer pod.Close()
+	if !cfg.LocalOnly {
+		return runHTTP(ctx, cfg, pod, stderr)
+	}
+	return serveStdio(ctx, cfg, pod, "pod "+pod.Namespace()+"/"+pod.Pod(), stdin, stdout, stderr)
+}
+
+// serveStdio serves b (through a scope when cfg asks for one) as MCP over
+// standard input and output until the input closes or ctx ends.
+func serveStdio(ctx context.Context, cfg *daemonConfig, b ab.FileBackend, where string, stdin io.ReadCloser, stdout io.WriteCloser, stderr io.Writer) error {
 	if cfg.ScopePath != "" || cfg.Permissions != nil {
 		// Standard input carries MCP, so nobody can answer an Ask here: it
 		// is denied, or APPROVAL_REQUIRED with askFallback "error".
-		scope, err := local.Scope(cmp.Or(cfg.ScopePath, "."), &ab.ScopeConfig{Permissions: cfg.Permissions})
+		scope, err := b.Scope(cmp.Or(cfg.ScopePath, "."), &ab.ScopeConfig{Permissions: cfg.Permissions})
 		if err != nil {
 			return err
 		}
@@ -49,9 +76,9 @@ func runDaemon(ctx context.Context, cfg *daemonConfig, stdin io.ReadCloser, stdo
 	if cfg.Permissions != nil {
 		policy = ", with permissions"
 	}
-	fmt.Fprintf(stderr, "agent-backend daemon: serving %s over MCP on stdio (isolation %s%s)\n", b.RootDir(), local.Isolation(), policy)
+	fmt.Fprintf(stderr, "agent-backend daemon: serving %s over MCP on stdio (%s%s)\n", b.RootDir(), where, policy)
 	server := agentmcp.NewServer(b, nil)
-	err = server.Run(ctx, &mcp.IOTransport{Reader: stdin, Writer: stdout, MaxLineLength: maxMessage})
+	err := server.Run(ctx, &mcp.IOTransport{Reader: stdin, Writer: stdout, MaxLineLength: maxMessage})
 	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, mcp.ErrConnectionClosed) || errors.Is(err, io.EOF) {
 		return nil
 	}
@@ -59,10 +86,11 @@ func runDaemon(ctx context.Context, cfg *daemonConfig, stdin io.ReadCloser, stdo
 }
 
 // runHTTP runs the full daemon (GET /health, POST /mcp, WS /ssh) on
-// cfg.Port until ctx ends or the process gets SIGTERM or SIGINT, then shuts
+// cfg.Port, serving workspace (nil: cfg.RootDir) until ctx ends or the process gets SIGTERM or SIGINT, then shuts
 // it down gracefully. Dangerous-command blocking is always on in this mode.
-func runHTTP(ctx context.Context, cfg *daemonConfig, stderr io.Writer) error {
+func runHTTP(ctx context.Context, cfg *daemonConfig, workspace ab.FileBackend, stderr io.Writer) error {
 	return daemon.Run(ctx, daemon.Config{
+		Workspace:    workspace,
 		RootDir:      cfg.RootDir,
 		ScopePath:    cfg.ScopePath,
 		Isolation:    cfg.Isolation,

@@ -15,11 +15,15 @@ const (
 // busybox and in GNU coreutils/findutils. find is given "dir/" so that a
 // directory reached through a symbolic link is listed too.
 //
+// The shell's messages go to its output (2>&1), but its own standard error
+// stays open on fd 9: containerd's CRI closes an exec's input as soon as
+// one of its output streams ends, which would end the shell.
+//
 // Data that arrives over an exec stream is never trusted to be complete (a
 // container runtime may close a command's input early, and exit 0 proves
 // nothing then): ab_commit renames a temporary file over its target only
 // when its length is the length that was sent.
-const prelude = `exec 2>&1
+const prelude = `exec 9>&2 2>&1
 ab_ctl() { printf '\001AB%s\002%s\n' "$AB_T" "$1"; }
 ab_missing() { ! [ -e "$1" ] && ! [ -L "$1" ]; }
 ab_exists() { if ab_missing "$1"; then return 1; fi; return 0; }

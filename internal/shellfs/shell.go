@@ -12,6 +12,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // shell is one op shell: a /bin/sh inside the container reading requests on
@@ -52,7 +53,9 @@ func startShell(ctx context.Context, start Starter) (*shell, error) {
 			err = io.EOF
 		}
 		outW.CloseWithError(err)
-		inR.CloseWithError(errGone) // a request written now fails instead of blocking
+		// A request written now fails instead of blocking; the transport,
+		// if it still reads the input, sees its end.
+		inW.Close()
 	}()
 	reply, err := s.run(ctx, "AB_T="+tok+"\n"+prelude+"true", nil)
 	if err == nil && reply.Code != 0 {
@@ -77,13 +80,25 @@ func (s *shell) alive() bool {
 	}
 }
 
-// close ends the shell: dropping the connection ends the process and its
-// streams, which close waits for.
+// closeGrace is how long a shell whose input was closed gets to exit
+// before its connection is dropped.
+const closeGrace = 2 * time.Second
+
+// close ends the shell: the end of its input makes it exit, and its
+// streams end as they would for any command (dropping the connection makes
+// transports complain); one that does not exit in time loses its
+// connection. close waits for the end.
 func (s *shell) close() {
-	_ = s.proc.Close()
 	s.in.Close()
-	s.outPipe.Close()
-	<-s.done
+	go func() { _, _ = io.Copy(io.Discard, s.outPipe) }() // whatever it still says; ends with the shell
+	t := time.NewTimer(closeGrace)
+	defer t.Stop()
+	select {
+	case <-s.done:
+	case <-t.C:
+		_ = s.proc.Close()
+		<-s.done
+	}
 }
 
 // run sends one request and reads its reply. input, if not nil, is sent

@@ -84,8 +84,6 @@ var (
 	// ErrProtocol reports output an op shell should never produce; the
 	// shell is discarded.
 	ErrProtocol = errors.New("op shell: protocol error")
-	// errGone reports a write to a shell that has ended.
-	errGone = errors.New("op shell: the shell has ended")
 )
 
 // Quote single-quotes s for the shell. NUL cannot be passed to a program at
