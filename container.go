@@ -43,7 +43,9 @@ type ContainerTransport interface {
 type ContainerCommand struct {
 	Argv           []string  // the program and its arguments; Argv[0] is an absolute path
 	Stdin          io.Reader // nil: no standard input
-	Stdout, Stderr io.Writer // never nil
+	// Stdout and Stderr are never nil. A transport may write them from two
+	// goroutines at once; when they are one writer, it is safe for that.
+	Stdout, Stderr io.Writer
 }
 
 // ContainerProcess is a process started by a ContainerTransport.

@@ -1,12 +1,15 @@
 package agentbackend
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"io"
 	"maps"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -24,13 +27,25 @@ import (
 // output streams end (containerd's CRI does), and a command like
 // `cat > file` has no output stream of its own. The wrapper keeps both open
 // until the command is done. It catches the signals a Signal may send so
-// that only the command decides how it ends, and exits with its status.
+// that only the command decides how it ends.
+//
+// When the command has ended, the wrapper reports its exit status on
+// stderr (exitMark, another line the backend strips) and kills its process
+// group, itself included: what the command left running in the
+// background would otherwise hold the exec's output open, and the exec
+// would never end (containerd's CRI waits for the output). Local does the
+// same to what a command leaves behind.
 const containerExecWrapper = `cd -- "$1" || exit 126
 shift
 trap : HUP INT QUIT TERM USR1 USR2 ALRM
 printf '%d\n' "$$" >&2
 env "$@"
-exit $?`
+printf '\001agentbe-exit %d\n' "$?" >&2
+kill -9 -$$`
+
+// exitMark starts the line with which the wrapper reports the command's
+// exit status.
+const exitMark = "\x01agentbe-exit "
 
 // containerKillGrace is how long a killed command's output may take to
 // close before the connection is dropped.
@@ -89,7 +104,8 @@ func (b *ContainerBackend) Exec(ctx context.Context, command string, opts *ExecO
 	}
 	start := time.Now()
 	stdout, stderr := newCaptures(b.maxOutput, o.Stdout, o.Stderr)
-	pid := &pidLine{next: stderr, found: make(chan struct{})}
+	exit := &exitLine{next: stderr}
+	pid := &pidLine{next: exit, found: make(chan struct{})}
 	proc, err := b.t.Start(runCtx, &ContainerCommand{
 		Argv: execArgv(cwd, env, command), Stdin: o.Stdin, Stdout: stdout, Stderr: pid,
 	})
@@ -112,6 +128,7 @@ func (b *ContainerBackend) Exec(ctx context.Context, command string, opts *ExecO
 	}
 	// The command is done; a Stdin that blocks must not hold anything up.
 	_ = proc.Close()
+	w = exit.resolve(w)
 
 	res := &ExecResult{Duration: time.Since(start), ExitCode: w.code}
 	if w.err != nil {
@@ -235,3 +252,73 @@ func (b *ContainerBackend) streamErr(command string, err error) error {
 
 // trimText is a tool's message as one trimmed string.
 func trimText(text []byte) string { return strings.TrimSpace(string(text)) }
+
+// exitLine passes a command's stderr on without the wrapper's exit line
+// (exitMark), which it reads. A write that ends in what may be the start of
+// the mark is held back until the next write shows what it is.
+type exitLine struct {
+	next io.Writer
+
+	mu   sync.Mutex
+	held []byte
+	code int
+	seen bool
+}
+
+func (e *exitLine) Write(p []byte) (int, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	data := p
+	if len(e.held) > 0 {
+		data = append(e.held, p...)
+		e.held = nil
+	}
+	for {
+		i := bytes.Index(data, []byte(exitMark))
+		if i < 0 {
+			break
+		}
+		j := bytes.IndexByte(data[i:], '\n')
+		if j < 0 { // the line is not complete yet
+			e.pass(data[:i])
+			e.held = bytes.Clone(data[i:])
+			return len(p), nil
+		}
+		if code, err := strconv.Atoi(string(data[i+len(exitMark) : i+j])); err == nil {
+			e.code, e.seen = code, true
+		}
+		e.pass(data[:i])
+		data = data[i+j+1:]
+	}
+	keep := len(data)
+	for k := min(len(data), len(exitMark)-1); k > 0; k-- {
+		if bytes.HasPrefix([]byte(exitMark), data[len(data)-k:]) {
+			keep = len(data) - k
+			break
+		}
+	}
+	e.pass(data[:keep])
+	e.held = bytes.Clone(data[keep:])
+	return len(p), nil
+}
+
+func (e *exitLine) pass(data []byte) {
+	if len(data) > 0 {
+		_, _ = e.next.Write(data)
+	}
+}
+
+// resolve passes on what is held back, once the stream has ended, and
+// returns how the command ended: as the wrapper reported it, else (the
+// wrapper did not get to say: killed, or the connection lost) as the
+// transport did.
+func (e *exitLine) resolve(w waited) waited {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.pass(e.held)
+	e.held = nil
+	if e.seen {
+		return waited{code: e.code}
+	}
+	return w
+}

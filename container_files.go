@@ -155,12 +155,12 @@ func (b *ContainerBackend) Write(ctx context.Context, p string, data []byte) err
 	}
 	// The shell stays until cat is done, so that the runtime keeps cat's
 	// input open (see containerExecWrapper).
-	var out bytes.Buffer
-	code, err := b.stream(ctx, []string{"/bin/sh", "-c", `cat > "$1"; exit $?`, "sh", tmp}, bytes.NewReader(data), &out, &out)
+	var out, errOut bytes.Buffer // apart: a transport may fill them from two goroutines
+	code, err := b.stream(ctx, []string{"/bin/sh", "-c", `cat > "$1"; exit $?`, "sh", tmp}, bytes.NewReader(data), &out, &errOut)
 	if err != nil || code != 0 {
 		// A partial temporary file may be there; it is not the target.
 		_, _ = b.shellRun(context.WithoutCancel(ctx), "ab_rm", nil, tmp, "0", "1")
-		return b.fileErr(CodeWriteFailed, "write", p, shellfs.Reply{Code: code, Text: out.Bytes()}, err)
+		return b.fileErr(CodeWriteFailed, "write", p, shellfs.Reply{Code: code, Text: append(out.Bytes(), errOut.Bytes()...)}, err)
 	}
 	reply, err := b.shellRun(ctx, "ab_commit", nil, tmp, abs, size)
 	if err != nil || reply.Code != 0 {

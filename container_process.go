@@ -36,7 +36,8 @@ func (b *ContainerBackend) Start(ctx context.Context, command string, opts *Exec
 	c := &containerProc{b: b, p: p, cwd: o.Cwd, exited: make(chan struct{})}
 	p.ctl = c
 	stdout, stderr := processStreams(p, o.Stdout, o.Stderr)
-	c.pid = &pidLine{next: stderr, found: make(chan struct{}), onPID: c.pidKnown}
+	c.exit = &exitLine{next: stderr}
+	c.pid = &pidLine{next: c.exit, found: make(chan struct{}), onPID: c.pidKnown}
 	if !b.bg.add(p) {
 		return nil, errDestroyed("start", b.typ)
 	}
@@ -91,6 +92,7 @@ type containerProc struct {
 	p      *Process
 	cwd    string // ExecOptions.Cwd as given, for errors
 	pid    *pidLine
+	exit   *exitLine
 	proc   ContainerProcess // set before run starts
 	timer  *time.Timer
 	exited chan struct{} // closed when the command has ended
@@ -123,14 +125,8 @@ func (c *containerProc) run() {
 	}
 	c.killers.Wait()
 	_ = c.proc.Close()
+	w = c.exit.resolve(w)
 	lost := c.b.lostErr()
-	if c.pid.seen() && lost == nil {
-		// The group outlives its leader while a member lives, and its id
-		// cannot be reused meanwhile: this reaches exactly the leftovers.
-		ctx, cancel := context.WithTimeout(context.Background(), containerKillGrace)
-		_, _ = c.b.shellRun(ctx, "ab_kill", nil, strconv.Itoa(c.pid.pid))
-		cancel()
-	}
 	cause := c.killRequested()
 	var killed, failure error
 	switch {
