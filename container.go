@@ -41,8 +41,8 @@ type ContainerTransport interface {
 
 // ContainerCommand is a process for ContainerTransport.Start to start.
 type ContainerCommand struct {
-	Argv           []string  // the program and its arguments; Argv[0] is an absolute path
-	Stdin          io.Reader // nil: no standard input
+	Argv  []string  // the program and its arguments; Argv[0] is an absolute path
+	Stdin io.Reader // nil: no standard input
 	// Stdout and Stderr are never nil. A transport may write them from two
 	// goroutines at once; when they are one writer, it is safe for that.
 	Stdout, Stderr io.Writer
