@@ -2,12 +2,14 @@ package kubernetes_test
 
 import (
 	"context"
+	"os"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	ab "github.com/agentbackend/agentbackend"
@@ -118,6 +120,28 @@ func TestSessionsIdleReaped(t *testing.T) {
 	assert.Equal(t, ab.StatusDestroyed, idle.Status())
 	run(t, busy, "true")
 	assert.Equal(t, ab.PoolStats{Total: 1, Active: 1}, m.Stats())
+
+	// A pod an earlier process left idle (its last use written on it) is
+	// reaped by a manager with the same ID; one used lately is not.
+	_, cs, ns := needCluster(t)
+	earlier := newManager(t, func(c *kubernetes.SessionConfig) { c.ID += "-2" })
+	left, err := earlier.GetOrCreate(ctx, "left")
+	require.NoError(t, err)
+	recent, err := earlier.GetOrCreate(ctx, "recent")
+	require.NoError(t, err)
+	require.NoError(t, earlier.Close())
+	pod, err := cs.CoreV1().Pods(ns).Get(ctx, left.Pod(), metav1.GetOptions{})
+	require.NoError(t, err)
+	pod.Annotations[kubernetes.AnnotationLastUsed] = time.Now().Add(-time.Hour).UTC().Format(time.RFC3339)
+	_, err = cs.CoreV1().Pods(ns).Update(ctx, pod, metav1.UpdateOptions{})
+	require.NoError(t, err)
+	later := newManager(t, func(c *kubernetes.SessionConfig) { c.ID += "-2"; c.IdleTimeout = time.Minute })
+	assert.Equal(t, 1, later.CleanupIdle())
+	var names []string
+	for _, p := range managedPods(t, later.ID(), kubernetes.LabelSession) {
+		names = append(names, p.Name)
+	}
+	assert.Equal(t, []string{recent.Pod()}, names)
 }
 
 // TestWarmPool: the pool is filled to its bound and no further, a new
@@ -161,4 +185,57 @@ func TestWarmPool(t *testing.T) {
 		pods[s.Pod()] = true
 	}
 	require.Eventually(t, func() bool { return len(managedPods(t, m.ID(), warm)) == 2 }, 2*time.Minute, 100*time.Millisecond)
+}
+
+// TestSessionClaimSuspendResume gives a session a PersistentVolumeClaim:
+// Suspend deletes its pod and keeps the claim, the next GetOrCreate resumes
+// it on a new pod with its files, DeleteSession deletes the claim. The test
+// cluster has no provisioner, so the test makes the volume: a host path,
+// bound through a storage class of its own.
+func TestSessionClaimSuspendResume(t *testing.T) {
+	_, cs, ns := needCluster(t)
+	ctx := testCtx(t)
+	class := "agentbe-" + ns
+	dir := t.TempDir()
+	require.NoError(t, os.Chmod(dir, 0o1777)) // host paths ignore fsGroup: let nobody write
+	pv := &corev1.PersistentVolume{
+		ObjectMeta: metav1.ObjectMeta{Name: class},
+		Spec: corev1.PersistentVolumeSpec{
+			StorageClassName:              class,
+			Capacity:                      corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")},
+			AccessModes:                   []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			PersistentVolumeReclaimPolicy: corev1.PersistentVolumeReclaimRetain,
+			PersistentVolumeSource:        corev1.PersistentVolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: dir}},
+		},
+	}
+	_, err := cs.CoreV1().PersistentVolumes().Create(ctx, pv, metav1.CreateOptions{})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = cs.CoreV1().PersistentVolumes().Delete(context.Background(), class, metav1.DeleteOptions{}) })
+
+	m := newManager(t, func(c *kubernetes.SessionConfig) {
+		c.WorkspaceClaims, c.ClaimStorageClass, c.ClaimSize = true, class, "1Gi"
+	})
+	first, err := m.GetOrCreate(ctx, "carol")
+	require.NoError(t, err)
+	require.NoError(t, first.Write(ctx, "work/draft.txt", []byte("kept across pods")))
+	firstPod := first.Pod()
+
+	require.NoError(t, m.Suspend(ctx, "carol"))
+	assert.Equal(t, ab.StatusDestroyed, first.Status())
+	claims, err := cs.CoreV1().PersistentVolumeClaims(ns).List(ctx, metav1.ListOptions{LabelSelector: kubernetes.LabelManager + "=" + m.ID()})
+	require.NoError(t, err)
+	require.Len(t, claims.Items, 1, "the claim is kept")
+
+	resumed, err := m.GetOrCreate(ctx, "carol")
+	require.NoError(t, err)
+	assert.NotEqual(t, firstPod, resumed.Pod(), "a new pod")
+	data, err := resumed.Read(ctx, "work/draft.txt")
+	require.NoError(t, err)
+	assert.Equal(t, "kept across pods", string(data))
+
+	require.NoError(t, m.DeleteSession(ctx, "carol"))
+	require.Eventually(t, func() bool {
+		claims, err := cs.CoreV1().PersistentVolumeClaims(ns).List(ctx, metav1.ListOptions{LabelSelector: kubernetes.LabelManager + "=" + m.ID()})
+		return err == nil && len(claims.Items) == 0
+	}, time.Minute, 100*time.Millisecond, "the claim was not deleted")
 }
