@@ -210,7 +210,9 @@ func TestSessionClaimSuspendResume(t *testing.T) {
 	}
 	_, err := cs.CoreV1().PersistentVolumes().Create(ctx, pv, metav1.CreateOptions{})
 	require.NoError(t, err)
-	t.Cleanup(func() { _ = cs.CoreV1().PersistentVolumes().Delete(context.Background(), class, metav1.DeleteOptions{}) })
+	t.Cleanup(func() {
+		_ = cs.CoreV1().PersistentVolumes().Delete(context.Background(), class, metav1.DeleteOptions{})
+	})
 
 	m := newManager(t, func(c *kubernetes.SessionConfig) {
 		c.WorkspaceClaims, c.ClaimStorageClass, c.ClaimSize = true, class, "1Gi"
