@@ -6,6 +6,7 @@ import (
 	"io"
 	"maps"
 	"path"
+	"strings"
 	"sync"
 
 	"github.com/agentbackend/agentbackend/internal/shellfs"
@@ -209,19 +210,30 @@ func newContainer(t ContainerTransport, cfg ContainerConfig) (*ContainerBackend,
 // setUp checks that the container has a shell and makes the workspace.
 func (b *ContainerBackend) setUp(ctx context.Context) error {
 	reply, err := b.shells.Run(ctx, "ab_mkdir", nil, b.root)
-	if err != nil {
-		var e *Error
-		if errors.As(err, &e) {
-			return e
-		}
+	var e *Error
+	switch {
+	case errors.As(err, &e):
+		return e
+	case err != nil && missingShell(err):
 		return &Error{Code: CodeMissingUtilities, Op: "connect", Err: err,
 			Message: string(b.typ) + ": cannot run /bin/sh with POSIX tools in the container: " + err.Error()}
+	case err != nil:
+		return &Error{Code: CodeExecError, Op: "connect", Err: err,
+			Message: string(b.typ) + ": cannot run a command in the container: " + err.Error()}
 	}
 	if reply.Code != 0 {
 		return &Error{Code: CodeExecError, Op: "connect",
 			Message: string(b.typ) + ": cannot create the workspace " + b.root + ": " + trimText(reply.Text)}
 	}
 	return nil
+}
+
+// missingShell reports a failure to start an op shell that says the
+// container has no shell, or not the tools the prelude needs.
+func missingShell(err error) bool {
+	msg := strings.ToLower(err.Error())
+	return strings.Contains(msg, "no such file") || strings.Contains(msg, "not found") ||
+		strings.Contains(msg, "prelude failed") || strings.Contains(msg, "executable file")
 }
 
 // startShell starts an op shell: a plain /bin/sh reading requests.

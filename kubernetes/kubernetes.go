@@ -26,8 +26,9 @@
 // CONNECTION_CLOSED.
 //
 // The RBAC the backend needs in its namespace: pods create, get, list,
-// watch and delete, and pods/exec create (and persistentvolumeclaims
-// create, get and delete for a SessionManager with WorkspaceClaims).
+// watch and delete, and pods/exec create. With pods/exec get too, execs go
+// over WebSocket (else over SPDY). A SessionManager also needs pods update,
+// and persistentvolumeclaims create, get and delete for WorkspaceClaims.
 //
 // This package imports client-go; the agentbackend package does not, so
 // programs that do not use Kubernetes do not link it.

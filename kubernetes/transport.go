@@ -12,7 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/httpstream"
+	"k8s.io/streaming/pkg/httpstream"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -114,31 +114,33 @@ func (t *transport) Start(ctx context.Context, cmd *ab.ContainerCommand) (ab.Con
 	p := &execProc{cancel: cancel, done: make(chan struct{})}
 	// Until the exec is connected, ctx may abandon it; after, only Close.
 	stopEarly := context.AfterFunc(ctx, func() {
-		if !p.connected.Load() {
+		if !p.answer.connected.Load() {
 			cancel()
 		}
 	})
 	go func() {
 		defer close(p.done)
 		defer stopEarly()
-		p.code, p.err = t.run(streamCtx, cmd, &p.connected)
+		p.code, p.err = t.run(streamCtx, cmd, &p.answer)
 	}()
 	return p, nil
 }
 
 // run runs one exec to its end, connecting again while the connection
 // cannot be made.
-func (t *transport) run(ctx context.Context, cmd *ab.ContainerCommand, connected *atomic.Bool) (int, error) {
+func (t *transport) run(ctx context.Context, cmd *ab.ContainerCommand, answer *execAnswer) (int, error) {
 	opts := remotecommand.StreamOptions{Stdin: cmd.Stdin, Stdout: cmd.Stdout, Stderr: cmd.Stderr}
 	deadline := time.Now().Add(t.retryFor)
 	delay := 50 * time.Millisecond
 	for {
-		ex, err := t.executor(cmd.Argv, cmd.Stdin != nil, connected)
+		ex, err := t.executor(cmd.Argv, cmd.Stdin != nil, answer)
 		if err != nil {
 			return -1, err
 		}
+		answer.status.Store(0)
 		err = ex.StreamWithContext(ctx, opts)
 		var exit exec.CodeExitError
+		status, refused := answer.refusal(err)
 		switch {
 		case err == nil:
 			return 0, nil
@@ -147,15 +149,19 @@ func (t *transport) run(ctx context.Context, cmd *ab.ContainerCommand, connected
 				t.w.confirm(ctx) // killed: by us, or by the pod's end?
 			}
 			return exit.Code, nil
-		case connected.Load():
+		case answer.connected.Load():
 			// The connection broke off mid-command: the API server
 			// restarted, or the pod went away.
 			t.w.confirm(ctx)
 			return -1, t.w.orGone(err)
-		case apierrors.IsNotFound(errors.Unwrap(err)) || isNotFound(err):
+		case refused && status == http.StatusNotFound:
 			t.w.confirm(ctx)
 			return -1, t.w.orGone(err)
-		case !retryable(err) || ctx.Err() != nil || time.Now().After(deadline):
+		case refused && status < 500 && status != http.StatusTooManyRequests,
+			!refused && httpstream.IsUpgradeFailure(err),
+			ctx.Err() != nil, time.Now().After(deadline):
+			// Refused for a reason the server gave, or out of time. Else
+			// the server could not be reached or was not ready: again.
 			return -1, t.w.orGone(err)
 		}
 		t.w.unreachable(err)
@@ -171,10 +177,10 @@ func (t *transport) run(ctx context.Context, cmd *ab.ContainerCommand, connected
 }
 
 // executor returns a WebSocket executor with SPDY as its fallback (or SPDY
-// alone once WebSocket was refused), for one exec of argv. connected is set
-// once the API server has upgraded the connection: the command may run
-// from then on, and must not be started again.
-func (t *transport) executor(argv []string, stdin bool, connected *atomic.Bool) (remotecommand.Executor, error) {
+// alone once WebSocket was refused), for one exec of argv, whose answer
+// (see upgradeWatcher) goes to answer: once connected, the command may run,
+// and must not be started again.
+func (t *transport) executor(argv []string, stdin bool, answer *execAnswer) (remotecommand.Executor, error) {
 	req := t.cs.CoreV1().RESTClient().Post().Namespace(t.ns).Resource("pods").Name(t.pod).SubResource("exec").
 		VersionedParams(&corev1.PodExecOptions{
 			Container: t.container, Command: argv, Stdin: stdin, Stdout: true, Stderr: true,
@@ -185,7 +191,7 @@ func (t *transport) executor(argv []string, stdin bool, connected *atomic.Bool) 
 		if wrap != nil {
 			rt = wrap(rt)
 		}
-		return upgradeWatcher{rt, connected}
+		return upgradeWatcher{rt, answer}
 	}
 	spdy, err := remotecommand.NewSPDYExecutor(&cfg, "POST", req.URL())
 	if err != nil || t.spdyOnly.Load() {
@@ -196,7 +202,10 @@ func (t *transport) executor(argv []string, stdin bool, connected *atomic.Bool) 
 		return nil, err
 	}
 	return remotecommand.NewFallbackExecutor(ws, spdy, func(err error) bool {
-		if httpstream.IsUpgradeFailure(err) && !isNotFound(err) {
+		// WebSocket refused: the server may not speak it, or (before
+		// Kubernetes authorizes WebSocket execs as "create") the role may
+		// allow pods/exec create but not get. SPDY's POST needs create.
+		if status, _ := answer.refusal(err); httpstream.IsUpgradeFailure(err) && status != http.StatusNotFound {
 			t.spdyOnly.Store(true)
 			return true
 		}
@@ -204,49 +213,52 @@ func (t *transport) executor(argv []string, stdin bool, connected *atomic.Bool) 
 	})
 }
 
-// upgradeWatcher notes when the API server switched the exec's connection
-// to a stream protocol.
+// upgradeWatcher notes how the API server answered an exec's upgrade
+// request: switched to a stream protocol (the command may run from then
+// on), or refused with an HTTP status (SPDY's errors keep only its text).
 type upgradeWatcher struct {
-	rt        http.RoundTripper
-	connected *atomic.Bool
+	rt     http.RoundTripper
+	answer *execAnswer
+}
+
+// execAnswer is what upgradeWatcher saw.
+type execAnswer struct {
+	connected atomic.Bool
+	status    atomic.Int32 // the status of a refusal
 }
 
 func (u upgradeWatcher) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := u.rt.RoundTrip(req)
-	if err == nil && resp.StatusCode == http.StatusSwitchingProtocols {
-		u.connected.Store(true)
+	if err == nil {
+		if resp.StatusCode == http.StatusSwitchingProtocols {
+			u.answer.connected.Store(true)
+		} else {
+			u.answer.status.Store(int32(resp.StatusCode))
+		}
 	}
 	return resp, err
 }
 
-// isNotFound reports an exec refused because the pod (or its container)
-// is not there.
-func isNotFound(err error) bool {
+// refusal returns the HTTP status the API server refused an exec with, if
+// it did: from a WebSocket upgrade failure's cause (which does not unwrap),
+// else as upgradeWatcher saw it.
+func (a *execAnswer) refusal(err error) (int32, bool) {
+	var upgrade *httpstream.UpgradeFailureError
+	if errors.As(err, &upgrade) {
+		err = upgrade.Cause
+	}
 	var status apierrors.APIStatus
 	if errors.As(err, &status) {
-		return status.Status().Code == http.StatusNotFound
+		return status.Status().Code, true
 	}
-	return false
-}
-
-// retryable reports an exec that failed before it could start for a reason
-// that may pass: the API server is not reachable, or answered 5xx or 429.
-func retryable(err error) bool {
-	var status apierrors.APIStatus
-	if errors.As(err, &status) {
-		code := status.Status().Code
-		return code >= 500 || code == http.StatusTooManyRequests
-	}
-	if httpstream.IsUpgradeFailure(err) {
-		return false // refused for a reason the server gave
-	}
-	return true // connection refused or reset, a TLS handshake cut short, ...
+	code := a.status.Load()
+	return code, code != 0
 }
 
 // execProc is one exec.
 type execProc struct {
 	cancel    context.CancelFunc
-	connected atomic.Bool
+	answer    execAnswer
 	done      chan struct{}
 	code      int
 	err       error

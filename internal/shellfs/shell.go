@@ -12,6 +12,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -24,6 +25,7 @@ type shell struct {
 	outPipe  *io.PipeReader
 	sentinel []byte
 	done     chan struct{} // closed when the shell has ended
+	ended    atomic.Value  // error: why the shell ended (Wait's error), set before its input closes
 	broken   bool          // owned by the goroutine holding the shell
 }
 
@@ -52,6 +54,7 @@ func startShell(ctx context.Context, start Starter) (*shell, error) {
 		if err == nil {
 			err = io.EOF
 		}
+		s.ended.Store(err)
 		outW.CloseWithError(err)
 		// A request written now fails instead of blocking; the transport,
 		// if it still reads the input, sees its end.
@@ -109,8 +112,7 @@ func (s *shell) run(ctx context.Context, call string, input []byte) (Reply, erro
 	stop := context.AfterFunc(ctx, func() { _ = s.proc.Close() })
 	defer stop()
 	if _, err := io.WriteString(s.in, call+"; ab_ctl \"E$?\"\n"); err != nil {
-		s.broken = true
-		return reply, ctxErr(ctx, err)
+		return reply, s.fail(ctx, err)
 	}
 	var text bytes.Buffer
 	var writer chan error // the goroutine sending input, if started
@@ -123,13 +125,11 @@ func (s *shell) run(ctx context.Context, call string, input []byte) (Reply, erro
 	}()
 	for {
 		if err := s.readText(&text); err != nil {
-			s.broken = true
-			return reply, ctxErr(ctx, err)
+			return reply, s.fail(ctx, err)
 		}
 		line, err := s.out.ReadString('\n')
 		if err != nil {
-			s.broken = true
-			return reply, ctxErr(ctx, err)
+			return reply, s.fail(ctx, err)
 		}
 		line = strings.TrimSuffix(line, "\n")
 		switch {
@@ -160,8 +160,7 @@ func (s *shell) run(ctx context.Context, call string, input []byte) (Reply, erro
 				return reply, ErrProtocol
 			}
 			if reply.Data, err = s.readData(n); err != nil {
-				s.broken = true
-				return reply, ctxErr(ctx, err)
+				return reply, s.fail(ctx, err)
 			}
 		default:
 			s.broken = true
@@ -170,11 +169,16 @@ func (s *shell) run(ctx context.Context, call string, input []byte) (Reply, erro
 	}
 }
 
-// ctxErr prefers the context's error: a cancelled operation drops the
-// connection, and "closed pipe" would hide why.
-func ctxErr(ctx context.Context, err error) error {
+// fail says why an operation failed: the context's end (a cancelled
+// operation drops the connection, and "closed pipe" would hide why), else
+// why the shell ended, else err.
+func (s *shell) fail(ctx context.Context, err error) error {
+	s.broken = true
 	if ctx.Err() != nil {
 		return ctx.Err()
+	}
+	if ended, ok := s.ended.Load().(error); ok && ended != io.EOF {
+		return ended
 	}
 	return err
 }
