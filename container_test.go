@@ -89,7 +89,7 @@ func (p *execProcess) Close() error {
 // execTransport, each in its own workspace of one shared container.
 func TestContainerConformance(t *testing.T) {
 	cli := needDocker(t)
-	shared := newDockerBackend(t, ab.DockerConfig{NetworkDisabled: true})
+	shared := newDockerBackend(t, ab.DockerConfig{})
 	var n atomic.Int32
 	backendtest.RunWith(t, func(t *testing.T) ab.FileBackend {
 		b, err := ab.NewContainer(dockerCtx(t), execTransport{cli, shared.ContainerID()}, ab.ContainerConfig{

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"maps"
 	"path"
-	"slices"
 	"strings"
 	"time"
 
@@ -65,17 +64,42 @@ type DockerConfig struct {
 	// name known to the image). Empty means the image's user.
 	User string
 
-	// MemoryLimit caps the container's memory in bytes (swap included);
-	// zero means no limit.
+	// The container is locked down unless told otherwise: no network but
+	// loopback, no new privileges, only DefaultDockerCapabilities, and the
+	// limits below. Each setting can be relaxed on its own.
+
+	// MemoryLimit caps the container's memory in bytes (swap included).
+	// Zero means DefaultDockerMemoryLimit; negative means no limit.
 	MemoryLimit int64
-	// CPUs caps the container's CPU time, in cores (1.5 = one and a half);
-	// zero means no limit.
+	// CPUs caps the container's CPU time, in cores (1.5 = one and a half).
+	// Zero means DefaultDockerCPUs (or the engine's core count, when it has
+	// fewer); negative means no limit.
 	CPUs float64
-	// PidsLimit caps the number of processes in the container, which
-	// contains fork bombs; zero means no limit.
+	// PidsLimit caps the number of processes and threads in the container,
+	// which contains fork bombs. Zero means DefaultDockerPidsLimit; negative
+	// means no limit. Under gVisor (OCIRuntime "runsc") it counts the
+	// sandbox's threads on the host: a fork bomb may then bring down the
+	// whole sandbox instead of failing one fork (the host is unharmed).
 	PidsLimit int64
-	// NetworkDisabled gives the container no network but loopback.
-	NetworkDisabled bool
+	// Network is the network the container joins: "bridge", a network
+	// created with `docker network create`, or "host" (the host's own
+	// network stack, services on its loopback interface included). Empty
+	// means none: the container has a loopback interface and no route out.
+	Network string
+	// Capabilities are the Linux capabilities the container's processes may
+	// hold ("CHOWN" or "CAP_CHOWN"); every other one is dropped. Nil means
+	// DefaultDockerCapabilities(); an empty, non-nil slice keeps none.
+	Capabilities []string
+	// AllowNewPrivileges lets setuid programs and file capabilities raise
+	// a process's privileges. The zero value sets no-new-privileges.
+	AllowNewPrivileges bool
+	// OCIRuntime names the engine runtime that runs the container, as
+	// registered with dockerd (--add-runtime or daemon.json): "runsc" runs
+	// it under gVisor, a kernel in user space, so a kernel exploit from the
+	// workspace meets gVisor instead of the host kernel (Debian's runsc
+	// package; register it with runtimeArgs ["--network=none"] on an engine
+	// without a bridge). Empty means the engine's default (usually runc).
+	OCIRuntime string
 	// Labels are added to the container's labels (DockerLabelManaged is
 	// always set).
 	Labels map[string]string
@@ -218,8 +242,10 @@ func (cfg *DockerConfig) validate() error {
 			return errConfig("DockerConfig.Volumes: %q -> %q: both paths must be absolute, without ':'", host, ctr)
 		}
 	}
-	if cfg.MemoryLimit < 0 || cfg.CPUs < 0 || cfg.PidsLimit < 0 {
-		return errConfig("DockerConfig: limits must not be negative")
+	for _, c := range cfg.Capabilities {
+		if !dockerCapabilityRe.MatchString(c) {
+			return errConfig("DockerConfig.Capabilities: %q is not a capability name (CHOWN, CAP_NET_RAW, ...)", c)
+		}
 	}
 	return ValidateEnv(cfg.Env)
 }
@@ -260,61 +286,6 @@ func (b *DockerBackend) setUp(ctx context.Context, cfg DockerConfig) error {
 	if reply.Code != 0 {
 		return &Error{Code: CodeExecError, Op: "connect",
 			Message: fmt.Sprintf("docker: cannot create the workspace %s: %s", b.root, strings.TrimSpace(string(reply.Text)))}
-	}
-	return nil
-}
-
-func (b *DockerBackend) createContainer(ctx context.Context, cfg DockerConfig, image string) error {
-	labels := maps.Clone(cfg.Labels)
-	if labels == nil {
-		labels = map[string]string{}
-	}
-	labels[DockerLabelManaged] = "true"
-	env := make([]string, 0, len(cfg.Env))
-	for _, k := range slices.Sorted(maps.Keys(cfg.Env)) {
-		env = append(env, k+"="+cfg.Env[k])
-	}
-	hc := &container.HostConfig{}
-	if !cfg.NoInit {
-		useInit := true
-		hc.Init = &useInit
-	}
-	for _, host := range slices.Sorted(maps.Keys(cfg.Volumes)) {
-		hc.Binds = append(hc.Binds, host+":"+cfg.Volumes[host])
-	}
-	if cfg.NetworkDisabled {
-		hc.NetworkMode = "none"
-	}
-	if cfg.MemoryLimit > 0 {
-		hc.Memory = cfg.MemoryLimit
-		hc.MemorySwap = cfg.MemoryLimit // no swap on top: the limit is the limit
-	}
-	if cfg.CPUs > 0 {
-		hc.NanoCPUs = int64(cfg.CPUs * 1e9)
-	}
-	if cfg.PidsLimit > 0 {
-		p := cfg.PidsLimit
-		hc.PidsLimit = &p
-	}
-	created, err := b.cli.ContainerCreate(ctx, &container.Config{
-		Image:           image,
-		User:            cfg.User,
-		Env:             env,
-		Labels:          labels,
-		WorkingDir:      b.root,
-		NetworkDisabled: cfg.NetworkDisabled,
-		// The container only has to stay up; commands come through exec.
-		// Entrypoint is replaced so that images whose entrypoint expects
-		// arguments (or a TTY) do not exit at once.
-		Entrypoint: []string{"sleep"},
-		Cmd:        []string{"infinity"},
-	}, hc, nil, nil, cfg.Name)
-	if err != nil {
-		return dockerErr("create container from "+image, err)
-	}
-	b.id, b.created = created.ID, true
-	if err := b.cli.ContainerStart(ctx, b.id, container.StartOptions{}); err != nil {
-		return dockerErr("start container", err)
 	}
 	return nil
 }

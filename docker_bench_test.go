@@ -12,7 +12,7 @@ import (
 // benchDocker returns a backend on a fresh container for a benchmark.
 func benchDocker(b *testing.B) *ab.DockerBackend {
 	b.Helper()
-	return newDockerBackend(b, ab.DockerConfig{NetworkDisabled: true})
+	return newDockerBackend(b, ab.DockerConfig{})
 }
 
 // BenchmarkDockerExec compares an Exec of `true` with `docker exec <id> true`
@@ -46,7 +46,7 @@ func BenchmarkDockerStart(b *testing.B) {
 	cli := needDocker(b)
 	ctx := context.Background()
 	for b.Loop() {
-		d, err := ab.NewDocker(ctx, ab.DockerConfig{Image: dockerTestImage, NetworkDisabled: true, Client: cli,
+		d, err := ab.NewDocker(ctx, ab.DockerConfig{Image: dockerTestImage, Client: cli,
 			Labels: map[string]string{"io.agentbackend.test": "1"}})
 		if err != nil {
 			b.Fatal(err)

@@ -9,15 +9,15 @@ import (
 	ab "github.com/agentbackend/agentbackend"
 )
 
-// A container for one agent: files and commands inside it, no network, a
-// process limit against fork bombs, removed on Close.
+// A container for one agent: files and commands inside it, removed on
+// Close. By default it has no network, no new privileges, few capabilities
+// and limits on memory, CPU and processes; here the limits are tighter.
 func ExampleNewDocker() {
 	ctx := context.Background()
 	b, err := ab.NewDocker(ctx, ab.DockerConfig{
-		Image:           "python:3.12-slim",
-		NetworkDisabled: true,
-		MemoryLimit:     512 << 20,
-		PidsLimit:       256,
+		Image:       "python:3.12-slim",
+		MemoryLimit: 512 << 20,
+		PidsLimit:   256,
 	})
 	if err != nil {
 		log.Fatal(err)
@@ -40,7 +40,7 @@ func ExampleSessionManager() {
 	ctx := context.Background()
 	rt, _ := ab.BuiltinRuntime("python-datascience")
 	m, err := ab.NewSessionManager(ab.SessionConfig{
-		Docker:          ab.DockerConfig{Runtime: &rt, NetworkDisabled: true},
+		Docker:          ab.DockerConfig{Runtime: &rt},
 		WorkspaceRoot:   "/srv/agent-workspaces",
 		IdleTimeout:     30 * time.Minute,
 		CleanupInterval: time.Minute,

@@ -106,7 +106,8 @@ func TestRuntimeBuildsOnceAndRuns(t *testing.T) {
 		t.Fatalf("built image: %+v, %v", first.Config, err)
 	}
 
-	b := newDockerBackend(t, ab.DockerConfig{Runtime: rt, NetworkDisabled: true})
+	b := newDockerBackend(t, ab.DockerConfig{Runtime: rt})
+	assertLockedDown(t, b.ContainerID())
 	if b.RootDir() != "/srv/app" {
 		t.Errorf("RootDir() = %q, want the runtime's WorkDir", b.RootDir())
 	}

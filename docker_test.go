@@ -191,7 +191,7 @@ func TestDockerConformance(t *testing.T) {
 	needDocker(t)
 	t.Parallel()
 	backendtest.Run(t, func(t *testing.T) ab.FileBackend {
-		return newDockerBackend(t, ab.DockerConfig{NetworkDisabled: true})
+		return newDockerBackend(t, ab.DockerConfig{})
 	})
 }
 
@@ -200,7 +200,7 @@ func TestDockerConformance(t *testing.T) {
 func TestDockerScopeConformance(t *testing.T) {
 	needDocker(t)
 	t.Parallel()
-	shared := newDockerBackend(t, ab.DockerConfig{NetworkDisabled: true})
+	shared := newDockerBackend(t, ab.DockerConfig{})
 	var n atomic.Int32
 	backendtest.RunWith(t, func(t *testing.T) ab.FileBackend {
 		b, err := ab.NewDocker(dockerCtx(t), ab.DockerConfig{

@@ -23,7 +23,6 @@ func newSessionManager(t *testing.T, cfg ab.SessionConfig) *ab.SessionManager {
 	if cfg.Docker.Image == "" && cfg.Docker.Runtime == nil {
 		cfg.Docker.Image = dockerTestImage
 	}
-	cfg.Docker.NetworkDisabled = true
 	cfg.Docker.Client = cli
 	m, err := ab.NewSessionManager(cfg)
 	if err != nil {
@@ -65,6 +64,7 @@ func TestSessionPersistsAcrossContainers(t *testing.T) {
 	if err := alice.Write(ctx, "notes/todo.txt", []byte("remember")); err != nil {
 		t.Fatal(err)
 	}
+	assertLockedDown(t, alice.ContainerID())
 	if again, err := m.GetOrCreate(ctx, "alice"); err != nil || again != alice {
 		t.Fatalf("second GetOrCreate = %p, %v; want the same backend %p", again, err, alice)
 	}

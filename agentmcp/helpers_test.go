@@ -4,23 +4,19 @@ import (
 	"context"
 	"encoding/json"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	ab "github.com/agentbackend/agentbackend"
 	"github.com/agentbackend/agentbackend/agentmcp"
+	"github.com/agentbackend/agentbackend/internal/testenv"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"go.uber.org/goleak"
 )
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if cliDir != "" {
-		os.RemoveAll(cliDir)
-	}
+	testenv.RemoveCLI()
 	if code == 0 {
 		// Every session, server and process must be gone by now.
 		if err := goleak.Find(); err != nil {
@@ -125,34 +121,6 @@ func jsonOf(v any) string {
 
 type obj = map[string]any
 
-var (
-	cliOnce sync.Once
-	cliDir  string
-	cliPath string
-	cliErr  error
-)
-
 // buildCLI builds cmd/agent-backend once for the tests that run it as a
 // process and returns the executable's path.
-func buildCLI(t testing.TB) string {
-	t.Helper()
-	cliOnce.Do(func() {
-		gobin, err := exec.LookPath("go")
-		if err != nil {
-			cliErr = err
-			return
-		}
-		if cliDir, cliErr = os.MkdirTemp("", "agentmcp-cli-"); cliErr != nil {
-			return
-		}
-		cliPath = filepath.Join(cliDir, "agent-backend")
-		out, err := exec.Command(gobin, "build", "-o", cliPath, "github.com/agentbackend/agentbackend/cmd/agent-backend").CombinedOutput()
-		if err != nil {
-			cliErr = &exec.Error{Name: "go build: " + string(out), Err: err}
-		}
-	})
-	if cliErr != nil {
-		t.Fatalf("cannot build the agent-backend CLI: %v", cliErr)
-	}
-	return cliPath
-}
+func buildCLI(t testing.TB) string { return testenv.BuildCLI(t) }

@@ -15,9 +15,16 @@ import (
 // modulePath is this module's path, to find its version in the build info.
 const modulePath = "github.com/agentbackend/agentbackend"
 
+// ReferenceVersion is the release of agent-backend (npm; TypeScript) whose
+// wire protocol this module speaks: the daemon's endpoints and flags, and
+// the MCP tools' names, parameters and texts. Clients and daemons of that
+// release interoperate with this module's.
+const ReferenceVersion = "0.13.2"
+
 // Version returns the version of this module as built into the running
 // program ("v1.2.3"), or "dev" when it is not known (a build from a
-// checkout).
+// checkout). The CLI, the daemon's /health and the MCP handshake all
+// report it, and ReferenceVersion beside it.
 func Version() string {
 	info, ok := debug.ReadBuildInfo()
 	if !ok {
@@ -77,7 +84,9 @@ func newServer(opts *Options, filter toolFilter, toolsetOf func(context.Context)
 	if version == "" {
 		version = Version()
 	}
-	s := mcp.NewServer(&mcp.Implementation{Name: name, Version: version}, &mcp.ServerOptions{Logger: logger})
+	s := mcp.NewServer(&mcp.Implementation{Name: name, Version: version,
+		Description: "workspace tools of agentbackend (Go), speaking agent-backend " + ReferenceVersion},
+		&mcp.ServerOptions{Logger: logger})
 	for _, sp := range allSpecs {
 		if filter.serves(sp) {
 			s.AddTool(sp.mcpTool(), mcpHandler(sp, toolsetOf))

@@ -12,11 +12,14 @@
 //     os.Root jail.
 //
 // A bearer token, compared in constant time, guards /mcp and /ssh when set.
-// Embed it with New and Serve (or Handler), or run it with Run, which also
-// stops on SIGTERM and SIGINT.
+// Without one the daemon serves loopback addresses only: Serve refuses any
+// other listener unless Config.InsecureNoAuthPublic says the operator wants
+// an open daemon. Embed it with New and Serve (or Handler), or run it with
+// Run, which also stops on SIGTERM and SIGINT.
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -34,20 +37,21 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	ab "github.com/agentbackend/agentbackend"
+	"github.com/agentbackend/agentbackend/agentmcp"
 	"github.com/agentbackend/agentbackend/internal/pathjail"
 	"github.com/agentbackend/agentbackend/internal/wsnet"
 )
 
-// Version is the version /health reports when Config.Version is empty.
-const Version = "0.13.2"
-
-// Defaults of the limits in Config.
+// Defaults of the limits and timeouts in Config.
 const (
 	DefaultPort               = 3001
 	DefaultMaxBodyBytes       = 32 << 20 // a POST /mcp body (a write_file of a large file fits)
 	DefaultMaxSessionsPerConn = 64       // SSH channels open at once on one connection (the reference client stays under 50)
 	DefaultMaxExecsPerConn    = 16       // commands running at once on one connection; more wait their turn
 	DefaultShutdownTimeout    = 10 * time.Second
+	DefaultReadHeaderTimeout  = 30 * time.Second // to send a request's headers
+	DefaultIdleTimeout        = 10 * time.Second // a keep-alive connection between requests
+	DefaultWriteTimeout       = time.Minute      // for each write of a response to make progress
 )
 
 // Config configures a daemon. Only RootDir is required.
@@ -65,8 +69,15 @@ type Config struct {
 	Isolation ab.Isolation
 	Shell     ab.Shell
 	// AuthToken, if set, is required on POST /mcp (Authorization: Bearer)
-	// and on the /ssh upgrade (?token= or Authorization: Bearer).
+	// and on the /ssh upgrade (?token= or Authorization: Bearer). Run
+	// removes it from the process environment (see Run); an embedder
+	// calling New keeps it out of the environment commands inherit itself.
 	AuthToken string
+	// InsecureNoAuthPublic lets Serve accept a listener on an address other
+	// than loopback while AuthToken is empty: then anyone who can reach the
+	// address can run commands as the daemon's user. Without it Serve
+	// refuses such a listener.
+	InsecureNoAuthPublic bool
 	// DisableSSHWS turns off WS /ssh.
 	DisableSSHWS bool
 	// Permissions, if set, is enforced on every POST /mcp request (tools
@@ -96,7 +107,8 @@ type Config struct {
 	// agentbackend.RemoteBackgroundRequest) do not count: they are bounded
 	// by MaxSessionsPerConn.
 	MaxExecsPerConn int
-	// Version is what /health reports; empty means Version.
+	// Version is what /health and the MCP handshake report; empty means
+	// agentmcp.Version(), this module's version.
 	Version string
 	// ShutdownTimeout bounds how long Serve waits for HTTP requests in
 	// flight when it stops; 0 means DefaultShutdownTimeout.
@@ -108,6 +120,17 @@ type Config struct {
 	// and DisableSSHWS is required (SSH and SFTP serve a directory of this
 	// host). The daemon does not close it.
 	Workspace ab.FileBackend
+	// ReadHeaderTimeout bounds how long a client may take to send a
+	// request's headers; 0 means DefaultReadHeaderTimeout.
+	ReadHeaderTimeout time.Duration
+	// IdleTimeout is how long a keep-alive connection may wait for its next
+	// request before the server closes it; 0 means DefaultIdleTimeout.
+	IdleTimeout time.Duration
+	// WriteTimeout bounds each write of an HTTP response, so a client that
+	// stops reading is cut off; 0 means DefaultWriteTimeout. It bounds
+	// progress, not the whole answer: a command that runs for an hour is
+	// answered when it ends, and WS /ssh streams are not subject to it.
+	WriteTimeout time.Duration
 }
 
 // Daemon serves one workspace. Create it with New; it is safe for
@@ -141,18 +164,9 @@ func New(cfg Config) (*Daemon, error) {
 	if strings.TrimSpace(cfg.RootDir) == "" {
 		return nil, errors.New("daemon: RootDir is required")
 	}
-	d := &Daemon{cfg: cfg, log: cfg.Logger, conns: make(map[*wsnet.Conn]struct{})}
-	if d.log == nil {
-		d.log = slog.Default()
-	}
-	if cfg.ScopePath != "" {
-		if strings.Contains(cfg.ScopePath, "..") {
-			return nil, fmt.Errorf("daemon: ScopePath %q must not contain path traversal sequences (..)", cfg.ScopePath)
-		}
-		rel, _ := pathjail.ValidScope(cfg.ScopePath)
-		if rel != "." {
-			d.scope = rel
-		}
+	d, err := newDaemon(cfg)
+	if err != nil {
+		return nil, err
 	}
 	if cfg.Permissions != nil && !cfg.DisableSSHWS {
 		return nil, errors.New("daemon: Permissions apply to POST /mcp only, and an SSH client on /ssh could run anything: disable SSH over WebSocket (DisableSSHWS, --disable-ssh-ws) to serve a permission policy")
@@ -212,7 +226,25 @@ func newOnWorkspace(cfg Config) (*Daemon, error) {
 		return nil, errors.New("daemon: SSH over WebSocket serves a directory of this host, not Workspace: disable it (DisableSSHWS, --disable-ssh-ws)")
 	}
 	cfg.RootDir = root
-	d := &Daemon{cfg: cfg, log: cfg.Logger, ws: cfg.Workspace, conns: make(map[*wsnet.Conn]struct{})}
+	d, err := newDaemon(cfg)
+	if err != nil {
+		return nil, err
+	}
+	d.ws = cfg.Workspace
+	if d.scope != "" {
+		if err := d.ws.Mkdir(context.Background(), d.scope); err != nil {
+			return nil, err
+		}
+	}
+	d.mcpServer = d.mcpHandler()
+	d.handler = d.routes()
+	return d, nil
+}
+
+// newDaemon makes the Daemon of cfg with its logger and static scope, the
+// part both kinds of workspace share.
+func newDaemon(cfg Config) (*Daemon, error) {
+	d := &Daemon{cfg: cfg, log: cfg.Logger, conns: make(map[*wsnet.Conn]struct{})}
 	if d.log == nil {
 		d.log = slog.Default()
 	}
@@ -222,22 +254,14 @@ func newOnWorkspace(cfg Config) (*Daemon, error) {
 		}
 		if rel, _ := pathjail.ValidScope(cfg.ScopePath); rel != "." {
 			d.scope = rel
-			if err := d.ws.Mkdir(context.Background(), d.scope); err != nil {
-				return nil, err
-			}
 		}
 	}
-	d.mcpServer = d.mcpHandler()
-	d.handler = d.routes()
 	return d, nil
 }
 
 // version is what /health and the MCP handshake report.
 func (d *Daemon) version() string {
-	if d.cfg.Version != "" {
-		return d.cfg.Version
-	}
-	return Version
+	return cmp.Or(d.cfg.Version, agentmcp.Version())
 }
 
 // RootDir returns the workspace directory as configured.
@@ -257,7 +281,10 @@ func (d *Daemon) HostKey() ssh.PublicKey {
 func (d *Daemon) Backend() *ab.LocalBackend { return d.local }
 
 // Handler returns the daemon's HTTP handler, for embedding in a server of
-// the caller's. WebSocket clients it accepts are closed by Shutdown.
+// the caller's. WebSocket clients it accepts are closed by Shutdown. It
+// sets each response's write deadlines itself (see Config.WriteTimeout),
+// replacing the server's WriteTimeout; the server's ReadHeaderTimeout and
+// IdleTimeout are the caller's to set.
 func (d *Daemon) Handler() http.Handler { return d.handler }
 
 // Serve serves HTTP on ln until ctx is cancelled or the listener fails,
@@ -266,35 +293,64 @@ func (d *Daemon) Handler() http.Handler { return d.handler }
 // (their commands are killed), then the HTTP server stops, waiting up to
 // Config.ShutdownTimeout for requests in flight. It returns nil after a
 // shutdown caused by ctx. Serve does not Close the daemon.
+//
+// Without Config.AuthToken, Serve refuses (and closes) a listener on an
+// address other than loopback, unless Config.InsecureNoAuthPublic is set.
 func (d *Daemon) Serve(ctx context.Context, ln net.Listener) error {
+	return d.serve(ctx, []net.Listener{ln})
+}
+
+// serve is Serve on several listeners (Run's loopback pair) with one
+// server.
+func (d *Daemon) serve(ctx context.Context, lns []net.Listener) error {
+	for _, ln := range lns {
+		if err := d.checkExposure(ln.Addr()); err != nil {
+			for _, ln := range lns {
+				ln.Close()
+			}
+			return err
+		}
+	}
 	srv := &http.Server{
 		Handler:           d.handler,
-		ReadHeaderTimeout: 30 * time.Second,
-		ErrorLog:          slog.NewLogLogger(d.log.Handler(), slog.LevelWarn),
+		ReadHeaderTimeout: positiveOr(d.cfg.ReadHeaderTimeout, DefaultReadHeaderTimeout),
+		IdleTimeout:       positiveOr(d.cfg.IdleTimeout, DefaultIdleTimeout),
+		// No WriteTimeout: it would cut a long answer off; the handler
+		// bounds each write instead (see logRequests).
+		ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelWarn),
 	}
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
+	serveErr := make(chan error, len(lns))
+	for _, ln := range lns {
+		go func() { serveErr <- srv.Serve(ln) }()
+	}
+	var err error
 	select {
-	case err := <-serveErr:
+	case err = <-serveErr:
 		d.Shutdown()
-		return err
+		_ = srv.Close()
 	case <-ctx.Done():
+		d.log.Info("agentbe-daemon shutting down")
+		d.Shutdown()
+		sctx, cancel := context.WithTimeout(context.Background(), positiveOr(d.cfg.ShutdownTimeout, DefaultShutdownTimeout))
+		defer cancel()
+		err = srv.Shutdown(sctx)
+		if errors.Is(err, context.DeadlineExceeded) {
+			err = srv.Close()
+		}
+		<-serveErr // http.ErrServerClosed
+		d.log.Info("agentbe-daemon stopped")
 	}
-	d.log.Info("agentbe-daemon shutting down")
-	d.Shutdown()
-	timeout := d.cfg.ShutdownTimeout
-	if timeout <= 0 {
-		timeout = DefaultShutdownTimeout
+	for range len(lns) - 1 {
+		<-serveErr
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	err := srv.Shutdown(sctx)
-	if errors.Is(err, context.DeadlineExceeded) {
-		err = srv.Close()
-	}
-	<-serveErr // http.ErrServerClosed
-	d.log.Info("agentbe-daemon stopped")
 	return err
+}
+
+func positiveOr(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
 }
 
 // Shutdown closes every WebSocket client with 1000 "Server shutting down",
@@ -332,41 +388,37 @@ func (d *Daemon) Close() error {
 	return errors.Join(d.local.Close(), d.jail.close())
 }
 
-// Run runs a daemon for cfg on addr (":3001" when empty) until ctx is
-// cancelled or the process receives SIGTERM or SIGINT, then shuts it down
-// gracefully (see Serve) and returns nil.
+// Run runs a daemon for cfg on addr until ctx is cancelled or the process
+// receives SIGTERM or SIGINT, then shuts it down gracefully (see Serve) and
+// returns nil.
+//
+// addr is host:port. An empty host (":3001"; an empty addr means
+// DefaultPort) is every interface when cfg.AuthToken is set, and loopback
+// only, 127.0.0.1 and ::1, when it is not; "localhost" is loopback too.
+// Without a token, a host that is not loopback is refused (see Serve).
+//
+// Run removes the daemon's credentials from the process environment
+// before it starts anything, so no command it runs inherits them: the
+// variables AUTH_TOKEN and MCP_AUTH_TOKEN, and any variable holding the
+// token.
 func Run(ctx context.Context, cfg Config, addr string) error {
 	if addr == "" {
 		addr = fmt.Sprintf(":%d", DefaultPort)
 	}
+	scrubSecrets(cfg.AuthToken)
 	d, err := New(cfg)
 	if err != nil {
 		return err
 	}
 	defer d.Close()
-	ln, err := net.Listen("tcp", addr)
+	lns, err := d.listen(addr)
 	if err != nil {
 		return err
 	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	d.logStart(ln.Addr())
-	return d.Serve(ctx, ln)
-}
-
-func (d *Daemon) logStart(addr net.Addr) {
-	attrs := []any{"addr", addr.String(), "root", d.cfg.RootDir, "backend", string(d.ws.Type()),
-		"auth", d.cfg.AuthToken != "", "ssh-ws", !d.cfg.DisableSSHWS}
-	if d.local != nil {
-		attrs = append(attrs, "isolation", string(d.local.Isolation()))
-	}
-	if d.scope != "" {
-		attrs = append(attrs, "scope", d.scope)
-	}
-	if k := d.HostKey(); k != nil {
-		attrs = append(attrs, "host_key", ssh.FingerprintSHA256(k))
-	}
-	d.log.Info("agentbe-daemon running", attrs...)
+	d.logStart(lns)
+	return d.serve(ctx, lns)
 }
 
 // track registers a WebSocket client; it fails once shutdown has begun.

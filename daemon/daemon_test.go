@@ -15,6 +15,7 @@ import (
 	"github.com/coder/websocket"
 	"go.uber.org/goleak"
 
+	"github.com/agentbackend/agentbackend/agentmcp"
 	"github.com/agentbackend/agentbackend/daemon"
 )
 
@@ -45,7 +46,8 @@ func TestHealth(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	want := fmt.Sprintf(`{"status":"ok","version":"0.13.2","rootDir":%q,"transports":{"mcp":true,"ssh":false,"ssh-ws":true}}`+"\n", d.RootDir())
+	want := fmt.Sprintf(`{"status":"ok","version":%q,"referenceVersion":%q,"rootDir":%q,"transports":{"mcp":true,"ssh":false,"ssh-ws":true}}`+"\n",
+		agentmcp.Version(), agentmcp.ReferenceVersion, d.RootDir())
 	if resp.StatusCode != 200 || string(body) != want {
 		t.Errorf("GET /health = %d %s, want 200 %s", resp.StatusCode, body, want)
 	}

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/agentbackend/agentbackend/agentmcp"
 )
 
 // routes builds the daemon's handler: the three endpoints behind request
@@ -24,20 +26,24 @@ func (d *Daemon) routes() http.Handler {
 	return d.logRequests(mux)
 }
 
-// health is the body of GET /health, field for field the reference's.
+// health is the body of GET /health: the reference's fields, with this
+// module's version (the reference's clients only check the status code),
+// plus the reference release whose protocol it speaks.
 type health struct {
-	Status     string          `json:"status"`
-	Version    string          `json:"version"`
-	RootDir    string          `json:"rootDir"`
-	Transports map[string]bool `json:"transports"`
+	Status           string          `json:"status"`
+	Version          string          `json:"version"`
+	ReferenceVersion string          `json:"referenceVersion"`
+	RootDir          string          `json:"rootDir"`
+	Transports       map[string]bool `json:"transports"`
 }
 
 func (d *Daemon) serveHealth(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, health{
-		Status:     "ok",
-		Version:    d.version(),
-		RootDir:    d.cfg.RootDir,
-		Transports: map[string]bool{"mcp": true, "ssh-ws": !d.cfg.DisableSSHWS, "ssh": false},
+		Status:           "ok",
+		Version:          d.version(),
+		ReferenceVersion: agentmcp.ReferenceVersion,
+		RootDir:          d.cfg.RootDir,
+		Transports:       map[string]bool{"mcp": true, "ssh-ws": !d.cfg.DisableSSHWS, "ssh": false},
 	})
 }
 
@@ -58,6 +64,14 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // built for the request.
 func (d *Daemon) serveMCP(w http.ResponseWriter, r *http.Request) {
 	if d.cfg.AuthToken != "" && !secretsEqual(r.Header.Get("Authorization"), "Bearer "+d.cfg.AuthToken) {
+		// The challenge tells MCP clients a bearer token is what is
+		// missing. It names no resource_metadata: the daemon serves no
+		// OAuth metadata, so a client must not go looking for a login.
+		challenge := `Bearer realm="agent-backend"`
+		if r.Header.Get("Authorization") != "" {
+			challenge += `, error="invalid_token"`
+		}
+		w.Header().Set("WWW-Authenticate", challenge)
 		writeJSON(w, http.StatusUnauthorized, errorBody{"Unauthorized", "Invalid or missing authentication token"})
 		return
 	}
@@ -141,11 +155,14 @@ func (d *Daemon) wsAuthorized(r *http.Request) bool {
 	return strings.HasPrefix(h, "Bearer ") && secretsEqual(h[len("Bearer "):], d.cfg.AuthToken)
 }
 
-// statusWriter records the status code and size of a response.
+// statusWriter records the status code and size of a response, and gives
+// each write writeTimeout to complete (see Config.WriteTimeout).
 type statusWriter struct {
 	http.ResponseWriter
-	status int
-	bytes  int64
+	rc           *http.ResponseController
+	writeTimeout time.Duration
+	status       int
+	bytes        int64
 }
 
 func (s *statusWriter) WriteHeader(code int) {
@@ -159,6 +176,7 @@ func (s *statusWriter) Write(p []byte) (int, error) {
 	if s.status == 0 {
 		s.status = http.StatusOK
 	}
+	_ = s.rc.SetWriteDeadline(time.Now().Add(s.writeTimeout))
 	n, err := s.ResponseWriter.Write(p)
 	s.bytes += int64(n)
 	return n, err
@@ -171,10 +189,18 @@ func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 // logRequests logs every request once it is done: method, path, status,
 // size, duration and client address. Health checks log at debug level. The
 // token query parameter of /ssh is never logged.
+//
+// It also sets the write deadlines: none while the handler works (a server
+// WriteTimeout, or a deadline left by the connection's previous request,
+// would cut a long exec off, or the WebSocket /ssh hijacks), then
+// Config.WriteTimeout for each write.
 func (d *Daemon) logRequests(next http.Handler) http.Handler {
+	writeTimeout := positiveOr(d.cfg.WriteTimeout, DefaultWriteTimeout)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		sw := &statusWriter{ResponseWriter: w}
+		rc := http.NewResponseController(w)
+		_ = rc.SetWriteDeadline(time.Time{})
+		sw := &statusWriter{ResponseWriter: w, rc: rc, writeTimeout: writeTimeout}
 		next.ServeHTTP(sw, r)
 		level := slog.LevelInfo
 		if r.URL.Path == "/health" {

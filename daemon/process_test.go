@@ -217,7 +217,7 @@ func TestRemoteProcessCloseKillsEverything(t *testing.T) {
 	// The daemon's listener runs until the test's cleanup; it may not have
 	// been scheduled yet.
 	ignore := []goleak.Option{goleak.IgnoreCurrent(),
-		goleak.IgnoreAnyFunction("github.com/agentbackend/agentbackend/daemon.(*Daemon).Serve.func1")}
+		goleak.IgnoreAnyFunction("github.com/agentbackend/agentbackend/daemon.(*Daemon).serve.func1")}
 	b := remoteFor(t, d, port, ab.RemoteConfig{})
 	ctx := procCtx(t)
 	var procs []*ab.Process

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"strconv"
 
 	ab "github.com/agentbackend/agentbackend"
 	"github.com/agentbackend/agentbackend/agentmcp"
@@ -78,7 +80,7 @@ func serveStdio(ctx context.Context, cfg *daemonConfig, b ab.FileBackend, where 
 	}
 	fmt.Fprintf(stderr, "agent-backend daemon: serving %s over MCP on stdio (%s%s)\n", b.RootDir(), where, policy)
 	server := agentmcp.NewServer(b, nil)
-	err := server.Run(ctx, &mcp.IOTransport{Reader: stdin, Writer: stdout, MaxLineLength: maxMessage})
+	err := server.Run(ctx, &drainTransport{mcp.IOTransport{Reader: stdin, Writer: stdout, MaxLineLength: maxMessage}})
 	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, mcp.ErrConnectionClosed) || errors.Is(err, io.EOF) {
 		return nil
 	}
@@ -86,19 +88,23 @@ func serveStdio(ctx context.Context, cfg *daemonConfig, b ab.FileBackend, where 
 }
 
 // runHTTP runs the full daemon (GET /health, POST /mcp, WS /ssh) on
-// cfg.Port, serving workspace (nil: cfg.RootDir) until ctx ends or the process gets SIGTERM or SIGINT, then shuts
-// it down gracefully. Dangerous-command blocking is always on in this mode.
+// cfg.Bind and cfg.Port, serving workspace (nil: cfg.RootDir), until ctx
+// ends or the process gets SIGTERM or SIGINT, then shuts it down
+// gracefully. Dangerous-command blocking is always on in this mode. Without
+// a token it listens on loopback only, and refuses a public --bind unless
+// --insecure-no-auth-public (daemon.Run).
 func runHTTP(ctx context.Context, cfg *daemonConfig, workspace ab.FileBackend, stderr io.Writer) error {
 	return daemon.Run(ctx, daemon.Config{
-		Workspace:    workspace,
-		RootDir:      cfg.RootDir,
-		ScopePath:    cfg.ScopePath,
-		Isolation:    cfg.Isolation,
-		Shell:        cfg.Shell,
-		AuthToken:    cfg.AuthToken,
-		DisableSSHWS: cfg.DisableSSHWS,
-		Permissions:  cfg.Permissions,
-		HostKeyPath:  cfg.SSHHostKey,
-		Logger:       slog.New(slog.NewTextHandler(stderr, nil)),
-	}, fmt.Sprintf(":%d", cfg.Port))
+		Workspace:            workspace,
+		RootDir:              cfg.RootDir,
+		ScopePath:            cfg.ScopePath,
+		Isolation:            cfg.Isolation,
+		Shell:                cfg.Shell,
+		AuthToken:            cfg.AuthToken,
+		InsecureNoAuthPublic: cfg.InsecureNoAuthPublic,
+		DisableSSHWS:         cfg.DisableSSHWS,
+		Permissions:          cfg.Permissions,
+		HostKeyPath:          cfg.SSHHostKey,
+		Logger:               slog.New(slog.NewTextHandler(stderr, nil)),
+	}, net.JoinHostPort(cfg.Bind, strconv.Itoa(cfg.Port)))
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -15,15 +16,19 @@ import (
 // checked. It holds what a daemon.Config needs for the full HTTP mode, so
 // that mode can be wired in by filling one from it.
 type daemonConfig struct {
-	RootDir      string       // --rootDir (required)
-	ScopePath    string       // --scopePath, leading slashes stripped
-	Isolation    ab.Isolation // --isolation (auto is the zero value)
-	Shell        ab.Shell     // --shell (auto is the zero value)
-	Port         int          // --port, 1024-65535, default 3001
-	AuthToken    string       // --auth-token
-	LocalOnly    bool         // --local-only
-	DisableSSHWS bool         // --disable-ssh-ws
-	SSHHostKey   string       // --ssh-host-key
+	RootDir   string       // --rootDir (required)
+	ScopePath string       // --scopePath, leading slashes stripped
+	Isolation ab.Isolation // --isolation (auto is the zero value)
+	Shell     ab.Shell     // --shell (auto is the zero value)
+	Port      int          // --port, 1024-65535, default 3001
+	Bind      string       // --bind: the address to listen on ("" is loopback without a token, every interface with one)
+	AuthToken string       // --auth-token
+	// InsecureNoAuthPublic is --insecure-no-auth-public: serve a
+	// non-loopback --bind without a token.
+	InsecureNoAuthPublic bool
+	LocalOnly            bool   // --local-only
+	DisableSSHWS         bool   // --disable-ssh-ws
+	SSHHostKey           string // --ssh-host-key
 	// Permissions are read from the JSON file --permissions names (see
 	// agentbackend.PermissionsFromJSON); nil when it is not given.
 	Permissions *ab.Permissions
@@ -107,8 +112,15 @@ func parseDaemonArgs(args []string) (*daemonConfig, error) {
 				}
 				cfg.Port = p
 			}
+		case "--bind":
+			var v string
+			if v, err = value(); err == nil {
+				cfg.Bind, err = checkBind(v)
+			}
 		case "--auth-token":
 			cfg.AuthToken, err = value()
+		case "--insecure-no-auth-public":
+			cfg.InsecureNoAuthPublic = true
 		case "--local-only":
 			cfg.LocalOnly = true
 		case "--disable-ssh-ws":
@@ -160,6 +172,19 @@ func parseDaemonArgs(args []string) (*daemonConfig, error) {
 		return nil, usagef("--rootDir is required")
 	}
 	return cfg, nil
+}
+
+// checkBind checks a --bind address: an IP address (brackets around an IPv6
+// one are dropped) or a host name, without a port (that is --port).
+func checkBind(v string) (string, error) {
+	host := strings.TrimSuffix(strings.TrimPrefix(v, "["), "]")
+	if net.ParseIP(host) != nil {
+		return host, nil
+	}
+	if host == "" || strings.ContainsAny(host, ":/[] \t") {
+		return "", usagef("--bind must be an IP address or a host name without a port (e.g. 127.0.0.1, ::, 0.0.0.0; the port is --port), got %q", v)
+	}
+	return host, nil
 }
 
 // checkScopePath strips leading slashes and refuses traversal, as the

@@ -28,7 +28,7 @@ func TestRunHTTP(t *testing.T) {
 	var stderr bytes.Buffer
 	done := make(chan int)
 	go func() {
-		done <- run(ctx, []string{"daemon", "--rootDir", dir, "--port", fmt.Sprint(port), "--auth-token", "tok",
+		done <- run(ctx, []string{"daemon", "--rootDir", dir, "--bind", "127.0.0.1", "--port", fmt.Sprint(port), "--auth-token", "tok",
 			"--isolation", "none", "--ssh-host-key", filepath.Join(t.TempDir(), "key")}, nil, nil, &stderr)
 	}()
 	var health map[string]any

@@ -21,9 +21,13 @@
 // Without --local-only the daemon serves HTTP on --port (package daemon):
 // GET /health, POST /mcp (the same tools, dangerous-command blocking on) and
 // WS /ssh (SSH over WebSocket: exec, shell and SFTP for RemoteBackend and
-// agent-backend's RemoteFilesystemBackend), guarded by --auth-token. It
-// stops gracefully on SIGINT or SIGTERM. There --permissions applies to
-// POST /mcp and requires --disable-ssh-ws (an SSH client could run anything).
+// agent-backend's RemoteFilesystemBackend), guarded by --auth-token. With a
+// token it listens on every interface (or --bind); without one, on
+// loopback only (127.0.0.1 and ::1), and a --bind address other hosts can
+// reach is refused unless --insecure-no-auth-public says the daemon is
+// meant to be open to them. It stops gracefully on SIGINT or SIGTERM.
+// There --permissions applies to POST /mcp and requires --disable-ssh-ws
+// (an SSH client could run anything).
 //
 // With --kubernetes FILE instead of --rootDir the workspace is a pod
 // (package kubernetes): the file holds a kubernetes.Config in YAML or JSON,
@@ -79,7 +83,7 @@ func run(ctx context.Context, args []string, stdin io.ReadCloser, stdout io.Writ
 		}
 		return 0
 	case "version", "--version", "-v":
-		fmt.Fprintf(stdout, "agent-backend %s\n", agentmcp.Version())
+		fmt.Fprintf(stdout, "agent-backend %s (speaks agent-backend %s)\n", agentmcp.Version(), agentmcp.ReferenceVersion)
 		return 0
 	case "help", "--help", "-h":
 		fmt.Fprint(stdout, usage)
@@ -97,7 +101,7 @@ Usage:
 
 Commands:
   daemon     serve a workspace (HTTP: /health, /mcp, /ssh; or MCP over stdio with --local-only)
-  version    print the version
+  version    print the version (and the agent-backend release it speaks)
   help       print this help
 
 Run "agent-backend daemon --help" for the daemon's options.
@@ -148,7 +152,14 @@ Workspace:
 
 HTTP daemon (without --local-only):
   --port <port>              1024-65535 (default 3001)
-  --auth-token <token>       bearer token required by /mcp and /ssh
+  --auth-token <token>       bearer token required by /mcp and /ssh; commands
+                             the daemon runs never see it (nor AUTH_TOKEN)
+  --bind <address>           the address to listen on (default: every
+                             interface with a token; 127.0.0.1 and ::1
+                             without one)
+  --insecure-no-auth-public  serve a --bind address other hosts can reach
+                             WITHOUT a token: anyone who reaches it can run
+                             commands as this user
   --disable-ssh-ws           do not serve SSH over WebSocket at /ssh
   --ssh-host-key <path>      SSH host key file
 

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	ab "github.com/agentbackend/agentbackend"
+	"github.com/agentbackend/agentbackend/internal/testenv"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"go.uber.org/goleak"
 )
@@ -24,7 +25,10 @@ func TestMain(m *testing.M) {
 		main()
 		return
 	}
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
+		testenv.RemoveCLI()
+		os.Exit(code)
+	}))
 }
 
 func cli(args ...string) *exec.Cmd {
@@ -45,6 +49,11 @@ func TestParseDaemonArgs(t *testing.T) {
 		{[]string{"--rootDir", "/w", "--isolation", "auto", "--shell", "auto"}, &daemonConfig{RootDir: "/w", Port: 3001}, ""},
 		{[]string{"--rootDir", "/w", "--port", "8080", "--auth-token", "tok", "--disable-ssh-ws", "--ssh-host-key", "/k"},
 			&daemonConfig{RootDir: "/w", Port: 8080, AuthToken: "tok", DisableSSHWS: true, SSHHostKey: "/k"}, ""},
+		{[]string{"--rootDir", "/w", "--bind", "[::1]", "--insecure-no-auth-public"},
+			&daemonConfig{RootDir: "/w", Port: 3001, Bind: "::1", InsecureNoAuthPublic: true}, ""},
+		{[]string{"--rootDir", "/w", "--bind", "localhost"}, &daemonConfig{RootDir: "/w", Port: 3001, Bind: "localhost"}, ""},
+		{[]string{"--rootDir", "/w", "--bind", "0.0.0.0:80"}, nil, "--bind must be an IP address or a host name without a port"},
+		{[]string{"--rootDir", "/w", "--bind", ""}, nil, "--bind must be"},
 		{[]string{"--local-only"}, nil, "--rootDir is required"},
 		{[]string{"--rootDir"}, nil, "--rootDir requires a value"},
 		{[]string{"--rootDir", "--local-only"}, nil, "--rootDir requires a value"},
