@@ -12,6 +12,9 @@ import (
 	"github.com/agentbackend/agentbackend/internal/shellfs"
 )
 
+// defaultMaxOutput is ContainerConfig.MaxOutputLength when it is zero.
+const defaultMaxOutput = 10 << 20
+
 // TypeKubernetes is the type of the kubernetes package's backend: a
 // workspace in a Kubernetes pod.
 const TypeKubernetes BackendType = "kubernetes"
@@ -172,23 +175,28 @@ func NewContainer(ctx context.Context, t ContainerTransport, cfg ContainerConfig
 	return b, nil
 }
 
+// validate checks the configuration.
+func (cfg *ContainerConfig) validate() error {
+	if cfg.Type == "" {
+		return errConfig("ContainerConfig.Type is required")
+	}
+	if !path.IsAbs(cfg.WorkspaceDir) || cleanRoot(cfg.WorkspaceDir) == "/" {
+		return errConfig("ContainerConfig.WorkspaceDir must be an absolute path other than /: %q", cfg.WorkspaceDir)
+	}
+	if _, err := cfg.Background.withDefaults("ContainerConfig.Background"); err != nil {
+		return err
+	}
+	return ValidateEnv(cfg.Env)
+}
+
 func newContainer(t ContainerTransport, cfg ContainerConfig) (*ContainerBackend, error) {
 	if t == nil {
 		return nil, errConfig("NewContainer: the transport is nil")
 	}
-	if cfg.Type == "" {
-		return nil, errConfig("ContainerConfig.Type is required")
-	}
-	if !path.IsAbs(cfg.WorkspaceDir) || cleanRoot(cfg.WorkspaceDir) == "/" {
-		return nil, errConfig("ContainerConfig.WorkspaceDir must be an absolute path other than /: %q", cfg.WorkspaceDir)
-	}
-	if err := ValidateEnv(cfg.Env); err != nil {
+	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	bg, err := cfg.Background.withDefaults("ContainerConfig.Background")
-	if err != nil {
-		return nil, err
-	}
+	bg, _ := cfg.Background.withDefaults("ContainerConfig.Background")
 	b := &ContainerBackend{
 		t:         t,
 		root:      cleanRoot(cfg.WorkspaceDir),
@@ -200,7 +208,7 @@ func newContainer(t ContainerTransport, cfg ContainerConfig) (*ContainerBackend,
 	}
 	b.typ = cfg.Type // for errors before init
 	if b.maxOutput == 0 {
-		b.maxOutput = dockerDefaultMaxOutput
+		b.maxOutput = defaultMaxOutput
 	}
 	b.lost, b.markLost = context.WithCancelCause(context.Background())
 	b.shells = shellfs.NewPool(b.startShell)

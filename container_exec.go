@@ -1,15 +1,12 @@
 package agentbackend
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"io"
 	"maps"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -252,73 +249,3 @@ func (b *ContainerBackend) streamErr(command string, err error) error {
 
 // trimText is a tool's message as one trimmed string.
 func trimText(text []byte) string { return strings.TrimSpace(string(text)) }
-
-// exitLine passes a command's stderr on without the wrapper's exit line
-// (exitMark), which it reads. A write that ends in what may be the start of
-// the mark is held back until the next write shows what it is.
-type exitLine struct {
-	next io.Writer
-
-	mu   sync.Mutex
-	held []byte
-	code int
-	seen bool
-}
-
-func (e *exitLine) Write(p []byte) (int, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	data := p
-	if len(e.held) > 0 {
-		data = append(e.held, p...)
-		e.held = nil
-	}
-	for {
-		i := bytes.Index(data, []byte(exitMark))
-		if i < 0 {
-			break
-		}
-		j := bytes.IndexByte(data[i:], '\n')
-		if j < 0 { // the line is not complete yet
-			e.pass(data[:i])
-			e.held = bytes.Clone(data[i:])
-			return len(p), nil
-		}
-		if code, err := strconv.Atoi(string(data[i+len(exitMark) : i+j])); err == nil {
-			e.code, e.seen = code, true
-		}
-		e.pass(data[:i])
-		data = data[i+j+1:]
-	}
-	keep := len(data)
-	for k := min(len(data), len(exitMark)-1); k > 0; k-- {
-		if bytes.HasPrefix([]byte(exitMark), data[len(data)-k:]) {
-			keep = len(data) - k
-			break
-		}
-	}
-	e.pass(data[:keep])
-	e.held = bytes.Clone(data[keep:])
-	return len(p), nil
-}
-
-func (e *exitLine) pass(data []byte) {
-	if len(data) > 0 {
-		_, _ = e.next.Write(data)
-	}
-}
-
-// resolve passes on what is held back, once the stream has ended, and
-// returns how the command ended: as the wrapper reported it, else (the
-// wrapper did not get to say: killed, or the connection lost) as the
-// transport did.
-func (e *exitLine) resolve(w waited) waited {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.pass(e.held)
-	e.held = nil
-	if e.seen {
-		return waited{code: e.code}
-	}
-	return w
-}

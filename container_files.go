@@ -3,6 +3,8 @@ package agentbackend
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -11,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/agentbackend/agentbackend/internal/shellfs"
 )
@@ -369,4 +372,132 @@ func (b *ContainerBackend) fileErr(code Code, op, p string, reply shellfs.Reply,
 		cause = errors.New(msg)
 	}
 	return errFileOp(code, op, p, &fs.PathError{Op: op, Path: p, Err: cause})
+}
+
+// dirPrefix is abs as the prefix of its entries' paths.
+func dirPrefix(abs string) string {
+	if abs == "/" {
+		return "/"
+	}
+	return abs + "/"
+}
+
+// splitStatRecords splits stat output ("%f %s %y %n" per line) into
+// records. A name may hold a newline: a line that does not start like a
+// record of this directory continues the previous one.
+func splitStatRecords(out, prefix string) []string {
+	var recs []string
+	for line := range strings.SplitSeq(strings.TrimSuffix(out, "\n"), "\n") {
+		if len(recs) > 0 && !looksLikeStatRecord(line, prefix) {
+			recs[len(recs)-1] += "\n" + line
+			continue
+		}
+		recs = append(recs, line)
+	}
+	return recs
+}
+
+func looksLikeStatRecord(line, prefix string) bool {
+	f := strings.SplitN(line, " ", 6)
+	return len(f) == 6 && strings.HasPrefix(f[5], prefix) && isHex(f[0])
+}
+
+func isHex(s string) bool {
+	_, err := strconv.ParseUint(s, 16, 32)
+	return err == nil
+}
+
+// parseStatRecord parses "%f %s %y %n": raw mode in hex, size, modification
+// time ("2006-01-02 15:04:05.999999999 -0700") and the path.
+func parseStatRecord(rec string) (fi FileInfo, name string, ok bool) {
+	f := strings.SplitN(rec, " ", 6)
+	if len(f) != 6 {
+		return fi, "", false
+	}
+	raw, err1 := strconv.ParseUint(f[0], 16, 32)
+	size, err2 := strconv.ParseInt(f[1], 10, 64)
+	mtime, err3 := time.Parse("2006-01-02 15:04:05.999999999 -0700", f[2]+" "+f[3]+" "+f[4])
+	if err1 != nil || err2 != nil || err3 != nil {
+		return fi, "", false
+	}
+	fi.Mode = unixMode(uint32(raw))
+	fi.IsDir = fi.Mode.IsDir()
+	fi.Symlink = fi.Mode&fs.ModeSymlink != 0
+	fi.Size = size
+	fi.ModTime = mtime.Local()
+	return fi, f[5], true
+}
+
+// unixMode converts a raw st_mode to an fs.FileMode, as package os does.
+func unixMode(m uint32) fs.FileMode {
+	mode := fs.FileMode(m & 0o777)
+	switch m & syscall.S_IFMT {
+	case syscall.S_IFDIR:
+		mode |= fs.ModeDir
+	case syscall.S_IFLNK:
+		mode |= fs.ModeSymlink
+	case syscall.S_IFIFO:
+		mode |= fs.ModeNamedPipe
+	case syscall.S_IFSOCK:
+		mode |= fs.ModeSocket
+	case syscall.S_IFCHR:
+		mode |= fs.ModeDevice | fs.ModeCharDevice
+	case syscall.S_IFBLK:
+		mode |= fs.ModeDevice
+	}
+	if m&syscall.S_ISUID != 0 {
+		mode |= fs.ModeSetuid
+	}
+	if m&syscall.S_ISGID != 0 {
+		mode |= fs.ModeSetgid
+	}
+	if m&syscall.S_ISVTX != 0 {
+		mode |= fs.ModeSticky
+	}
+	return mode
+}
+
+// flag renders a boolean argument of a prelude function.
+func flag(v bool) string {
+	if v {
+		return "1"
+	}
+	return "0"
+}
+
+// randomHex returns n random bytes in hex.
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// errnoMessages are the strerror texts tools print, for the errors callers
+// may want to test for.
+var errnoMessages = []struct {
+	text  string
+	errno syscall.Errno
+}{
+	{"No such file or directory", syscall.ENOENT},
+	{"Not a directory", syscall.ENOTDIR},
+	{"Is a directory", syscall.EISDIR},
+	{"File exists", syscall.EEXIST},
+	{"Directory not empty", syscall.ENOTEMPTY},
+	{"Permission denied", syscall.EACCES},
+	{"Operation not permitted", syscall.EPERM},
+	{"Read-only file system", syscall.EROFS},
+	{"No space left on device", syscall.ENOSPC},
+	{"Disk quota exceeded", syscall.EDQUOT},
+	{"Invalid argument", syscall.EINVAL},
+}
+
+// errnoFromMessage returns the errno a tool's message names, or nil.
+func errnoFromMessage(msg string) error {
+	msg = strings.ToLower(msg) // the engine's messages are lower case
+	for _, m := range errnoMessages {
+		if strings.Contains(msg, strings.ToLower(m.text)) {
+			return m.errno
+		}
+	}
+	return nil
 }

@@ -72,11 +72,11 @@ import (
 // # Symbolic links
 //
 // When the backend can resolve symbolic links (LinkResolver: LocalBackend
-// and DockerBackend, and composites and scopes over them), a path is
+// and ContainerBackend, and composites and scopes over them), a path is
 // checked both as spelled and as the real path it leads to, so a link
 // "alias -> .env" inside the workspace does not dodge a rule for ".env".
 // This costs one call per check of an access whose policy has rules: an
-// openat2 on Linux, a round trip to the container for Docker. For such an
+// openat2 on Linux, a round trip to the container for Docker and Kubernetes. For such an
 // access, a link that leads out of the scope is refused
 // (PATH_ESCAPE_ATTEMPT): the scope's rules cannot judge a path outside it.
 // The check happens just before the operation: a command running at the

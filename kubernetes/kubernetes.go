@@ -124,6 +124,12 @@ type Backend struct {
 	t *transport
 }
 
+// Scope returns a view of the subdirectory path of the workspace; see
+// agentbackend.ScopedBackend. (Its Unwrap returns this Backend.)
+func (b *Backend) Scope(path string, cfg *ab.ScopeConfig) (*ab.ScopedBackend, error) {
+	return ab.NewScope(b, path, cfg)
+}
+
 // Pod returns the name of the backend's pod.
 func (b *Backend) Pod() string { return b.t.pod }
 
