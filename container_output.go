@@ -228,4 +228,3 @@ func errNotStarted(command string, err error) error {
 	return &Error{Code: CodeExecError, Op: "start", Command: command, Err: err,
 		Message: "Command not started: " + err.Error()}
 }
-
