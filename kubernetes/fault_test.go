@@ -15,6 +15,7 @@ import (
 
 	ab "github.com/agentbackend/agentbackend"
 	"github.com/agentbackend/agentbackend/internal/testenv"
+	"github.com/agentbackend/agentbackend/kubernetes"
 )
 
 // statusWatch records a backend's status changes.
@@ -156,7 +157,17 @@ func TestAPIServerRestart(t *testing.T) {
 		res, err := b.Exec(ctx, "cat kept.txt", nil)
 		done <- result{res, err}
 	}()
-	time.Sleep(time.Second) // the Exec retries meanwhile
+	// A new backend's pod is created once the server is back.
+	created := make(chan error, 1)
+	go func() {
+		nb, err := kubernetes.New(ctx, testConfig(t))
+		if err == nil {
+			defer nb.Close()
+			_, err = nb.Exec(ctx, "true", nil)
+		}
+		created <- err
+	}()
+	time.Sleep(time.Second) // the Exec and the creation retry meanwhile
 	out, err = exec.Command(script, "start").CombinedOutput()
 	restarted = err == nil
 	require.NoError(t, err, "%s", out)
@@ -167,6 +178,12 @@ func TestAPIServerRestart(t *testing.T) {
 		assert.Equal(t, "before the restart", string(r.res.Stdout))
 	case <-time.After(2 * time.Minute):
 		t.Fatal("Exec across the restart never returned")
+	}
+	select {
+	case err := <-created:
+		require.NoError(t, err, "New across the restart")
+	case <-time.After(2 * time.Minute):
+		t.Fatal("New across the restart never returned")
 	}
 	waitStatus(t, changes, ab.StatusConnected)
 	data, err := b.Read(ctx, "kept.txt")

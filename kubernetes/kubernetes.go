@@ -111,9 +111,9 @@ type Config struct {
 	Safety *ab.SafetyPolicy `json:"-"`
 	// Background bounds what the backend keeps of its background processes.
 	Background ab.ProcessConfig `json:"-"`
-	// RetryFor bounds how long an exec that cannot reach the pod (the API
-	// server restarting, say) is retried, with backoff, within its
-	// context. Zero means one minute.
+	// RetryFor bounds how long a request that cannot reach the API server
+	// (restarting, say), an exec or a pod's creation, is retried with
+	// backoff, within its context. Zero means one minute.
 	RetryFor time.Duration `json:"-"`
 }
 
@@ -167,7 +167,7 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 		ctx, cancel = context.WithTimeout(ctx, DefaultStartTimeout)
 		defer cancel()
 	}
-	t := newTransport(restCfg, cs, ns, cfg.RetryFor)
+	t := newTransport(restCfg, cs, ns, cfg.retryFor())
 	if cfg.Pod != "" {
 		err = t.attach(ctx, cfg.Pod, cfg.Container)
 	} else {
@@ -194,6 +194,15 @@ func newBackend(ctx context.Context, t *transport, cfg Config) (*Backend, error)
 		return nil, err
 	}
 	return &Backend{ContainerBackend: cb, t: t}, nil
+}
+
+// retryFor is how long a request the API server could not take is
+// retried (Config.RetryFor).
+func (cfg *Config) retryFor() time.Duration {
+	if cfg.RetryFor == 0 {
+		return time.Minute
+	}
+	return cfg.RetryFor
 }
 
 func (cfg *Config) workspace() string {

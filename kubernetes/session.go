@@ -285,7 +285,7 @@ func (m *SessionManager) open(ctx context.Context, id string) (*Backend, error) 
 		ctx, cancel = context.WithTimeout(ctx, DefaultStartTimeout)
 		defer cancel()
 	}
-	t := newTransport(m.rest, m.cs, m.ns, cfg.RetryFor)
+	t := newTransport(m.rest, m.cs, m.ns, cfg.retryFor())
 	pod, err := m.findSession(ctx, id)
 	if err == nil && pod == nil && m.cfg.WarmPods > 0 {
 		pod, err = m.takeWarm(ctx, id)
@@ -384,7 +384,11 @@ func (m *SessionManager) ensureClaim(ctx context.Context, id string) (string, er
 
 // findSession returns session id's pod, if one lives.
 func (m *SessionManager) findSession(ctx context.Context, id string) (*corev1.Pod, error) {
-	list, err := m.cs.CoreV1().Pods(m.ns).List(ctx, metav1.ListOptions{LabelSelector: selector(m.sessionLabels(id))})
+	var list *corev1.PodList
+	err := retryAPI(ctx, m.cfg.Config.retryFor(), func() (err error) {
+		list, err = m.cs.CoreV1().Pods(m.ns).List(ctx, metav1.ListOptions{LabelSelector: selector(m.sessionLabels(id))})
+		return err
+	})
 	if err != nil {
 		return nil, apiErr("list pods", err)
 	}

@@ -43,15 +43,16 @@ var (
 )
 
 func newTransport(cfg *rest.Config, cs kubernetes.Interface, ns string, retryFor time.Duration) *transport {
-	if retryFor == 0 {
-		retryFor = time.Minute
-	}
 	return &transport{rest: cfg, cs: cs, ns: ns, retryFor: retryFor}
 }
 
 // create creates the pod and waits until it runs.
 func (t *transport) create(ctx context.Context, pod *corev1.Pod) error {
-	created, err := t.cs.CoreV1().Pods(t.ns).Create(ctx, pod, metav1.CreateOptions{})
+	var created *corev1.Pod
+	err := retryAPI(ctx, t.retryFor, func() (err error) {
+		created, err = t.cs.CoreV1().Pods(t.ns).Create(ctx, pod, metav1.CreateOptions{})
+		return err
+	})
 	if err != nil {
 		return apiErr("create pod", err)
 	}
@@ -62,7 +63,11 @@ func (t *transport) create(ctx context.Context, pod *corev1.Pod) error {
 
 // attach checks that the pod runs and picks its container.
 func (t *transport) attach(ctx context.Context, name, container string) error {
-	pod, err := t.cs.CoreV1().Pods(t.ns).Get(ctx, name, metav1.GetOptions{})
+	var pod *corev1.Pod
+	err := retryAPI(ctx, t.retryFor, func() (err error) {
+		pod, err = t.cs.CoreV1().Pods(t.ns).Get(ctx, name, metav1.GetOptions{})
+		return err
+	})
 	if err != nil {
 		return apiErr("get pod "+name, err)
 	}
