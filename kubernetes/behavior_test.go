@@ -183,6 +183,14 @@ func TestNewFailsClearly(t *testing.T) {
 		return err == nil && !slices.ContainsFunc(list.Items, func(p corev1.Pod) bool { return p.DeletionTimestamp == nil })
 	}, time.Minute, 100*time.Millisecond, "the failed pod was not deleted")
 
+	// The template's runtime class reaches the cluster (which has none by
+	// that name here; a real one would run the pod under gVisor or Kata).
+	cfg = testConfig(t)
+	cfg.Template.RuntimeClassName = "no-such-class"
+	_, err = kubernetes.New(ctx, cfg)
+	assert.ErrorIs(t, err, ab.ErrExecError)
+	assert.ErrorContains(t, err, `RuntimeClass "no-such-class" not found`)
+
 	for _, bad := range []kubernetes.Config{
 		{},
 		{Pod: "x", Template: kubernetes.PodTemplate{Image: "y"}},
