@@ -115,7 +115,9 @@ type FileBackend interface {
 	// that cannot run commands return NOT_IMPLEMENTED.
 	Exec(ctx context.Context, command string, opts *ExecOptions) (*ExecResult, error)
 	// Scope returns a view of the subdirectory path (created on first
-	// write) that cannot reach outside it. See ScopedBackend.
+	// write), whose paths the path rule keeps inside it and which the
+	// backend jails where its files are. See ScopedBackend for what each
+	// backend enforces.
 	Scope(path string, cfg *ScopeConfig) (*ScopedBackend, error)
 	// ActiveScopes lists the paths of the live scopes created directly on
 	// this backend.
@@ -163,6 +165,10 @@ type ExecOptions struct {
 	// Timeout, if positive, bounds the run; when it expires every process
 	// the command started is killed.
 	Timeout time.Duration
+
+	// masker computes what a scope's permissions hide or protect in the
+	// sandbox (see permissions_sandbox.go).
+	masker masker
 }
 
 // ExecResult is what a finished command produced.

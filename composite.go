@@ -36,6 +36,7 @@ type CompositeBackend struct {
 	lifecycle
 	def    FileBackend
 	routes []route // longest prefix first
+	view   bool    // a scope's view of another composite (see jail): its backends are not its own
 }
 
 // route is one mounted backend.
@@ -78,7 +79,8 @@ func (c *CompositeBackend) RootDir() string { return "/" }
 // Default returns the default backend.
 func (c *CompositeBackend) Default() FileBackend { return c.def }
 
-// Scope returns a scope of the composite.
+// Scope returns a scope of the composite, jailed by the backends it
+// routes to; see ScopedBackend.
 func (c *CompositeBackend) Scope(path string, cfg *ScopeConfig) (*ScopedBackend, error) {
 	return NewScope(c, path, cfg)
 }
@@ -86,6 +88,9 @@ func (c *CompositeBackend) Scope(path string, cfg *ScopeConfig) (*ScopedBackend,
 // Close closes the default backend and every routed backend, each once,
 // and moves the composite to destroyed. Idempotent.
 func (c *CompositeBackend) Close() error {
+	if c.view {
+		return nil // a scope's view is released by its scope, never closed
+	}
 	first, err := c.destroy()
 	if !first {
 		return nil

@@ -128,10 +128,18 @@ type ContainerConfig struct {
 // A ContainerBackend is safe for concurrent use. Close kills its background
 // processes, ends its shells and closes the transport.
 type ContainerBackend struct {
+	*containerCore // shared with the views of the backend's scopes
+
+	root  string   // this view's directory in the container: WorkspaceDir, or a scope's
+	jails []string // a scope's view: WorkspaceDir and each scope level's directory, outermost first; nil for the backend
+}
+
+// containerCore is the part of a ContainerBackend that its scopes' views
+// share.
+type containerCore struct {
 	lifecycle
 
 	t         ContainerTransport
-	root      string
 	env       map[string]string
 	maxOutput int
 	allowDang bool
@@ -197,15 +205,14 @@ func newContainer(t ContainerTransport, cfg ContainerConfig) (*ContainerBackend,
 		return nil, err
 	}
 	bg, _ := cfg.Background.withDefaults("ContainerConfig.Background")
-	b := &ContainerBackend{
+	b := &ContainerBackend{root: cleanRoot(cfg.WorkspaceDir), containerCore: &containerCore{
 		t:         t,
-		root:      cleanRoot(cfg.WorkspaceDir),
 		env:       maps.Clone(cfg.Env),
 		maxOutput: cfg.MaxOutputLength,
 		allowDang: cfg.AllowDangerous,
 		safety:    cfg.Safety,
 		bg:        newProcessTable(bg),
-	}
+	}}
 	b.typ = cfg.Type // for errors before init
 	if b.maxOutput == 0 {
 		b.maxOutput = defaultMaxOutput
@@ -250,7 +257,7 @@ func (b *ContainerBackend) startShell(ctx context.Context, stdin io.Reader, outp
 }
 
 // report is the ContainerWatcher callback.
-func (b *ContainerBackend) report(to Status, cause error) {
+func (b *containerCore) report(to Status, cause error) {
 	if to == StatusDisconnected || to == StatusDestroyed {
 		b.lostOnce.Do(func() {
 			b.markLost(&Error{Code: CodeConnectionClosed, Op: "connect", Err: cause,
@@ -272,7 +279,7 @@ func reasonOf(err error) string {
 }
 
 // lostErr returns the CONNECTION_CLOSED error once the container is gone.
-func (b *ContainerBackend) lostErr() error {
+func (b *containerCore) lostErr() error {
 	if b.lost.Err() == nil {
 		return nil
 	}
@@ -280,7 +287,7 @@ func (b *ContainerBackend) lostErr() error {
 }
 
 // bound returns ctx, also cancelled when the container is lost.
-func (b *ContainerBackend) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+func (b *containerCore) bound(ctx context.Context) (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithCancel(ctx)
 	stop := context.AfterFunc(b.lost, cancel)
 	return ctx, func() { stop(); cancel() }
@@ -307,6 +314,9 @@ func (b *ContainerBackend) Scope(path string, cfg *ScopeConfig) (*ScopedBackend,
 // running (their process groups, as Kill does) and waits for them, ends the
 // op shells and closes the transport. It is idempotent.
 func (b *ContainerBackend) Close() error {
+	if b.jails != nil {
+		return nil // a scope's view is released by its scope, never closed
+	}
 	first, err := b.destroy()
 	if !first {
 		return nil
@@ -322,13 +332,19 @@ func (b *ContainerBackend) Close() error {
 
 // shellRun runs one prelude function in an op shell, failing with the
 // container's loss when that is why it failed.
-func (b *ContainerBackend) shellRun(ctx context.Context, fn string, input []byte, args ...string) (shellfs.Reply, error) {
+func (b *containerCore) shellRun(ctx context.Context, fn string, input []byte, args ...string) (shellfs.Reply, error) {
+	return b.shellRunIn(ctx, nil, nil, fn, input, args...)
+}
+
+// shellRunIn is shellRun behind the jail check of roots and paths (see
+// shellfs.Pool.RunIn; none: no check).
+func (b *containerCore) shellRunIn(ctx context.Context, roots, paths []string, fn string, input []byte, args ...string) (shellfs.Reply, error) {
 	if err := b.lostErr(); err != nil {
 		return shellfs.Reply{}, err
 	}
 	ctx, stop := b.bound(ctx)
 	defer stop()
-	reply, err := b.shells.Run(ctx, fn, input, args...)
+	reply, err := b.shells.RunIn(ctx, roots, paths, fn, input, args...)
 	if err != nil {
 		if lerr := b.lostErr(); lerr != nil {
 			return reply, lerr

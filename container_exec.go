@@ -93,6 +93,9 @@ func (b *ContainerBackend) Exec(ctx context.Context, command string, opts *ExecO
 	if err != nil {
 		return nil, err
 	}
+	if err := b.checkDir(ctx, "exec", cwd, o.Cwd); err != nil {
+		return nil, err
+	}
 	runCtx := ctx
 	if o.Timeout > 0 {
 		var cancel context.CancelFunc

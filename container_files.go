@@ -43,7 +43,7 @@ func (b *ContainerBackend) Read(ctx context.Context, p string) ([]byte, error) {
 		return nil, err
 	}
 	for attempt := 0; ; attempt++ {
-		reply, err := b.shellRun(ctx, "ab_get", nil, abs, strconv.Itoa(shellfs.InlineMax))
+		reply, err := b.shellRunIn(ctx, []string{abs}, nil, "ab_get", nil, abs, strconv.Itoa(shellfs.InlineMax))
 		if err != nil || reply.Code != 0 {
 			return nil, b.fileErr(CodeReadFailed, "read", p, reply, err)
 		}
@@ -147,13 +147,13 @@ func (b *ContainerBackend) Write(ctx context.Context, p string, data []byte) err
 		if input == nil {
 			input = []byte{} // the shell asks for input even when there is none
 		}
-		reply, err := b.shellRun(ctx, "ab_put", input, dir, tmp, abs, size)
+		reply, err := b.shellRunIn(ctx, []string{dir}, nil, "ab_put", input, dir, tmp, abs, size)
 		if err != nil || reply.Code != 0 {
 			return b.fileErr(CodeWriteFailed, "write", p, reply, err)
 		}
 		return nil
 	}
-	if reply, err := b.shellRun(ctx, "ab_mkdir", nil, dir); err != nil || reply.Code != 0 {
+	if reply, err := b.shellRunIn(ctx, []string{dir}, nil, "ab_mkdir", nil, dir); err != nil || reply.Code != 0 {
 		return b.fileErr(CodeWriteFailed, "write", p, reply, err)
 	}
 	// The shell stays until cat is done, so that the runtime keeps cat's
@@ -165,7 +165,7 @@ func (b *ContainerBackend) Write(ctx context.Context, p string, data []byte) err
 		_, _ = b.shellRun(context.WithoutCancel(ctx), "ab_rm", nil, tmp, "0", "1")
 		return b.fileErr(CodeWriteFailed, "write", p, shellfs.Reply{Code: code, Text: append(out.Bytes(), errOut.Bytes()...)}, err)
 	}
-	reply, err := b.shellRun(ctx, "ab_commit", nil, tmp, abs, size)
+	reply, err := b.shellRunIn(ctx, nil, []string{abs}, "ab_commit", nil, tmp, abs, size)
 	if err != nil || reply.Code != 0 {
 		return b.fileErr(CodeWriteFailed, "write", p, reply, err)
 	}
@@ -178,7 +178,7 @@ func (b *ContainerBackend) ReadDir(ctx context.Context, p string) ([]string, err
 	if err != nil {
 		return nil, err
 	}
-	reply, err := b.shellRun(ctx, "ab_ls", nil, abs)
+	reply, err := b.shellRunIn(ctx, []string{abs}, nil, "ab_ls", nil, abs)
 	if err != nil || reply.Code != 0 {
 		return nil, b.fileErr(CodeLsFailed, "readdir", p, reply, err)
 	}
@@ -201,7 +201,7 @@ func (b *ContainerBackend) ReadDirInfo(ctx context.Context, p string) ([]FileInf
 	if err != nil {
 		return nil, err
 	}
-	reply, err := b.shellRun(ctx, "ab_lsinfo", nil, abs)
+	reply, err := b.shellRunIn(ctx, []string{abs}, nil, "ab_lsinfo", nil, abs)
 	if err != nil || reply.Code != 0 {
 		return nil, b.fileErr(CodeLsFailed, "readdir", p, reply, err)
 	}
@@ -226,7 +226,7 @@ func (b *ContainerBackend) Mkdir(ctx context.Context, p string) error {
 	if err != nil {
 		return err
 	}
-	reply, err := b.shellRun(ctx, "ab_mkdir", nil, abs)
+	reply, err := b.shellRunIn(ctx, []string{abs}, nil, "ab_mkdir", nil, abs)
 	if err != nil || reply.Code != 0 {
 		return b.fileErr(CodeWriteFailed, "mkdir", p, reply, err)
 	}
@@ -240,7 +240,7 @@ func (b *ContainerBackend) Exists(ctx context.Context, p string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	reply, err := b.shellRun(ctx, "ab_exists", nil, abs)
+	reply, err := b.shellRunIn(ctx, []string{abs}, nil, "ab_exists", nil, abs)
 	switch {
 	case err != nil:
 		return false, b.fileErr(CodeReadFailed, "exists", p, reply, err)
@@ -260,7 +260,7 @@ func (b *ContainerBackend) Stat(ctx context.Context, p string) (FileInfo, error)
 	if err != nil {
 		return FileInfo{}, err
 	}
-	reply, err := b.shellRun(ctx, "ab_stat", nil, abs)
+	reply, err := b.shellRunIn(ctx, []string{abs}, nil, "ab_stat", nil, abs)
 	if err != nil || reply.Code != 0 {
 		return FileInfo{}, b.fileErr(CodeReadFailed, "stat", p, reply, err)
 	}
@@ -283,7 +283,7 @@ func (b *ContainerBackend) Remove(ctx context.Context, p string, opts RemoveOpti
 	if rel == "." {
 		return errFileOp(CodeWriteFailed, "rm", p, &fs.PathError{Op: "rm", Path: p, Err: fs.ErrPermission})
 	}
-	reply, err := b.shellRun(ctx, "ab_rm", nil, abs, flag(opts.Recursive), flag(opts.Force))
+	reply, err := b.shellRunIn(ctx, nil, []string{abs}, "ab_rm", nil, abs, flag(opts.Recursive), flag(opts.Force))
 	if err != nil || reply.Code != 0 {
 		return b.fileErr(CodeWriteFailed, "rm", p, reply, err)
 	}
@@ -311,7 +311,7 @@ func (b *ContainerBackend) Rename(ctx context.Context, from, to string) error {
 		}
 		return err
 	}
-	reply, err := b.shellRun(ctx, "ab_mv", nil, absFrom, absTo, path.Dir(absTo))
+	reply, err := b.shellRunIn(ctx, []string{path.Dir(absTo)}, []string{absFrom, absTo}, "ab_mv", nil, absFrom, absTo, path.Dir(absTo))
 	if err != nil || reply.Code != 0 {
 		return b.fileErr(CodeWriteFailed, "rename", from, reply, err)
 	}
@@ -325,7 +325,7 @@ func (b *ContainerBackend) Touch(ctx context.Context, p string) error {
 	if err != nil {
 		return err
 	}
-	reply, err := b.shellRun(ctx, "ab_touch", nil, path.Dir(abs), abs)
+	reply, err := b.shellRunIn(ctx, []string{path.Dir(abs), abs}, nil, "ab_touch", nil, path.Dir(abs), abs)
 	if err != nil || reply.Code != 0 {
 		return b.fileErr(CodeWriteFailed, "touch", p, reply, err)
 	}
@@ -362,6 +362,8 @@ func (b *ContainerBackend) fileErr(code Code, op, p string, reply shellfs.Reply,
 		cause = syscall.EINVAL
 	case shellfs.ExitShort:
 		cause = errors.New(msg)
+	case shellfs.ExitEscape:
+		return errPathEscape(op, p)
 	default:
 		cause = errnoFromMessage(msg)
 	}

@@ -29,6 +29,9 @@ func (b *ContainerBackend) Start(ctx context.Context, command string, opts *Exec
 	if err != nil {
 		return nil, err
 	}
+	if err := b.checkDir(ctx, "start", cwd, o.Cwd); err != nil {
+		return nil, err
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, errNotStarted(command, err)
 	}

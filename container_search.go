@@ -45,7 +45,7 @@ func (b *ContainerBackend) RealPath(ctx context.Context, p string) (string, erro
 	if rel == "." {
 		return rel, nil
 	}
-	reply, err := b.shellRun(ctx, "ab_real", nil, b.root, abs)
+	reply, err := b.shellRunIn(ctx, nil, nil, "ab_real", nil, b.root, abs)
 	if err != nil || reply.Code != 0 {
 		return "", b.fileErr(CodeReadFailed, "realpath", p, reply, err)
 	}
@@ -94,7 +94,7 @@ func (t *containerTree) openDir(ctx context.Context, rel string) (treeDir, error
 // snapshot lists everything below rel in one call.
 func (t *containerTree) snapshot(ctx context.Context, rel string) error {
 	abs := joinRoot(t.b.root, rel)
-	reply, err := t.b.shellRun(ctx, "ab_tree", nil, abs)
+	reply, err := t.b.shellRunIn(ctx, []string{abs}, nil, "ab_tree", nil, abs)
 	if err != nil || reply.Code != 0 {
 		return t.b.fileErr(CodeLsFailed, "readdir", rel, reply, err)
 	}
@@ -126,7 +126,7 @@ func (t *containerTree) snapshot(ctx context.Context, rel string) error {
 // candidates implements candidateFinder with grep -rlF in the container.
 func (t *containerTree) candidates(ctx context.Context, start string, literal []byte) (map[string]bool, error) {
 	abs := joinRoot(t.b.root, start)
-	reply, err := t.b.shellRun(ctx, "ab_grepl", nil, abs, string(literal))
+	reply, err := t.b.shellRunIn(ctx, []string{abs}, nil, "ab_grepl", nil, abs, string(literal))
 	if err != nil || reply.Code != 0 {
 		return nil, t.b.fileErr(CodeReadFailed, "grep", start, reply, err)
 	}

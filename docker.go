@@ -141,7 +141,8 @@ type DockerConfig struct {
 // Paths are jailed to the workspace by the package's path rule. Symbolic
 // links are followed inside the container: they can lead to container
 // paths outside the workspace, never to the host. The container is the
-// sandbox; the path rule decides what a path means.
+// sandbox; the path rule decides what a path means. A scope of a
+// DockerBackend is checked in the container too: see ScopedBackend.
 //
 // A DockerBackend is safe for concurrent use. Close removes the container
 // it created (not one it attached to).
@@ -257,8 +258,9 @@ func dockerErr(what string, err error) *Error {
 // ContainerID returns the ID of the backend's container.
 func (b *DockerBackend) ContainerID() string { return b.t.id }
 
-// Scope returns a view of the subdirectory path of the workspace; see
-// ScopedBackend. (Its Unwrap returns this DockerBackend.)
+// Scope returns a view of the subdirectory path of the workspace, whose
+// file operations are checked in the container against links leading out
+// of it; see ScopedBackend. (Its Unwrap returns this DockerBackend.)
 func (b *DockerBackend) Scope(path string, cfg *ScopeConfig) (*ScopedBackend, error) {
 	return NewScope(b, path, cfg)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,23 +22,48 @@ type Isolation string
 // The isolation modes of the specification.
 const (
 	// IsolationAuto (the zero value) uses bubblewrap when it is installed and
-	// can create a sandbox on this host, and software isolation otherwise.
+	// can create a sandbox on this host, and software isolation otherwise,
+	// logging a warning once that names what is missing.
 	// LocalBackend.Isolation reports the choice.
 	IsolationAuto Isolation = ""
-	// IsolationBwrap runs every command in a bubblewrap sandbox: the host's
-	// system directories read-only, the workspace read-write at
-	// SandboxWorkspaceDir, a private /tmp, every namespace unshared except
-	// the network. NewLocal fails with MISSING_UTILITIES when bwrap is
-	// missing or cannot create a sandbox here.
+	// IsolationBwrap runs every command in a bubblewrap sandbox that holds
+	// no capabilities, whoever runs it (root included): the host's system
+	// directories read-only, the workspace (for a scope's command, the
+	// scope's directory and nothing else of the workspace) read-write at
+	// SandboxWorkspaceDir, a private /tmp and /proc, no host processes, no
+	// network but a loopback of its own (see LocalConfig.Network), and,
+	// through a scope, its permissions applied inside (paths denied for
+	// reading shown empty, for writing read-only). Everything the command
+	// starts ends with it. NewLocal fails with MISSING_UTILITIES when bwrap
+	// is missing or cannot create such a sandbox here.
 	IsolationBwrap Isolation = "bwrap"
 	// IsolationSoftware runs commands on the host after a heuristic check
 	// that refuses commands that look like they leave the workspace (cd,
-	// ../, $HOME, ...) with UNSAFE_COMMAND. It is a guard-rail against
-	// mistakes, not a security boundary.
+	// ../, $HOME, ...) with UNSAFE_COMMAND: a heuristic that a determined
+	// command defeats, not a security boundary. Commands can read what a
+	// scope's permissions deny to the file API, and reach the host's
+	// network.
 	IsolationSoftware Isolation = "software"
 	// IsolationNone runs commands on the host with no containment, for
 	// environments that are sandboxed already (a container, a VM).
 	IsolationNone Isolation = "none"
+)
+
+// Network selects the network a sandboxed command reaches. It applies to
+// IsolationBwrap; under software or no isolation commands use the host's
+// network.
+type Network string
+
+// The network modes.
+const (
+	// NetworkNone (the zero value) gives the sandbox a network of its own
+	// with only a loopback interface: nothing outside, not even the host's
+	// loopback services, is reachable.
+	NetworkNone Network = "none"
+	// NetworkHost shares the host's network: the command reaches whatever
+	// the host reaches, its loopback services (databases, this process's
+	// own servers, cloud metadata endpoints) included.
+	NetworkHost Network = "host"
 )
 
 // Shell selects the shell commands run in.
@@ -50,7 +76,8 @@ const (
 	ShellSh   Shell = "sh"   // /bin/sh
 )
 
-// SandboxWorkspaceDir is where the workspace appears inside a bubblewrap
+// SandboxWorkspaceDir is where the workspace (or, for a command run
+// through a scope, the scope's directory) appears inside a bubblewrap
 // sandbox: commands there see their working directory, HOME and PWD under
 // it. It is outside /tmp, which is a private tmpfs in the sandbox.
 const SandboxWorkspaceDir = sandbox.WorkspaceDir
@@ -81,16 +108,30 @@ type LocalConfig struct {
 	// with a line giving the full length. 0 means DefaultMaxOutputLength;
 	// negative means no limit.
 	MaxOutputLength int
-	// Env is laid over this process's environment for every command; scope
-	// and per-call variables go over it. Checked with ValidateEnv.
+	// Env is laid over the base environment for every command; scope and
+	// per-call variables go over it. Checked with ValidateEnv.
 	Env map[string]string
+	// InheritEnv gives commands this process's whole environment as their
+	// base, API keys and tokens included. The zero value gives them only
+	// PATH, HOME, PWD, LANG, LANGUAGE, LC_*, TERM and TMPDIR (under
+	// bubblewrap: /tmp) of it.
+	InheritEnv bool
+	// Network is what a bubblewrap-sandboxed command reaches; the zero value
+	// is NetworkNone. Anything else than none or host is
+	// INVALID_CONFIGURATION.
+	Network Network
+	// Logger receives the backend's warnings (a fallback from bwrap to
+	// software isolation, a weaker sandbox than asked for); nil means
+	// slog.Default().
+	Logger *slog.Logger
 	// SandboxReadOnly lists extra host paths to mount read-only, at the same
 	// place, inside the bubblewrap sandbox (missing ones are skipped). The
 	// specification's sandbox has no /etc, so by default names do not
 	// resolve (no /etc/resolv.conf), TLS has no CA certificates and
 	// Debian's /usr/bin/awk, a link into /etc/alternatives, is missing. For
 	// example: "/etc/alternatives", "/etc/resolv.conf", "/etc/hosts",
-	// "/etc/ssl". Paths must be absolute.
+	// "/etc/ssl" (names and TLS matter only with NetworkHost). Paths must
+	// be absolute.
 	SandboxReadOnly []string
 	// Background bounds what the backend keeps of its background processes
 	// (see Start); the zero value means the defaults.
@@ -102,7 +143,9 @@ type LocalConfig struct {
 // File operations go through one os.Root opened on the workspace, so besides
 // the path rule (which decides what a path means) the kernel guarantees
 // where it may go: a symbolic link inside the workspace that points outside
-// it is refused with PATH_ESCAPE_ATTEMPT, for every operation. Writes are
+// it is refused with PATH_ESCAPE_ATTEMPT, for every operation. A scope's
+// operations go through a handle of the scope's directory the same way
+// (see ScopedBackend). Writes are
 // atomic (a temporary file in the same directory, renamed over the target).
 //
 // Commands run in a shell in the workspace, each in its own process group,
@@ -110,12 +153,20 @@ type LocalConfig struct {
 // for concurrent use; Close releases the directory handle and kills the
 // commands still running.
 type LocalBackend struct {
+	*localCore // shared with the views of the backend's scopes
+
+	root  string     // this view's directory: real, absolute, clean; RootDir()
+	alias string     // the configured spelling of root, when it differs (symlinks), else ""
+	dir   *dirHandle // the workspace's handles; nil in a scope's view
+	view  *localJail // a scope's view: where its directory is; nil for the backend
+}
+
+// localCore is the part of a LocalBackend that its scopes' views share:
+// configuration, status, running commands.
+type localCore struct {
 	lifecycle
 
-	root      string   // the workspace: real, absolute, clean; RootDir()
-	alias     string   // the configured spelling of root, when it differs (symlinks), else ""
-	fsys      *os.Root // every file operation goes through it
-	rootFile  *os.File // the root directory, for *at calls (writeOnceAt)
+	top       *dirHandle // the workspace's handles
 	isolation Isolation
 	shell     string // absolute path
 	bwrap     *sandbox.Bwrap
@@ -123,10 +174,15 @@ type LocalBackend struct {
 	dangerOK  bool
 	maxOutput int      // < 0: unlimited
 	env       []string // cfg.Env as KEY=value
+	inherit   bool     // cfg.InheritEnv
+	log       *slog.Logger
 
 	procMu sync.Mutex
 	procs  map[*sandbox.Process]struct{} // running commands, killed by Close
 	bg     *processTable                 // background processes (Start)
+
+	viewMu sync.Mutex
+	views  map[*localJail]struct{} // the open scope views, whose handles Close releases
 }
 
 var (
@@ -139,7 +195,7 @@ var (
 // shell is not available, and WRITE_FAILED when the directory cannot be
 // created or opened.
 func NewLocal(cfg LocalConfig) (*LocalBackend, error) {
-	b := &LocalBackend{safety: cfg.Safety, dangerOK: cfg.AllowDangerous}
+	b := &LocalBackend{localCore: &localCore{safety: cfg.Safety, dangerOK: cfg.AllowDangerous}}
 	if err := b.configure(cfg); err != nil {
 		return nil, err
 	}
@@ -147,8 +203,7 @@ func NewLocal(cfg LocalConfig) (*LocalBackend, error) {
 		return nil, err
 	}
 	if err := b.chooseIsolation(cfg); err != nil {
-		b.rootFile.Close()
-		b.fsys.Close()
+		b.dir.close()
 		return nil, err
 	}
 	b.init(TypeLocal, StatusConnected)
@@ -167,6 +222,16 @@ func (b *LocalBackend) configure(cfg LocalConfig) error {
 	case IsolationAuto, IsolationBwrap, IsolationSoftware, IsolationNone, "auto":
 	default:
 		return errConfig("LocalConfig.Isolation %q is not one of auto, bwrap, software, none", cfg.Isolation)
+	}
+	switch cfg.Network {
+	case "", NetworkNone, NetworkHost:
+	default:
+		return errConfig("LocalConfig.Network %q is not one of none, host", cfg.Network)
+	}
+	b.inherit = cfg.InheritEnv
+	b.log = cfg.Logger
+	if b.log == nil {
+		b.log = slog.Default()
 	}
 	switch cfg.Shell {
 	case ShellAuto, "auto":
@@ -226,25 +291,27 @@ func (b *LocalBackend) openRoot(dir string) error {
 	if err != nil {
 		return fail(err)
 	}
-	b.fsys, err = os.OpenRoot(real)
+	fsys, err := os.OpenRoot(real)
 	if err != nil {
 		return fail(err)
 	}
-	b.rootFile, err = b.fsys.OpenFile(".", dirFlags, 0)
+	b.dir, err = newDirHandle(fsys)
 	if err != nil {
-		b.fsys.Close()
 		return fail(err)
 	}
+	b.dir.workspace = true
+	b.top = b.dir
 	b.root = cleanRoot(filepath.ToSlash(real))
 	if configured := cleanRoot(filepath.ToSlash(abs)); configured != b.root {
 		b.alias = configured
 	}
-	pathjail.LearnRootEscape(b.fsys)
+	pathjail.LearnRootEscape(fsys)
 	return nil
 }
 
 // chooseIsolation resolves auto isolation once, and checks that explicit
-// bwrap works.
+// bwrap works. A fallback from auto to software isolation, or a sandbox
+// lacking a protection, is logged once per logger and reason.
 func (b *LocalBackend) chooseIsolation(cfg LocalConfig) error {
 	b.isolation = cfg.Isolation
 	if b.isolation == "auto" {
@@ -253,23 +320,51 @@ func (b *LocalBackend) chooseIsolation(cfg LocalConfig) error {
 	if b.isolation != IsolationAuto && b.isolation != IsolationBwrap {
 		return nil
 	}
-	path, err := exec.LookPath("bwrap")
+	bw, err := probeBwrap(b.shell, sandbox.BwrapConfig{ReadOnly: cfg.SandboxReadOnly, HostNetwork: cfg.Network == NetworkHost})
 	if err == nil {
-		bw := sandbox.NewBwrap(path, cfg.SandboxReadOnly)
-		if err = bw.Probe(b.shell); err == nil {
-			b.bwrap, b.isolation = bw, IsolationBwrap
-			return nil
+		b.bwrap, b.isolation = bw, IsolationBwrap
+		if w := bw.Warning(); w != "" {
+			warnOnce(b.log, "agentbackend: the bubblewrap sandbox lacks a protection: "+w)
 		}
-		if b.isolation == IsolationBwrap {
-			return &Error{Code: CodeMissingUtilities, Op: "config", Err: err,
-				Message: "bwrap cannot create a sandbox on this host: " + err.Error()}
-		}
-	} else if b.isolation == IsolationBwrap {
-		return &Error{Code: CodeMissingUtilities, Op: "config", Err: err,
-			Message: "bwrap command not found. Install bubblewrap: apt install bubblewrap"}
+		return nil
 	}
+	if b.isolation == IsolationBwrap {
+		return err
+	}
+	warnOnce(b.log, "agentbackend: bubblewrap is not usable ("+err.(*Error).Message+"); commands run with software isolation, a heuristic that a determined command defeats, with the host's network and outside the scopes' permissions")
 	b.isolation = IsolationSoftware
 	return nil
+}
+
+// probeBwrap finds bwrap and returns the sandbox configuration that works
+// here, or MISSING_UTILITIES saying why none does.
+func probeBwrap(shell string, cfg sandbox.BwrapConfig) (*sandbox.Bwrap, error) {
+	path, err := exec.LookPath("bwrap")
+	if err != nil {
+		return nil, &Error{Code: CodeMissingUtilities, Op: "config", Err: err,
+			Message: "bwrap command not found. Install bubblewrap: apt install bubblewrap"}
+	}
+	bw, err := sandbox.NewBwrap(path, cfg).Probe(shell)
+	if err != nil {
+		return nil, &Error{Code: CodeMissingUtilities, Op: "config", Err: err,
+			Message: "bwrap cannot create a sandbox on this host: " + err.Error()}
+	}
+	return bw, nil
+}
+
+// warned holds the warnings logged once per logger.
+var warned sync.Map // warning -> struct{}
+
+type warning struct {
+	log *slog.Logger
+	msg string
+}
+
+// warnOnce logs msg at warning level to log, the first time only.
+func warnOnce(log *slog.Logger, msg string) {
+	if _, seen := warned.LoadOrStore(warning{log, msg}, struct{}{}); !seen {
+		log.Warn(msg)
+	}
 }
 
 // RootDir returns the workspace directory: absolute, clean, with symbolic
@@ -280,8 +375,9 @@ func (b *LocalBackend) RootDir() string { return b.root }
 // software or none, never auto.
 func (b *LocalBackend) Isolation() Isolation { return b.isolation }
 
-// Scope returns a view of the subdirectory path that cannot reach outside
-// it. See ScopedBackend.
+// Scope returns a view of the subdirectory path, jailed beneath that
+// directory: no path, link or (under bubblewrap) command of the scope
+// reaches outside it. See ScopedBackend.
 func (b *LocalBackend) Scope(path string, cfg *ScopeConfig) (*ScopedBackend, error) {
 	return NewScope(b, path, cfg)
 }
@@ -292,6 +388,9 @@ func (b *LocalBackend) Scope(path string, cfg *ScopeConfig) (*ScopedBackend, err
 // destroyed. Later operations fail with BACKEND_DESTROYED. It is idempotent
 // and touches nothing else: the directory and its files stay.
 func (b *LocalBackend) Close() error {
+	if b.view != nil {
+		return nil // a scope's view is released by its scope, never closed
+	}
 	first, err := b.destroy()
 	if !first {
 		return nil
@@ -302,7 +401,12 @@ func (b *LocalBackend) Close() error {
 	}
 	b.procMu.Unlock()
 	waitAll(b.bg.close())
-	return errors.Join(err, b.rootFile.Close(), b.fsys.Close())
+	b.viewMu.Lock()
+	for j := range b.views {
+		j.drop()
+	}
+	b.viewMu.Unlock()
+	return errors.Join(err, b.dir.close())
 }
 
 // errBackendClosed is the kill cause of commands ended by Close.

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"os/exec"
 	"strconv"
 	"sync"
@@ -29,17 +28,21 @@ import (
 //
 // The working directory is the workspace root or opts.Cwd, and HOME and PWD
 // are set to it (inside bubblewrap: its path under SandboxWorkspaceDir). The
-// environment is this process's, then LocalConfig.Env, then opts.Env, later
-// ones winning; under bubblewrap TMPDIR is set to the sandbox's private /tmp
-// before LocalConfig.Env.
+// environment is PATH, LANG, LANGUAGE, LC_*, TERM and TMPDIR of this
+// process's (all of it with LocalConfig.InheritEnv), then LocalConfig.Env,
+// then opts.Env, later ones winning; under bubblewrap TMPDIR is the
+// sandbox's private /tmp.
 //
-// The command runs in its own process group. When its shell exits,
-// whatever it left running in the background is killed, so an Exec never
-// leaves a process behind (on Linux; under bubblewrap the pid namespace
-// also catches processes that left the group). opts.Timeout and the
-// cancellation of ctx kill the whole group and Exec returns at once; the
-// error is EXEC_FAILED wrapping context.DeadlineExceeded (timeout) or
-// ctx.Err(), returned with the output produced so far.
+// When its shell exits, whatever the command left running is killed, so
+// an Exec never leaves a process behind, however it detached (setsid, a
+// double fork): under bubblewrap the sandbox's pid namespace holds them
+// all; on the host (on Linux) a cgroup v2 of its own does when this
+// process can make one (root, or a delegated subtree), and otherwise the
+// process group and a tag in the environment (AGENTBE_COMMAND_TAG), which
+// a process that clears its environment escapes. opts.Timeout and the
+// cancellation of ctx kill all of it and Exec returns at once; the error
+// is EXEC_FAILED wrapping context.DeadlineExceeded (timeout) or ctx.Err(),
+// returned with the output produced so far.
 //
 // Each output stream is kept up to MaxOutputLength bytes; the rest is
 // counted and dropped, Truncated is set and the kept output ends with
@@ -59,7 +62,7 @@ func (b *LocalBackend) Exec(ctx context.Context, command string, opts *ExecOptio
 	if opts != nil {
 		o = *opts
 	}
-	cmd, err := b.command(ctx, "exec", command, &o)
+	cmd, dir, err := b.command(ctx, "exec", command, &o)
 	if err != nil {
 		return nil, err
 	}
@@ -74,6 +77,7 @@ func (b *LocalBackend) Exec(ctx context.Context, command string, opts *ExecOptio
 
 	start := time.Now()
 	p, err := sandbox.Start(cmd, stdout, stderr)
+	b.done(dir)
 	if err != nil {
 		return nil, b.spawnErr(command, cmd, err)
 	}
@@ -107,31 +111,50 @@ func (b *LocalBackend) Exec(ctx context.Context, command string, opts *ExecOptio
 }
 
 // command checks an Exec or Start call and builds its command; nothing is
-// spawned before every check has passed. o.Cwd is replaced by the
-// validated working directory.
-func (b *LocalBackend) command(ctx context.Context, op, command string, o *ExecOptions) (*exec.Cmd, error) {
+// spawned before every check has passed. It returns the handle of the
+// directory the command runs in, to be given back (done) once the command
+// has started: under bubblewrap the sandbox binds that very directory, by
+// descriptor, as its workspace, so a path swapped for a symbolic link
+// cannot redirect the mount, and a scope's command sees its scope only.
+func (b *LocalBackend) command(ctx context.Context, op, command string, o *ExecOptions) (*exec.Cmd, *dirHandle, error) {
 	if err := b.checkOpen(op); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := commandCheck(command, b.safety, b.dangerOK, b.isolation == IsolationSoftware); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := ValidateEnv(o.Env); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	cwd := "."
 	if o.Cwd != "" {
 		var err error
-		if cwd, err = b.execDir(o.Cwd); err != nil {
-			return nil, err
+		if cwd, err = b.rel(op, o.Cwd); err != nil {
+			return nil, nil, err
 		}
 	}
+	d, err := b.open(true) // a scope's directory exists for its commands
+	if err != nil {
+		return nil, nil, b.execDirErr(op, o.Cwd, err)
+	}
+	if err := b.execDir(d, op, o.Cwd, cwd); err != nil {
+		b.done(d)
+		return nil, nil, err
+	}
 	if err := ctx.Err(); err != nil {
-		return nil, &Error{Code: CodeExecError, Op: op, Command: command, Err: err,
+		b.done(d)
+		return nil, nil, &Error{Code: CodeExecError, Op: op, Command: command, Err: err,
 			Message: "Command not started: " + err.Error()}
 	}
-	return sandbox.Command(sandbox.Spec{Shell: b.shell, Command: command, Root: b.root, Cwd: cwd,
-		Env: b.environ(o.Env), Bwrap: b.bwrap}), nil
+	spec := sandbox.Spec{Shell: b.shell, Command: command, Root: b.root, Cwd: cwd, Env: b.environ(o.Env), Bwrap: b.bwrap}
+	if b.bwrap != nil {
+		spec.RootFD = d.file
+		if spec.Masks, err = b.sandboxMasks(ctx, d, o.masker); err != nil {
+			b.done(d)
+			return nil, nil, err
+		}
+	}
+	return sandbox.Command(spec), d, nil
 }
 
 // spawnErr reports a command that could not be started.
@@ -165,34 +188,37 @@ func killedErr(command string, exitCode int, cause error, timeout time.Duration)
 	}
 }
 
-// execDir validates ExecOptions.Cwd: inside the workspace under the path
-// rule, through no symbolic link that leads out, an existing directory.
-func (b *LocalBackend) execDir(cwd string) (string, error) {
-	rel, err := b.rel("exec", cwd)
-	if err != nil || rel == "." {
-		return rel, err
+// execDir validates the working directory rel (ExecOptions.Cwd, as given:
+// cwd) below d: through no symbolic link that leads out, an existing
+// directory.
+func (b *LocalBackend) execDir(d *dirHandle, op, cwd, rel string) error {
+	if rel == "." {
+		return nil
 	}
-	fi, err := b.fsys.Stat(rel)
+	fi, err := d.fsys.Stat(rel)
 	if err == nil && !fi.IsDir() {
 		err = syscall.ENOTDIR
 	}
 	if err != nil {
-		if isEscape(rootCause(err)) {
-			return "", errPathEscape("exec", cwd)
-		}
-		return "", b.fileErr(CodeExecError, "exec", cwd, fmt.Errorf("working directory: %w", rootCause(err)))
+		return b.execDirErr(op, cwd, err)
 	}
-	return rel, nil
+	return nil
 }
 
-// environ builds a command's environment: this process's, TMPDIR for the
-// sandbox, LocalConfig.Env, the call's. os/exec keeps the last of repeated
-// names. sandbox.Command appends HOME and PWD.
-func (b *LocalBackend) environ(call map[string]string) []string {
-	env := os.Environ() // a fresh copy, ours to extend
-	if b.bwrap != nil {
-		env = append(env, "TMPDIR=/tmp") // host TMPDIRs do not exist in the sandbox
+// execDirErr reports a working directory that cannot be used.
+func (b *LocalBackend) execDirErr(op, cwd string, err error) error {
+	if isEscape(rootCause(err)) {
+		return errPathEscape(op, cwd)
 	}
+	return b.fileErr(CodeExecError, op, cwd, fmt.Errorf("working directory: %w", rootCause(err)))
+}
+
+// environ builds a command's environment: the base (sandbox.BaseEnv: a
+// few variables of this process's, or all of them with InheritEnv),
+// LocalConfig.Env, the call's. os/exec keeps the last of repeated names.
+// sandbox.Command appends HOME and PWD.
+func (b *LocalBackend) environ(call map[string]string) []string {
+	env := sandbox.BaseEnv(b.inherit, b.bwrap != nil) // a fresh copy, ours to extend
 	env = append(env, b.env...)
 	for k, v := range call {
 		env = append(env, k+"="+v)

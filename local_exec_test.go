@@ -53,6 +53,16 @@ func localDirSeen(b *LocalBackend, rel string) string {
 	return base + "/" + rel
 }
 
+// localScopeDirSeen is where a command run through the scope at scope sees
+// the path rel of that scope: under bwrap the scope is the sandbox's whole
+// workspace.
+func localScopeDirSeen(b *LocalBackend, scope, rel string) string {
+	if b.Isolation() == IsolationBwrap {
+		return localDirSeen(b, rel)
+	}
+	return localDirSeen(b, filepath.Join(scope, rel))
+}
+
 func TestLocalExecBasics(t *testing.T) {
 	forLocalIsolations(t, LocalConfig{}, func(t *testing.T, b *LocalBackend) {
 		ctx := context.Background()
@@ -150,7 +160,9 @@ func TestLocalExecEnvironment(t *testing.T) {
 		if b.Isolation() == IsolationBwrap {
 			tmp = "/tmp" // the host's does not exist in the sandbox
 		}
-		want := "host|cfg|call|" + localDirSeen(b, ".") + "|" + localDirSeen(b, ".") + "|" + value + "|" + tmp
+		// The host's variables stay out (the sandbox attack suite checks
+		// that on every mode, with InheritEnv too).
+		want := "|cfg|call|" + localDirSeen(b, ".") + "|" + localDirSeen(b, ".") + "|" + value + "|" + tmp
 		if err != nil || string(res.Stdout) != want {
 			t.Errorf("environment:\n got %q, %v\nwant %q", res.Stdout, err, want)
 		}
@@ -447,7 +459,7 @@ func TestLocalExecSpawnFailure(t *testing.T) {
 
 	// bwrap uninstalled after NewLocal: the reference's message.
 	gone := newLocal(t, LocalConfig{})
-	gone.bwrap = sandbox.NewBwrap(filepath.Join(t.TempDir(), "bwrap"), nil)
+	gone.bwrap = sandbox.NewBwrap(filepath.Join(t.TempDir(), "bwrap"), sandbox.BwrapConfig{})
 	_, err = gone.Exec(context.Background(), "true", nil)
 	if e := localWantCode(t, err, CodeMissingUtilities, "bwrap gone"); e != nil && !strings.Contains(e.Error(), "apt install bubblewrap") {
 		t.Errorf("message: %q", e.Error())
@@ -476,7 +488,8 @@ func TestLocalExecCloseKillsRunningCommands(t *testing.T) {
 }
 
 // A scope of a LocalBackend runs commands in the scope directory, with
-// HOME there and the scope's environment under the call's.
+// HOME there and the scope's environment under the call's; under bwrap
+// the scope directory is the sandbox's workspace.
 func TestLocalExecThroughScope(t *testing.T) {
 	forLocalIsolations(t, LocalConfig{Env: map[string]string{"LEVEL": "backend", "B": "b"}}, func(t *testing.T, b *LocalBackend) {
 		ctx := context.Background()
@@ -486,7 +499,7 @@ func TestLocalExecThroughScope(t *testing.T) {
 		}
 		res, err := scope.Exec(ctx, `echo made > out.txt; printf '%s|%s|%s|%s|' "$HOME" "$LEVEL" "$B" "$S"; pwd`,
 			&ExecOptions{Env: map[string]string{"S": "call"}})
-		want := localDirSeen(b, "tenants/t1") + "|scope|b|call|" + localDirSeen(b, "tenants/t1") + "\n"
+		want := localScopeDirSeen(b, "tenants/t1", ".") + "|scope|b|call|" + localScopeDirSeen(b, "tenants/t1", ".") + "\n"
 		if err != nil || string(res.Stdout) != want {
 			t.Errorf("scope exec: %q %v, want %q", res.Stdout, err, want)
 		}
@@ -495,7 +508,7 @@ func TestLocalExecThroughScope(t *testing.T) {
 			t.Fatal(err)
 		}
 		res, err = scope.Exec(ctx, "pwd", &ExecOptions{Cwd: "/inner"})
-		if err != nil || string(res.Stdout) != localDirSeen(b, "tenants/t1/inner")+"\n" {
+		if err != nil || string(res.Stdout) != localScopeDirSeen(b, "tenants/t1", "inner")+"\n" {
 			t.Errorf("scope Cwd: %q %v", res.Stdout, err)
 		}
 		_, err = scope.Exec(ctx, "true", &ExecOptions{Cwd: "../t2"})
@@ -512,7 +525,7 @@ func TestLocalExecThroughScope(t *testing.T) {
 			t.Errorf("scope directory after Remove(.): %v", err)
 		}
 		res, err = scope.Exec(ctx, "pwd", nil)
-		if err != nil || string(res.Stdout) != localDirSeen(b, "tenants/t1")+"\n" {
+		if err != nil || string(res.Stdout) != localScopeDirSeen(b, "tenants/t1", ".")+"\n" {
 			t.Errorf("exec after Remove(.): %q %v", res.Stdout, err)
 		}
 	})

@@ -43,14 +43,17 @@ func (b *LocalBackend) Read(ctx context.Context, p string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	data, err := b.readFile(rel)
+	d, err := b.open(false)
+	if err != nil {
+		return nil, b.fileErr(CodeReadFailed, "read", p, err)
+	}
+	data, err := readRootFile(d.fsys, rel)
+	b.done(d)
 	if err != nil {
 		return nil, b.fileErr(CodeReadFailed, "read", p, err)
 	}
 	return data, nil
 }
-
-func (b *LocalBackend) readFile(rel string) ([]byte, error) { return readRootFile(b.fsys, rel) }
 
 // readRootFile reads a regular file through r. It opens without blocking,
 // so a FIFO planted in the workspace cannot hang the caller.
@@ -114,11 +117,19 @@ func (b *LocalBackend) Write(ctx context.Context, p string, data []byte) error {
 }
 
 func (b *LocalBackend) writeFile(rel string, data []byte) error {
+	if rel == "." {
+		return syscall.EISDIR
+	}
+	d, err := b.open(true)
+	if err != nil {
+		return err
+	}
+	defer b.done(d)
 	for range 40 { // the kernel's limit on links in a path
 		if rel == "." {
 			return syscall.EISDIR
 		}
-		next, err := b.writeOnce(rel, data)
+		next, err := d.writeOnce(rel, data)
 		if err != nil || next == "" {
 			return err
 		}
@@ -137,14 +148,14 @@ var writeFault func(step string) error
 // so that tests cover both.
 var portableWrites bool
 
-// writeOnce writes data to rel atomically, unless rel is a symbolic link:
-// then it returns the link's target (relative to the workspace) for the
+// writeOnce writes data to rel (below d) atomically, unless rel is a
+// symbolic link: then it returns the link's target (relative to d) for the
 // caller to write instead.
-func (b *LocalBackend) writeOnce(rel string, data []byte) (next string, err error) {
+func (d *dirHandle) writeOnce(rel string, data []byte) (next string, err error) {
 	if haveWriteAt && !portableWrites {
-		return b.writeOnceAt(rel, data)
+		return d.writeOnceAt(rel, data)
 	}
-	return b.writeOnceRoot(rel, data)
+	return d.writeOnceRoot(rel, data)
 }
 
 // writeOnceRoot is writeOnce with os.Root alone, for systems without *at
@@ -156,13 +167,13 @@ func (b *LocalBackend) writeOnce(rel string, data []byte) (next string, err erro
 // is created with O_EXCL, rename and lstat do not follow the last element)
 // cannot leave that directory, and the directory itself was reached through
 // the workspace's os.Root.
-func (b *LocalBackend) writeOnceRoot(rel string, data []byte) (next string, err error) {
+func (d *dirHandle) writeOnceRoot(rel string, data []byte) (next string, err error) {
 	dir, name := splitRel(rel)
-	parent, err := b.openParent(dir)
+	parent, err := d.openParent(dir)
 	if err != nil {
 		return "", err
 	}
-	if parent != b.fsys {
+	if parent != d.fsys {
 		defer parent.Close()
 	}
 	existing, err := parent.Lstat(name)
@@ -214,21 +225,21 @@ func splitRel(rel string) (dir, name string) {
 	return strings.TrimSuffix(dir, "/"), name
 }
 
-// openParent opens the directory dir ("" or "a/b") of the workspace as a
-// root, creating it (and its parents) when it is missing: only then, so the
-// common case makes no extra call. The workspace root itself is b.fsys.
-func (b *LocalBackend) openParent(dir string) (*os.Root, error) {
+// openParent opens the directory dir ("" or "a/b") below d as a root,
+// creating it (and its parents) when it is missing: only then, so the
+// common case makes no extra call. d itself is d.fsys.
+func (d *dirHandle) openParent(dir string) (*os.Root, error) {
 	if dir == "" {
-		return b.fsys, nil
+		return d.fsys, nil
 	}
-	parent, err := b.fsys.OpenRoot(dir)
+	parent, err := d.fsys.OpenRoot(dir)
 	if errors.Is(err, fs.ErrNotExist) {
-		if err = b.fsys.MkdirAll(dir, 0o755); err == nil {
-			parent, err = b.fsys.OpenRoot(dir)
+		if err = d.fsys.MkdirAll(dir, 0o755); err == nil {
+			parent, err = d.fsys.OpenRoot(dir)
 		}
 	}
 	if err != nil {
-		if fi, serr := b.fsys.Stat(dir); serr == nil && !fi.IsDir() {
+		if fi, serr := d.fsys.Stat(dir); serr == nil && !fi.IsDir() {
 			return nil, syscall.ENOTDIR // OpenRoot says so only in words
 		}
 		return nil, err
@@ -285,7 +296,12 @@ func (b *LocalBackend) ReadDir(ctx context.Context, p string) ([]string, error) 
 	if err != nil {
 		return nil, err
 	}
-	f, err := b.fsys.OpenFile(rel, dirFlags, 0)
+	d, err := b.open(false)
+	if err != nil {
+		return nil, b.fileErr(CodeLsFailed, "readdir", p, err)
+	}
+	f, err := d.fsys.OpenFile(rel, dirFlags, 0)
+	b.done(d)
 	if err != nil {
 		return nil, b.fileErr(CodeLsFailed, "readdir", p, err)
 	}
@@ -317,12 +333,17 @@ func (b *LocalBackend) ReadDirInfo(ctx context.Context, p string) ([]FileInfo, e
 }
 
 func (b *LocalBackend) readDirInfo(rel string) ([]FileInfo, error) {
+	top, err := b.open(false)
+	if err != nil {
+		return nil, err
+	}
+	defer b.done(top)
 	// The directory is opened as a root of its own, so each entry costs one
 	// fstatat on its descriptor and a concurrent rename of a parent into a
 	// symbolic link cannot redirect the listing.
-	dir, err := b.fsys.OpenRoot(rel)
+	dir, err := top.fsys.OpenRoot(rel)
 	if err != nil {
-		if fi, serr := b.fsys.Stat(rel); serr == nil && !fi.IsDir() {
+		if fi, serr := top.fsys.Stat(rel); serr == nil && !fi.IsDir() {
 			return nil, syscall.ENOTDIR // OpenRoot says so only in words
 		}
 		return nil, err
@@ -349,7 +370,7 @@ func (b *LocalBackend) readDirInfo(rel string) ([]FileInfo, error) {
 		}
 		link := fi.Mode()&fs.ModeSymlink != 0
 		if link {
-			if target, err := b.fsys.Stat(path.Join(rel, name)); err == nil {
+			if target, err := top.fsys.Stat(path.Join(rel, name)); err == nil {
 				fi = target
 			}
 		}
@@ -375,7 +396,12 @@ func (b *LocalBackend) Mkdir(ctx context.Context, p string) error {
 	if err != nil {
 		return err
 	}
-	if err := b.fsys.MkdirAll(rel, 0o755); err != nil {
+	d, err := b.open(true)
+	if err == nil {
+		err = d.fsys.MkdirAll(rel, 0o755)
+		b.done(d)
+	}
+	if err != nil {
 		return b.fileErr(CodeWriteFailed, "mkdir", p, err)
 	}
 	return nil
@@ -394,7 +420,11 @@ func (b *LocalBackend) Exists(ctx context.Context, p string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	_, err = b.fsys.Stat(rel)
+	d, err := b.open(false)
+	if err == nil {
+		_, err = d.fsys.Stat(rel)
+		b.done(d)
+	}
 	switch {
 	case err == nil:
 		return true, nil
@@ -415,7 +445,12 @@ func (b *LocalBackend) Stat(ctx context.Context, p string) (FileInfo, error) {
 	if err != nil {
 		return FileInfo{}, err
 	}
-	fi, err := b.fsys.Stat(rel)
+	d, err := b.open(false)
+	if err != nil {
+		return FileInfo{}, b.fileErr(CodeReadFailed, "stat", p, err)
+	}
+	fi, err := d.fsys.Stat(rel)
+	b.done(d)
 	if err != nil {
 		return FileInfo{}, b.fileErr(CodeReadFailed, "stat", p, err)
 	}
@@ -441,9 +476,23 @@ func (b *LocalBackend) Remove(ctx context.Context, p string, opts RemoveOptions)
 		return err
 	}
 	if rel == "." {
+		if b.view != nil {
+			// A scope's directory is its parent's entry.
+			err := b.view.parent.Remove(ctx, b.view.name, opts)
+			b.view.drop()
+			return withPath(err, b.view.name, p)
+		}
 		return errFileOp(CodeWriteFailed, "rm", p, errRemoveRoot)
 	}
-	fi, err := b.fsys.Lstat(rel)
+	d, err := b.open(false)
+	if err != nil {
+		if opts.Force && errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return b.fileErr(CodeWriteFailed, "rm", p, err)
+	}
+	defer b.done(d)
+	fi, err := d.fsys.Lstat(rel)
 	switch {
 	case err != nil && opts.Force && errors.Is(err, fs.ErrNotExist):
 		return nil
@@ -452,9 +501,9 @@ func (b *LocalBackend) Remove(ctx context.Context, p string, opts RemoveOptions)
 	case fi.IsDir() && !opts.Recursive:
 		return errFileOp(CodeWriteFailed, "rm", p, &fs.PathError{Op: "rm", Path: p, Err: errIsDirectory})
 	case fi.IsDir():
-		err = b.fsys.RemoveAll(rel)
+		err = d.fsys.RemoveAll(rel)
 	default:
-		err = b.fsys.Remove(rel)
+		err = d.fsys.Remove(rel)
 	}
 	if err != nil && !(opts.Force && errors.Is(err, fs.ErrNotExist)) {
 		return b.fileErr(CodeWriteFailed, "rm", p, err)
@@ -490,23 +539,28 @@ func (b *LocalBackend) Rename(ctx context.Context, from, to string) error {
 	if err != nil {
 		return err
 	}
-	err = b.fsys.Rename(relFrom, relTo)
+	d, err := b.open(false)
+	if err != nil {
+		return b.fileErr(CodeWriteFailed, "rename", from, err)
+	}
+	defer b.done(d)
+	err = d.fsys.Rename(relFrom, relTo)
 	if errors.Is(err, fs.ErrNotExist) {
 		// Either the source or the destination's parent is missing; only
 		// the second is worth a MkdirAll and a second try.
-		if _, serr := b.fsys.Lstat(relFrom); serr == nil {
+		if _, serr := d.fsys.Lstat(relFrom); serr == nil {
 			if dir := path.Dir(relTo); dir != "." {
-				if err = b.fsys.MkdirAll(dir, 0o755); err != nil {
+				if err = d.fsys.MkdirAll(dir, 0o755); err != nil {
 					return b.fileErr(CodeWriteFailed, "rename", to, err)
 				}
 			}
-			err = b.fsys.Rename(relFrom, relTo)
+			err = d.fsys.Rename(relFrom, relTo)
 		}
 	}
 	if err != nil {
 		if isEscape(rootCause(err)) {
 			// os.Root does not say which path escaped; name the one that does.
-			if _, lerr := b.fsys.Lstat(relFrom); lerr == nil || !isEscape(rootCause(lerr)) {
+			if _, lerr := d.fsys.Lstat(relFrom); lerr == nil || !isEscape(rootCause(lerr)) {
 				return errPathEscape("rename", to)
 			}
 		}
@@ -526,11 +580,16 @@ func (b *LocalBackend) Touch(ctx context.Context, p string) error {
 	if err != nil {
 		return err
 	}
-	f, err := b.fsys.OpenFile(rel, touchFlags, 0o644)
+	d, err := b.open(true)
+	if err != nil {
+		return b.fileErr(CodeWriteFailed, "touch", p, err)
+	}
+	defer b.done(d)
+	f, err := d.fsys.OpenFile(rel, touchFlags, 0o644)
 	if errors.Is(err, fs.ErrNotExist) {
 		if dir := path.Dir(rel); dir != "." {
-			if err = b.fsys.MkdirAll(dir, 0o755); err == nil {
-				f, err = b.fsys.OpenFile(rel, touchFlags, 0o644)
+			if err = d.fsys.MkdirAll(dir, 0o755); err == nil {
+				f, err = d.fsys.OpenFile(rel, touchFlags, 0o644)
 			}
 		}
 	}

@@ -21,6 +21,20 @@ func keepOwnerAndMode(f *os.File, old fs.FileInfo) error {
 // haveWriteAt says writeOnceAt does not exist here: writes use os.Root.
 const haveWriteAt = false
 
-func (b *LocalBackend) writeOnceAt(string, []byte) (string, error) {
+func (d *dirHandle) writeOnceAt(string, []byte) (string, error) {
 	panic("unreachable: writeOnceAt without *at system calls")
+}
+
+// dirID identifies a directory.
+type dirID struct{ fi fs.FileInfo }
+
+func dirIDOf(f *os.File) (dirID, error) {
+	fi, err := f.Stat()
+	return dirID{fi}, err
+}
+
+// holds reports whether the path rel below d is the directory id.
+func (d *dirHandle) holds(rel string, id dirID) bool {
+	fi, err := d.fsys.Stat(rel)
+	return err == nil && os.SameFile(fi, id.fi)
 }

@@ -22,10 +22,11 @@ func (b *LocalBackend) Start(ctx context.Context, command string, opts *ExecOpti
 	if opts != nil {
 		o = *opts
 	}
-	cmd, err := b.command(ctx, "start", command, &o)
+	cmd, dir, err := b.command(ctx, "start", command, &o)
 	if err != nil {
 		return nil, err
 	}
+	defer b.done(dir) // once started
 	p := newProcess(b.bg, TypeLocal, command, &o)
 	var stdinRead *os.File
 	if o.Stdin != nil {
@@ -33,6 +34,7 @@ func (b *LocalBackend) Start(ctx context.Context, command string, opts *ExecOpti
 	} else {
 		r, w, err := os.Pipe()
 		if err != nil {
+			sandbox.Release(cmd)
 			return nil, b.spawnErr(command, cmd, err)
 		}
 		cmd.Stdin, stdinRead, p.stdin = r, r, w

@@ -8,7 +8,12 @@ import (
 )
 
 func (t localTree) openDir(_ context.Context, rel string) (treeDir, error) {
-	r, err := t.b.fsys.OpenRoot(rel)
+	d, err := t.b.open(false)
+	if err != nil {
+		return nil, t.b.fileErr(CodeLsFailed, "readdir", rel, err)
+	}
+	r, err := d.fsys.OpenRoot(rel)
+	t.b.done(d)
 	if err != nil {
 		return nil, t.b.fileErr(CodeLsFailed, "readdir", rel, err)
 	}

@@ -12,7 +12,12 @@ import (
 // openDir opens the directory at rel through the os.Root (which resolves
 // rel safely) and keeps a descriptor of its own for the walk.
 func (t localTree) openDir(_ context.Context, rel string) (treeDir, error) {
-	f, err := t.b.fsys.OpenFile(rel, dirFlags, 0)
+	d, err := t.b.open(false)
+	if err != nil {
+		return nil, t.b.fileErr(CodeLsFailed, "readdir", rel, err)
+	}
+	f, err := d.fsys.OpenFile(rel, dirFlags, 0)
+	t.b.done(d)
 	if err != nil {
 		return nil, t.b.fileErr(CodeLsFailed, "readdir", rel, err)
 	}

@@ -6,6 +6,8 @@ import (
 	"io/fs"
 	"os"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 const (
@@ -33,4 +35,27 @@ func keepOwnerAndMode(f *os.File, old fs.FileInfo) error {
 		}
 	}
 	return nil
+}
+
+// dirID identifies a directory: its device and inode.
+type dirID struct{ dev, ino uint64 }
+
+func dirIDOf(f *os.File) (dirID, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return dirID{}, err
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	return dirID{uint64(st.Dev), uint64(st.Ino)}, nil
+}
+
+// holds reports whether the path rel below d (links followed, wherever
+// they lead: the answer only compares identities) is the directory id,
+// with one fstatat.
+func (d *dirHandle) holds(rel string, id dirID) bool {
+	var st unix.Stat_t
+	if err := ignoringEINTR(func() error { return unix.Fstatat(int(d.file.Fd()), rel, &st, 0) }); err != nil {
+		return false
+	}
+	return uint64(st.Dev) == id.dev && uint64(st.Ino) == id.ino
 }

@@ -22,20 +22,20 @@ const haveWriteAt = true
 // inside Root.Rename). It is what keeps an atomic write near the cost of a
 // plain one on fast file systems such as tmpfs.
 //
-// The parent is reached through the workspace's os.Root, and every call
+// The parent is reached through d's os.Root, and every call
 // here takes a single name that is never followed (O_EXCL|O_NOFOLLOW,
 // AT_SYMLINK_NOFOLLOW; rename does not follow its last elements), so
 // nothing can leave that directory.
-func (b *LocalBackend) writeOnceAt(rel string, data []byte) (next string, err error) {
+func (d *dirHandle) writeOnceAt(rel string, data []byte) (next string, err error) {
 	dir, name := splitRel(rel)
-	d, err := b.openParentFile(dir)
+	pf, err := d.openParentFile(dir)
 	if err != nil {
 		return "", err
 	}
-	if d != b.rootFile {
-		defer d.Close()
+	if pf != d.file {
+		defer pf.Close()
 	}
-	rc, err := d.SyscallConn()
+	rc, err := pf.SyscallConn()
 	if err != nil {
 		return "", err
 	}
@@ -46,20 +46,19 @@ func (b *LocalBackend) writeOnceAt(rel string, data []byte) (next string, err er
 	return next, werr
 }
 
-// openParentFile opens the directory dir ("" or "a/b") of the workspace,
-// creating it when it is missing (only then). "" is the workspace root,
-// held open for the backend's life.
-func (b *LocalBackend) openParentFile(dir string) (*os.File, error) {
+// openParentFile opens the directory dir ("" or "a/b") below d, creating
+// it when it is missing (only then). "" is d itself.
+func (d *dirHandle) openParentFile(dir string) (*os.File, error) {
 	if dir == "" {
-		return b.rootFile, nil
+		return d.file, nil
 	}
-	d, err := b.fsys.OpenFile(dir, dirFlags, 0)
+	f, err := d.fsys.OpenFile(dir, dirFlags, 0)
 	if errors.Is(err, fs.ErrNotExist) {
-		if err = b.fsys.MkdirAll(dir, 0o755); err == nil {
-			d, err = b.fsys.OpenFile(dir, dirFlags, 0)
+		if err = d.fsys.MkdirAll(dir, 0o755); err == nil {
+			f, err = d.fsys.OpenFile(dir, dirFlags, 0)
 		}
 	}
-	return d, err
+	return f, err
 }
 
 // writeAt writes data to name in the directory dirfd (dir, relative to the

@@ -69,16 +69,30 @@ import (
 // commands you expect): splitting makes those sound, where deny lists are
 // only a net.
 //
+// # Inside commands
+//
+// On a LocalBackend with bwrap isolation the file rules reach into the
+// command's sandbox: when it starts, what the read rules do not allow
+// (Deny, or Ask: a command cannot stop to ask) is shown empty, so `cat
+// .e?v`, `grep -r`, `tar` and hard links get nothing, and what the write or
+// delete rules do not allow is shown read-only (a scope whose writes all
+// Ask, as StrictPermissions', is read-only to its commands). Files the
+// command creates are not covered, and the scope's directory is walked at
+// each start when such rules exist. Under isolation none or software, and
+// on other backends, a command can read and write whatever the file API
+// denies; the scope logs a warning saying so the first time.
+//
 // # Symbolic links
 //
-// When the backend can resolve symbolic links (LinkResolver: LocalBackend
-// and ContainerBackend, and composites and scopes over them), a path is
-// checked both as spelled and as the real path it leads to, so a link
-// "alias -> .env" inside the workspace does not dodge a rule for ".env".
-// This costs one call per check of an access whose policy has rules: an
-// openat2 on Linux, a round trip to the container for Docker and Kubernetes. For such an
-// access, a link that leads out of the scope is refused
-// (PATH_ESCAPE_ATTEMPT): the scope's rules cannot judge a path outside it.
+// When the backend can resolve symbolic links (LinkResolver: LocalBackend,
+// ContainerBackend (Docker, Kubernetes) and RemoteBackend, and composites
+// and scopes over them), a path is checked both as spelled and as the real
+// path it leads to, so a link "alias -> .env" inside the workspace does not
+// dodge a rule for ".env". This costs one call per check of an access whose
+// policy has rules: an openat2 on Linux, a round trip to the container for
+// Docker and Kubernetes or to the daemon for Remote. The real path is
+// resolved in the scope's jail (see ScopedBackend), so a link that leads out
+// of the scope is refused (PATH_ESCAPE_ATTEMPT) whatever the policy.
 // The check happens just before the operation: a command running at the
 // same time that swaps a link between the two can still win the race,
 // which is another reason isolation is the real guard.

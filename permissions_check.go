@@ -173,7 +173,7 @@ func (s *ScopedBackend) checkPath(ctx context.Context, op string, pc pathCheck, 
 	}
 	real := pc.in
 	if s.links != nil {
-		r, err := s.links.RealPath(ctx, pc.in)
+		r, err := s.realIn(ctx, pc.in)
 		if err != nil {
 			return "", withPath(err, pc.in, pc.p)
 		}

@@ -57,7 +57,7 @@ func (s *ScopedBackend) checkTree(ctx context.Context, op, from, to, p string, o
 	var found *verdict
 	var foundAccess Access
 	var foundPath string
-	err := walkBase(ctx, s.base, from, func(rel string) bool {
+	err := walkBase(ctx, s.fs, s.fsPath(from), func(rel string) bool {
 		for _, a := range accesses {
 			in := pathjail.JoinRel(from, rel)
 			if a == AccessWrite {

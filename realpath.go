@@ -43,20 +43,31 @@ func (b *LocalBackend) RealPath(ctx context.Context, p string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if rel == "." || b.linkFree(rel) {
+	if rel == "." {
 		return rel, nil
 	}
-	real, err := b.followLinks(rel)
+	d, err := b.open(false)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return rel, nil // nothing exists: the path is as spelled
+		}
+		return "", b.fileErr(CodeReadFailed, "realpath", p, err)
+	}
+	defer b.done(d)
+	if d.linkFree(rel) {
+		return rel, nil
+	}
+	real, err := d.followLinks(rel)
 	if err != nil {
 		return "", b.fileErr(CodeReadFailed, "realpath", p, err)
 	}
 	return real, nil
 }
 
-// followLinks resolves rel one element at a time through the os.Root:
+// followLinks resolves rel one element at a time through d's os.Root:
 // resolved holds real directories only, so ".." in a link's target pops a
 // real parent, as the kernel would.
-func (b *LocalBackend) followLinks(rel string) (string, error) {
+func (d *dirHandle) followLinks(rel string) (string, error) {
 	var resolved []string
 	pending := strings.Split(rel, "/")
 	hops := 0
@@ -74,7 +85,7 @@ func (b *LocalBackend) followLinks(rel string) (string, error) {
 			continue
 		}
 		cand := strings.Join(append(resolved, name), "/")
-		fi, err := b.fsys.Lstat(cand)
+		fi, err := d.fsys.Lstat(cand)
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
 				// Nothing below exists: the rest is as spelled.
@@ -89,7 +100,7 @@ func (b *LocalBackend) followLinks(rel string) (string, error) {
 		if hops++; hops > maxLinkHops {
 			return "", syscall.ELOOP
 		}
-		target, err := b.fsys.Readlink(cand)
+		target, err := d.fsys.Readlink(cand)
 		if err != nil {
 			return "", err
 		}
@@ -128,9 +139,9 @@ func (c *CompositeBackend) RealPath(ctx context.Context, p string) (string, erro
 	return pathjail.JoinRel(t.prefix, real), nil
 }
 
-// RealPath resolves the links of a scope path in the backend below; the
-// result is relative to the scope root. A link leading out of the scope is
-// PATH_ESCAPE_ATTEMPT.
+// RealPath resolves the links of a scope path where the files are (the
+// scope's jailed view, see ScopedBackend); the result is relative to the
+// scope root. A link leading out of the scope is PATH_ESCAPE_ATTEMPT.
 func (s *ScopedBackend) RealPath(ctx context.Context, p string) (string, error) {
 	in, err := s.inner("realpath", p)
 	if err != nil {
@@ -142,7 +153,7 @@ func (s *ScopedBackend) RealPath(ctx context.Context, p string) (string, error) 
 			return "", withPath(err, in, p)
 		}
 	}
-	below, ok := belowOrSame(s.prefix, real)
+	below, ok := belowOrSame(s.at, real)
 	if !ok {
 		return "", errPathEscape("realpath", p)
 	}

@@ -14,16 +14,16 @@ var noOpenat2 atomic.Bool
 
 // linkFree reports whether rel certainly holds no symbolic link, with one
 // openat2 call that refuses to follow any (RESOLVE_NO_SYMLINKS) beneath the
-// workspace. A missing element proves it too: the elements before it were
+// d. A missing element proves it too: the elements before it were
 // walked without meeting a link and nothing after it exists. Any other
 // answer means "look element by element".
-func (b *LocalBackend) linkFree(rel string) bool {
+func (d *dirHandle) linkFree(rel string) bool {
 	if noOpenat2.Load() {
 		return false
 	}
 	// After Close the descriptor is -1 (EBADF) and the caller's operation
 	// fails on the closed backend anyway.
-	fd, err := openat2NoLinks(int(b.rootFile.Fd()), rel)
+	fd, err := openat2NoLinks(int(d.file.Fd()), rel)
 	switch err {
 	case nil:
 		unix.Close(fd)

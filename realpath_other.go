@@ -4,4 +4,4 @@ package agentbackend
 
 // linkFree reports false: without openat2 links are always followed one
 // element at a time.
-func (b *LocalBackend) linkFree(string) bool { return false }
+func (d *dirHandle) linkFree(string) bool { return false }

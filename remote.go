@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"net/http"
 	"strconv"
@@ -80,6 +81,9 @@ type RemoteConfig struct {
 	// Background bounds what the backend keeps of its background processes
 	// (see Start); the zero value means the defaults.
 	Background ProcessConfig
+	// Logger receives the backend's warnings (a daemon that cannot jail
+	// scopes, see ScopedBackend); nil means slog.Default().
+	Logger *slog.Logger
 }
 
 // ReconnectConfig configures reconnection, with the specification's
@@ -132,10 +136,20 @@ func (c ReconnectConfig) delay(attempt int) time.Duration {
 // returns at once; a request already sent may still take effect on the
 // daemon, except that a cancelled Write never replaces the file.
 type RemoteBackend struct {
+	*remoteCore // shared with the views of the backend's scopes
+
+	root  string // this view's directory on the daemon host; RootDir()
+	scope string // a scope's view: its levels, NUL-separated (see RemoteScopeRequest); "" for the backend
+}
+
+// remoteCore is the part of a RemoteBackend that its scopes' views share:
+// configuration, status, the connection, background processes.
+type remoteCore struct {
 	lifecycle
 
 	cfg       RemoteConfig
-	root      string
+	log       *slog.Logger
+	noJail    sync.Once // the warning that the daemon cannot jail scopes, given once
 	wsURL     string
 	header    http.Header
 	hostKeyCB ssh.HostKeyCallback
@@ -190,8 +204,11 @@ func NewRemote(cfg RemoteConfig) (*RemoteBackend, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &RemoteBackend{cfg: cfg, root: cleanRoot(cfg.RootDir), safety: cfg.Safety, dangerOK: cfg.AllowDangerous,
-		bg: newProcessTable(bg)}
+	b := &RemoteBackend{root: cleanRoot(cfg.RootDir), remoteCore: &remoteCore{cfg: cfg, log: cfg.Logger,
+		safety: cfg.Safety, dangerOK: cfg.AllowDangerous, bg: newProcessTable(bg)}}
+	if b.log == nil {
+		b.log = slog.Default()
+	}
 	switch {
 	case cfg.HostKeyCallback != nil:
 		b.hostKeyCB = cfg.HostKeyCallback
@@ -258,8 +275,9 @@ func hostPort(host string, port int) string {
 // RootDir returns the workspace root on the daemon host.
 func (b *RemoteBackend) RootDir() string { return b.root }
 
-// Scope returns a view of the subdirectory path that cannot reach outside
-// it. See ScopedBackend.
+// Scope returns a view of the subdirectory path, which this module's
+// daemon jails beneath that directory (the reference daemon cannot: the
+// path rule alone then keeps its paths inside). See ScopedBackend.
 func (b *RemoteBackend) Scope(path string, cfg *ScopeConfig) (*ScopedBackend, error) {
 	return NewScope(b, path, cfg)
 }
@@ -280,6 +298,9 @@ func (b *RemoteBackend) Connect(ctx context.Context) error {
 // closes the connection. Later operations fail with BACKEND_DESTROYED.
 // Idempotent.
 func (b *RemoteBackend) Close() error {
+	if b.scope != "" {
+		return nil // a scope's view is released by its scope, never closed
+	}
 	first, err := b.destroy()
 	if !first {
 		return nil

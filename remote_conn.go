@@ -26,11 +26,18 @@ type remoteConn struct {
 	closeMu  sync.Once
 	err      error
 	noSearch atomic.Bool // the daemon has no search subsystem (the reference)
+	noScope  atomic.Bool // the daemon refuses RemoteScopeRequest (the reference)
+	scopeAsk atomic.Bool // whether it does is known
 
 	sftpMu sync.Mutex
-	sftp   *sftp.Client
-	posix  bool              // the SFTP server has posix-rename@openssh.com
-	bulk   *sftpbulk.Session // a second SFTP session for large files (see bulkSize)
+	sftp   map[*RemoteBackend]*sftpSessions // per view; nil for the workspace (and scopes the daemon cannot jail)
+}
+
+// sftpSessions are the SFTP sessions of one view on a connection.
+type sftpSessions struct {
+	sftp  *sftp.Client
+	posix bool              // the SFTP server has posix-rename@openssh.com
+	bulk  *sftpbulk.Session // a second SFTP session for large files (see bulkSize)
 }
 
 // bulkSize is the file size from which Read and Write move data over the
@@ -38,32 +45,41 @@ type remoteConn struct {
 // through a buffer per reply.
 const bulkSize = 1 << 20
 
-// bulkSession returns the connection's bulk SFTP session, opening it on
+// sessions returns the SFTP sessions of view v (nil for the workspace's).
+// Called with sftpMu held.
+func (c *remoteConn) sessions(v *RemoteBackend) *sftpSessions {
+	s := c.sftp[v]
+	if s == nil {
+		if c.sftp == nil {
+			c.sftp = map[*RemoteBackend]*sftpSessions{}
+		}
+		s = &sftpSessions{}
+		c.sftp[v] = s
+	}
+	return s
+}
+
+// bulkSession returns the bulk SFTP session of b's view, opening it on
 // first use.
-func (c *remoteConn) bulkSession() (*sftpbulk.Session, error) {
+func (c *remoteConn) bulkSession(b *RemoteBackend) (*sftpbulk.Session, error) {
 	c.sftpMu.Lock()
 	defer c.sftpMu.Unlock()
-	if c.bulk != nil && c.bulk.Err() == nil {
-		return c.bulk, nil
+	if err := b.learnJail(c); err != nil {
+		return nil, err
 	}
-	ch, reqs, err := c.client.OpenChannel("session", nil)
+	s := c.sessions(b.sessionKey(c))
+	if s.bulk != nil && s.bulk.Err() == nil {
+		return s.bulk, nil
+	}
+	ch, err := b.sftpChannel(c)
 	if err != nil {
 		return nil, err
 	}
-	go ssh.DiscardRequests(reqs)
-	ok, err := ch.SendRequest("subsystem", true, ssh.Marshal(struct{ Name string }{"sftp"}))
-	if err == nil && !ok {
-		err = errors.New("the daemon refused the sftp subsystem")
-	}
-	if err != nil {
+	if s.bulk, err = sftpbulk.Open(ch); err != nil {
 		ch.Close()
 		return nil, err
 	}
-	if c.bulk, err = sftpbulk.Open(ch); err != nil {
-		ch.Close()
-		return nil, err
-	}
-	return c.bulk, nil
+	return s.bulk, nil
 }
 
 // sshUser and sshPassword are the credentials of the SSH layer: the daemon
@@ -189,30 +205,56 @@ func (c *remoteConn) keepalive(interval time.Duration, countMax int) {
 
 var errKeepalive = errors.New("keepalive: the daemon stopped answering")
 
-// sftpClient returns the connection's SFTP session, opening it on first
+// sftpClient returns the SFTP session of b's view, opening it on first
 // use (and again if it ended).
-func (c *remoteConn) sftpClient() (*sftp.Client, bool, error) {
+func (c *remoteConn) sftpClient(b *RemoteBackend) (*sftp.Client, bool, error) {
 	c.sftpMu.Lock()
 	defer c.sftpMu.Unlock()
-	if c.sftp != nil {
-		return c.sftp, c.posix, nil
+	if err := b.learnJail(c); err != nil {
+		return nil, false, err
 	}
-	sc, err := sftp.NewClient(c.client,
+	s := c.sessions(b.sessionKey(c))
+	if s.sftp != nil {
+		return s.sftp, s.posix, nil
+	}
+	ch, err := b.sftpChannel(c)
+	if err != nil {
+		return nil, false, err
+	}
+	sc, err := sftp.NewClientPipe(ch, ch,
 		sftp.UseConcurrentWrites(true),
 		sftp.UseConcurrentReads(true),
 		sftp.MaxConcurrentRequestsPerFile(64))
 	if err != nil {
+		ch.Close()
 		return nil, false, err
 	}
-	_, c.posix = sc.HasExtension("posix-rename@openssh.com")
-	c.sftp = sc
+	_, s.posix = sc.HasExtension("posix-rename@openssh.com")
+	s.sftp = sc
 	go func() {
 		_ = sc.Wait()
 		c.sftpMu.Lock()
-		if c.sftp == sc {
-			c.sftp = nil
+		if s.sftp == sc {
+			s.sftp = nil
 		}
 		c.sftpMu.Unlock()
 	}()
-	return sc, c.posix, nil
+	return sc, s.posix, nil
+}
+
+// release closes the SFTP sessions of view v.
+func (c *remoteConn) release(v *RemoteBackend) {
+	c.sftpMu.Lock()
+	s := c.sftp[v]
+	delete(c.sftp, v)
+	c.sftpMu.Unlock()
+	if s == nil {
+		return
+	}
+	if s.sftp != nil {
+		s.sftp.Close()
+	}
+	if s.bulk != nil {
+		s.bulk.Close()
+	}
 }

@@ -64,6 +64,9 @@ func (b *RemoteBackend) Exec(ctx context.Context, command string, opts *ExecOpti
 		return nil, b.execErr(c, command, err)
 	}
 	defer sess.Close()
+	if err := b.jailSession(c, sess.SendRequest); err != nil {
+		return nil, b.execErr(c, command, err)
+	}
 
 	stdout := &execCapture{limit: b.maxOutput, live: o.Stdout}
 	stderr := &execCapture{limit: b.maxOutput, live: o.Stderr}

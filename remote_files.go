@@ -26,6 +26,7 @@ import (
 
 // remoteOp is what a file operation works with.
 type remoteOp struct {
+	b     *RemoteBackend // the backend or scope view it works for
 	c     *remoteConn
 	sc    *sftp.Client
 	posix bool         // posix-rename@openssh.com is available
@@ -62,11 +63,11 @@ func (b *RemoteBackend) do(ctx context.Context, code Code, op, p string, fn func
 	if err != nil {
 		return err
 	}
-	sc, posix, err := c.sftpClient()
+	sc, posix, err := c.sftpClient(b)
 	if err != nil {
 		return b.fail(c, code, op, p, err)
 	}
-	o := &remoteOp{c: c, sc: sc, posix: posix}
+	o := &remoteOp{b: b, c: c, sc: sc, posix: posix}
 	if ctx.Done() == nil {
 		return b.fail(c, code, op, p, fn(o))
 	}
@@ -201,7 +202,7 @@ func (b *RemoteBackend) Read(ctx context.Context, p string) ([]byte, error) {
 		}
 		if fi.Size() >= bulkSize {
 			f.Close()
-			bulk, err := o.c.bulkSession()
+			bulk, err := o.c.bulkSession(o.b)
 			if err != nil {
 				return err
 			}
@@ -297,7 +298,7 @@ func (o *remoteOp) writeSmall(tmp string, data []byte, stat func()) error {
 func (o *remoteOp) writeBulk(tmp string, data []byte, stat func()) error {
 	var wg sync.WaitGroup
 	wg.Go(stat)
-	bulk, err := o.c.bulkSession()
+	bulk, err := o.c.bulkSession(o.b)
 	if err == nil {
 		err = bulk.WriteFile(tmp, sftpbulk.FlagWrite|sftpbulk.FlagCreat|sftpbulk.FlagExcl, data)
 	}
@@ -384,8 +385,9 @@ func (b *RemoteBackend) Mkdir(ctx context.Context, p string) error {
 		return err
 	}
 	return b.do(ctx, CodeWriteFailed, "mkdir", p, func(o *remoteOp) error {
-		if o.sc.Mkdir(full) == nil {
-			return nil
+		err := o.sc.Mkdir(full)
+		if err == nil || sftpCause(err) == errRemoteEscape {
+			return err
 		}
 		return o.sc.MkdirAll(full) // exists already, or parents missing
 	})

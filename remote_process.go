@@ -76,6 +76,10 @@ func (b *RemoteBackend) Start(ctx context.Context, command string, opts *ExecOpt
 	if err != nil {
 		return fail(b.execErr(c, command, err))
 	}
+	if err := b.jailSession(c, sess.SendRequest); err != nil {
+		sess.Close()
+		return fail(b.execErr(c, command, err))
+	}
 	// The answer does not matter: the reference daemon refuses it.
 	if _, err := sess.SendRequest(RemoteBackgroundRequest, true, nil); err != nil {
 		sess.Close()

@@ -105,6 +105,9 @@ func (b *RemoteBackend) search(ctx context.Context, op, p string, req searchwire
 		return nil, b.fail(c, CodeReadFailed, op, p, err)
 	}
 	defer sess.Close()
+	if err := b.jailSession(c, sess.SendRequest); err != nil {
+		return nil, b.fail(c, CodeReadFailed, op, p, err)
+	}
 	stdin, err := sess.StdinPipe()
 	if err != nil {
 		return nil, b.fail(c, CodeReadFailed, op, p, err)
@@ -144,4 +147,34 @@ func (b *RemoteBackend) search(ctx context.Context, op, p string, req searchwire
 		return nil, out
 	}
 	return &resp, nil
+}
+
+var _ LinkResolver = (*RemoteBackend)(nil)
+
+// RealPath follows the symbolic links in a workspace path (see
+// LinkResolver) on the daemon, in one round trip: against this module's
+// daemon it is resolved there, beneath the workspace (beneath the scope's
+// directory, for a scope), and a link that leads out is
+// PATH_ESCAPE_ATTEMPT. A daemon without the search subsystem (the
+// reference) cannot resolve links: the path comes back as spelled.
+func (b *RemoteBackend) RealPath(ctx context.Context, p string) (string, error) {
+	if err := b.checkOpen("realpath"); err != nil {
+		return "", err
+	}
+	full, rel, err := b.abs("realpath", p)
+	if err != nil || rel == "." {
+		return rel, err
+	}
+	resp, err := b.search(ctx, "realpath", p, searchwire.Request{Op: searchwire.OpRealPath, Dir: full})
+	if errors.Is(err, errNoSearch) {
+		return rel, nil
+	}
+	if err != nil {
+		return "", err
+	}
+	real, ok := belowOrSame(b.root, joinRoot(cleanRoot(resp.Root), resp.Path))
+	if !ok {
+		return "", errPathEscape("realpath", p)
+	}
+	return real, nil
 }

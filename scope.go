@@ -31,11 +31,45 @@ type ScopeConfig struct {
 }
 
 // ScopedBackend is a view of a subdirectory of another backend: its root is
-// the parent's root joined with the scope path, and no path can leave it,
-// even one that would be valid in the parent ("../user2/secret" from scope
-// "users/user1" fails with PATH_ESCAPE_ATTEMPT). It wraps any FileBackend,
+// the parent's root joined with the scope path. It wraps any FileBackend,
 // scopes included, and is the one place where environment merging,
 // operations logging and permissions (ScopeConfig.Permissions) happen.
+//
+// The path rule applies with the scope's root: "../user2/secret" from
+// scope "users/user1" fails with PATH_ESCAPE_ATTEMPT, although it is inside
+// the parent. Where the files are, the backend enforces the scope as a
+// jail of its own, so that a symbolic link inside the scope cannot lead out
+// of it either, not even to a sibling scope (a link "up -> .." and a read
+// of "up/user2/secret" fail with PATH_ESCAPE_ATTEMPT):
+//
+//   - LocalBackend resolves every operation of the scope beneath a handle
+//     of the scope's directory (os.Root and *at system calls), opened
+//     beneath the parent's, for the file operations, Glob, Grep, RealPath
+//     and the permission checks; under bubblewrap isolation a command of
+//     the scope (Exec, Start) gets the scope's directory, bound by
+//     descriptor, as its whole workspace: its siblings do not exist in the
+//     sandbox. Under isolation none or software a command runs on the host
+//     in the scope's directory, and nothing contains it.
+//   - RemoteBackend asks this module's daemon for SFTP and exec sessions
+//     jailed at the scope (the daemon resolves beneath the scope's
+//     directory, and binds only it into bubblewrap). A daemon that refuses
+//     (the reference daemon, agent-backend 0.13) gets prefix arithmetic:
+//     the path rule on this side, the daemon's workspace jail on the other,
+//     so a link inside the scope can reach the rest of that workspace. This
+//     is logged once per backend.
+//   - DockerBackend resolves each path inside the container and refuses
+//     one whose links lead out of the scope's directory. Commands run in
+//     the scope's directory but can reach the whole container: a container
+//     scope is a jail for the file operations, not for Exec.
+//   - CompositeBackend gives a scope inside one route the jail of that
+//     route's backend, and a scope above mount points a composite of the
+//     jailed views below it.
+//   - Nested scopes jail each level beneath its parent's.
+//
+// A backend without links (MemoryBackend) needs nothing more than the path
+// rule. Other FileBackend implementations get the path rule only (prefix
+// arithmetic): their scopes are as strong as their own symbolic-link
+// handling.
 //
 // Commands run with the scope root as working directory and HOME. Status is
 // the parent's, read live. TrackCloser registers on the backend at the root
@@ -45,7 +79,11 @@ type ScopeConfig struct {
 // operations fail and kills the background processes started through it;
 // it never closes the parent.
 type ScopedBackend struct {
-	base      FileBackend    // the backend holding the data; never a scope
+	base      FileBackend    // the backend at the bottom of the chain: type, status, closers; never a scope
+	fs        FileBackend    // where operations go: a jailed view of the scope's directory, or base
+	at        string         // the scope root's path in fs: "." for the scope's own view
+	fsRoot    string         // fs's root relative to base's root
+	release   func()         // gives back what this scope's own view holds; nil if none
 	registry  *scopeRegistry // where this scope is registered; nil for foreign parents
 	scopePath string         // the path given to Scope, cleaned, relative to the parent
 	prefix    string         // the scope root relative to base's root
@@ -54,11 +92,13 @@ type ScopedBackend struct {
 	logger    OperationsLogger
 	user      string
 	perms     *permChain   // nil: no permissions anywhere in the chain
-	links     LinkResolver // base, when it can resolve symbolic links
+	links     LinkResolver // fs, when it can resolve symbolic links
 	closed    atomic.Bool
 
 	rootMu    sync.Mutex
 	rootReady atomic.Bool
+
+	unmaskedOnce sync.Once // maskExec's warning that commands escape the permissions
 
 	procMu sync.Mutex
 	procs  map[string]*Process // background processes started through this scope
@@ -80,7 +120,7 @@ func NewScope(parent FileBackend, path string, cfg *ScopeConfig) (*ScopedBackend
 	if r, ok := parent.(interface{ registry() *scopeRegistry }); ok {
 		reg = r.registry()
 	}
-	return newScope(parent, reg, &ScopedBackend{prefix: "."}, path, cfg)
+	return newScope(parent, reg, &ScopedBackend{fs: parent, at: ".", fsRoot: ".", prefix: "."}, path, cfg)
 }
 
 // newScope makes a scope of base below parent (a pseudo-scope of the whole
@@ -112,7 +152,13 @@ func newScope(base FileBackend, reg *scopeRegistry, parent *ScopedBackend, path 
 		return nil, err
 	}
 	s.perms = perms
-	if lr, ok := base.(LinkResolver); ok && perms != nil {
+	s.fs, s.at, s.fsRoot = parent.fs, pathjail.JoinRel(parent.at, rel), parent.fsRoot
+	if j, ok := parent.fs.(jailer); ok && s.at != "." {
+		if view, release := j.jail(s.at); view != nil {
+			s.fs, s.at, s.fsRoot, s.release = view, ".", s.prefix, release
+		}
+	}
+	if lr, ok := s.fs.(LinkResolver); ok {
 		s.links = lr
 	}
 	if cfg.Logger != nil {
@@ -161,6 +207,9 @@ func (s *ScopedBackend) Close() error {
 		s.registry.removeScope(s)
 	}
 	s.killProcesses()
+	if s.release != nil {
+		s.release()
+	}
 	return nil
 }
 
@@ -198,7 +247,7 @@ func (s *ScopedBackend) checkOpen(op string) error {
 }
 
 // inner resolves p against the scope root and returns the path to hand to
-// the base backend: clean and relative to the base's root.
+// fs: clean and relative to fs's root.
 func (s *ScopedBackend) inner(op, p string) (string, error) {
 	if err := s.checkOpen(op); err != nil {
 		return "", err
@@ -207,7 +256,7 @@ func (s *ScopedBackend) inner(op, p string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return pathjail.JoinRel(s.prefix, rel), nil
+	return pathjail.JoinRel(s.at, rel), nil
 }
 
 // ensureRoot creates the scope directory before the first operation that
@@ -222,7 +271,7 @@ func (s *ScopedBackend) ensureRoot(ctx context.Context) error {
 	if s.rootReady.Load() {
 		return nil
 	}
-	if err := s.base.Mkdir(ctx, s.prefix); err != nil {
+	if err := s.fs.Mkdir(ctx, s.at); err != nil {
 		return err
 	}
 	s.rootReady.Store(true)
@@ -257,14 +306,14 @@ func (s *ScopedBackend) log(start time.Time, e OperationEntry, err error) {
 	s.logger.Log(e)
 }
 
-// check checks one access to the path in (relative to the base root, as
-// inner returned it) and returns the real path it leads to. With no
-// permissions it costs one nil check.
-func (s *ScopedBackend) check(ctx context.Context, op string, a Access, in, p string, o *opCheck) (string, error) {
+// check checks one access to the path at (relative to fs's root, as inner
+// returned it) and returns the real path it leads to, relative to the base
+// root. With no permissions it costs one nil check.
+func (s *ScopedBackend) check(ctx context.Context, op string, a Access, at, p string, o *opCheck) (string, error) {
 	if s.perms == nil {
-		return in, nil
+		return "", nil
 	}
-	return s.checkPath(ctx, op, pathCheck{access: a, in: in, p: p}, o)
+	return s.checkPath(ctx, op, pathCheck{access: a, in: s.baseRel(at), p: p}, o)
 }
 
 // Read returns a file's contents.
@@ -284,7 +333,7 @@ func (s *ScopedBackend) read(ctx context.Context, p string, o *opCheck) ([]byte,
 	if _, err := s.check(ctx, "read", AccessRead, in, p, o); err != nil {
 		return nil, err
 	}
-	data, err := s.base.Read(ctx, in)
+	data, err := s.fs.Read(ctx, in)
 	return data, withPath(err, in, p)
 }
 
@@ -309,7 +358,7 @@ func (s *ScopedBackend) write(ctx context.Context, p string, data []byte, o *opC
 	if err := s.ensureRoot(ctx); err != nil {
 		return err
 	}
-	return withPath(s.base.Write(ctx, in, data), in, p)
+	return withPath(s.fs.Write(ctx, in, data), in, p)
 }
 
 // ReadDir returns the sorted names of a directory's children, without the
@@ -331,7 +380,7 @@ func (s *ScopedBackend) readDir(ctx context.Context, p string, o *opCheck) ([]st
 	if err != nil {
 		return nil, err
 	}
-	names, err := s.base.ReadDir(ctx, in)
+	names, err := s.fs.ReadDir(ctx, in)
 	if err != nil {
 		return nil, withPath(err, in, p)
 	}
@@ -361,7 +410,7 @@ func (s *ScopedBackend) readDirInfo(ctx context.Context, p string, o *opCheck) (
 	if err != nil {
 		return nil, err
 	}
-	infos, err := readDirInfo(ctx, s.base, in)
+	infos, err := readDirInfo(ctx, s.fs, in)
 	if err != nil {
 		return nil, withPath(err, in, p)
 	}
@@ -391,7 +440,7 @@ func (s *ScopedBackend) mkdir(ctx context.Context, p string, o *opCheck) error {
 	if err := s.ensureRoot(ctx); err != nil {
 		return err
 	}
-	return withPath(s.base.Mkdir(ctx, in), in, p)
+	return withPath(s.fs.Mkdir(ctx, in), in, p)
 }
 
 // Exists reports whether a file or directory exists in the scope. A path
@@ -413,7 +462,7 @@ func (s *ScopedBackend) exists(ctx context.Context, p string, o *opCheck) (bool,
 	if _, err := s.check(ctx, "exists", AccessRead, in, p, o); err != nil {
 		return false, err
 	}
-	ok, err := s.base.Exists(ctx, in)
+	ok, err := s.fs.Exists(ctx, in)
 	return ok, withPath(err, in, p)
 }
 
@@ -434,8 +483,8 @@ func (s *ScopedBackend) stat(ctx context.Context, p string, o *opCheck) (FileInf
 	if _, err := s.check(ctx, "stat", AccessRead, in, p, o); err != nil {
 		return FileInfo{}, err
 	}
-	fi, err := s.base.Stat(ctx, in)
-	if err == nil && in == s.prefix {
+	fi, err := s.fs.Stat(ctx, in)
+	if err == nil && in == s.at {
 		fi.Name = "." // the scope root is this view's root
 	}
 	return fi, withPath(err, in, p)
@@ -460,12 +509,12 @@ func (s *ScopedBackend) remove(ctx context.Context, p string, opts RemoveOptions
 		return err
 	}
 	if s.perms != nil {
-		if err := s.checkRemove(ctx, in, p, opts.Recursive, o); err != nil {
+		if err := s.checkRemove(ctx, s.baseRel(in), p, opts.Recursive, o); err != nil {
 			return err
 		}
 	}
-	err = s.base.Remove(ctx, in, opts)
-	if in == s.prefix {
+	err = s.fs.Remove(ctx, in, opts)
+	if in == s.at {
 		// The scope's directory may be gone now: the next write or command
 		// creates it again.
 		s.rootReady.Store(false)
@@ -492,14 +541,14 @@ func (s *ScopedBackend) rename(ctx context.Context, from, to string, o *opCheck)
 		return err
 	}
 	if s.perms != nil {
-		if err := s.checkRename(ctx, inFrom, inTo, from, to, o); err != nil {
+		if err := s.checkRename(ctx, s.baseRel(inFrom), s.baseRel(inTo), from, to, o); err != nil {
 			return err
 		}
 	}
 	if err := s.ensureRoot(ctx); err != nil {
 		return err
 	}
-	err = s.base.Rename(ctx, inFrom, inTo)
+	err = s.fs.Rename(ctx, inFrom, inTo)
 	return withPath(withPath(err, inFrom, from), inTo, to)
 }
 
@@ -523,68 +572,5 @@ func (s *ScopedBackend) touch(ctx context.Context, p string, o *opCheck) error {
 	if err := s.ensureRoot(ctx); err != nil {
 		return err
 	}
-	return withPath(s.base.Touch(ctx, in), in, p)
-}
-
-// Exec runs a command with the scope root (or opts.Cwd inside the scope) as
-// working directory and HOME, and the scope's environment under opts.Env.
-func (s *ScopedBackend) Exec(ctx context.Context, command string, opts *ExecOptions) (*ExecResult, error) {
-	start := s.begin(OpExec)
-	var o opCheck
-	res, err := s.exec(ctx, command, opts, &o)
-	if !start.IsZero() || o.rec.Access != "" {
-		e := OperationEntry{Operation: OpExec, Command: command, Permission: o.rec}
-		if res != nil {
-			e.Stdout, e.Stderr, e.ExitCode = string(res.Stdout), string(res.Stderr), res.ExitCode
-		}
-		s.log(start, e, err)
-	}
-	return res, err
-}
-
-func (s *ScopedBackend) exec(ctx context.Context, command string, opts *ExecOptions, o *opCheck) (*ExecResult, error) {
-	eo, err := s.prepareExec(ctx, "exec", command, opts, o)
-	if err != nil {
-		return nil, err
-	}
-	return s.base.Exec(ctx, command, eo)
-}
-
-// prepareExec is what Exec and Start share, so a command gets the same
-// treatment whichever way it runs: the scope must be open, the permission
-// policy must allow it, opts.Env must be valid, opts.Cwd inside the scope
-// (translated for the base), the scope's environment under opts.Env, and
-// the scope directory created. It returns the options to pass down.
-func (s *ScopedBackend) prepareExec(ctx context.Context, op, command string, opts *ExecOptions, o *opCheck) (*ExecOptions, error) {
-	if err := s.checkOpen(op); err != nil {
-		return nil, err
-	}
-	if err := s.checkExec(ctx, op, command, opts, o); err != nil {
-		return nil, err
-	}
-	var eo ExecOptions
-	if opts != nil {
-		eo = *opts
-	}
-	if err := ValidateEnv(eo.Env); err != nil {
-		return nil, err
-	}
-	cwd := s.prefix
-	if eo.Cwd != "" {
-		rel, err := resolve(s.root, op, eo.Cwd)
-		if err != nil {
-			return nil, err
-		}
-		cwd = pathjail.JoinRel(s.prefix, rel)
-	}
-	eo.Cwd = cwd
-	eo.Env = mergeEnv(s.env, eo.Env)
-	if s.base.Type() == TypeMemory {
-		// Nothing runs there: say so before creating the scope directory.
-		return nil, errNotImplemented(op, TypeMemory)
-	}
-	if err := s.ensureRoot(ctx); err != nil {
-		return nil, err
-	}
-	return &eo, nil
+	return withPath(s.fs.Touch(ctx, in), in, p)
 }

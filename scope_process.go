@@ -2,7 +2,11 @@ package agentbackend
 
 import (
 	"context"
+
+	"github.com/agentbackend/agentbackend/internal/pathjail"
 )
+
+// The commands of a scope: Exec, and background processes (Start).
 
 var _ ProcessStarter = (*ScopedBackend)(nil)
 
@@ -27,7 +31,7 @@ func (s *ScopedBackend) Start(ctx context.Context, command string, opts *ExecOpt
 }
 
 func (s *ScopedBackend) start(ctx context.Context, command string, opts *ExecOptions, check *opCheck) (*Process, error) {
-	starter, ok := s.base.(ProcessStarter)
+	starter, ok := s.fs.(ProcessStarter)
 	if !ok {
 		return nil, errNotImplemented("start", s.base.Type())
 	}
@@ -59,7 +63,7 @@ func (s *ScopedBackend) start(ctx context.Context, command string, opts *ExecOpt
 
 // startsProcesses reports whether the backend below can start processes.
 func (s *ScopedBackend) startsProcesses() bool {
-	_, ok := processStarter(s.base)
+	_, ok := processStarter(s.fs)
 	return ok
 }
 
@@ -106,4 +110,68 @@ func (s *ScopedBackend) killProcesses() {
 	for _, p := range procs {
 		_ = p.Kill() // os.ErrProcessDone for those that ended
 	}
+}
+
+// Exec runs a command with the scope root (or opts.Cwd inside the scope) as
+// working directory and HOME, and the scope's environment under opts.Env.
+func (s *ScopedBackend) Exec(ctx context.Context, command string, opts *ExecOptions) (*ExecResult, error) {
+	start := s.begin(OpExec)
+	var o opCheck
+	res, err := s.exec(ctx, command, opts, &o)
+	if !start.IsZero() || o.rec.Access != "" {
+		e := OperationEntry{Operation: OpExec, Command: command, Permission: o.rec}
+		if res != nil {
+			e.Stdout, e.Stderr, e.ExitCode = string(res.Stdout), string(res.Stderr), res.ExitCode
+		}
+		s.log(start, e, err)
+	}
+	return res, err
+}
+
+func (s *ScopedBackend) exec(ctx context.Context, command string, opts *ExecOptions, o *opCheck) (*ExecResult, error) {
+	eo, err := s.prepareExec(ctx, "exec", command, opts, o)
+	if err != nil {
+		return nil, err
+	}
+	return s.fs.Exec(ctx, command, eo)
+}
+
+// prepareExec is what Exec and Start share, so a command gets the same
+// treatment whichever way it runs: the scope must be open, the permission
+// policy must allow it, opts.Env must be valid, opts.Cwd inside the scope
+// (translated for the base), the scope's environment under opts.Env, and
+// the scope directory created. It returns the options to pass down.
+func (s *ScopedBackend) prepareExec(ctx context.Context, op, command string, opts *ExecOptions, o *opCheck) (*ExecOptions, error) {
+	if err := s.checkOpen(op); err != nil {
+		return nil, err
+	}
+	if err := s.checkExec(ctx, op, command, opts, o); err != nil {
+		return nil, err
+	}
+	var eo ExecOptions
+	if opts != nil {
+		eo = *opts
+	}
+	if err := ValidateEnv(eo.Env); err != nil {
+		return nil, err
+	}
+	cwd := s.at
+	if eo.Cwd != "" {
+		rel, err := resolve(s.root, op, eo.Cwd)
+		if err != nil {
+			return nil, err
+		}
+		cwd = pathjail.JoinRel(s.at, rel)
+	}
+	eo.Cwd = cwd
+	eo.Env = mergeEnv(s.env, eo.Env)
+	if s.base.Type() == TypeMemory {
+		// Nothing runs there: say so before creating the scope directory.
+		return nil, errNotImplemented(op, TypeMemory)
+	}
+	if err := s.ensureRoot(ctx); err != nil {
+		return nil, err
+	}
+	s.maskExec(&eo)
+	return &eo, nil
 }

@@ -30,7 +30,7 @@ func (s *ScopedBackend) glob(ctx context.Context, pattern, dir string, o *opChec
 	if err != nil {
 		return nil, err
 	}
-	names, err := Glob(ctx, s.base, pattern, in)
+	names, err := Glob(ctx, s.fs, pattern, in)
 	if err != nil {
 		return nil, withPath(err, in, dir)
 	}
@@ -67,18 +67,19 @@ func (s *ScopedBackend) grep(ctx context.Context, opts GrepOptions, o *opCheck) 
 	if !f.noCheck {
 		q.HeadLimit = 0 // applied after filtering
 	}
-	res, err := Grep(ctx, s.base, q)
+	res, err := Grep(ctx, s.fs, q)
 	if err != nil {
 		return nil, withPath(err, in, opts.Path)
 	}
 	if !f.noCheck {
-		res.filter(func(p string) bool { return f.keep(realBelow(in, real, p)) })
+		spelled := s.baseRel(in)
+		res.filter(func(p string) bool { return f.keep(realBelow(spelled, real, s.baseRel(p))) })
 		res.limit(opts.HeadLimit)
 	}
-	if s.prefix == "." {
+	if s.at == "." {
 		return res, nil
 	}
-	strip := func(p string) string { below, _ := belowOrSame(s.prefix, p); return below }
+	strip := func(p string) string { below, _ := belowOrSame(s.at, p); return below }
 	for i := range res.Files {
 		res.Files[i] = strip(res.Files[i])
 	}

@@ -14,7 +14,8 @@
 //
 // The suite covers path resolution (including escapes), reading and writing
 // text and binary data, directory listing, mkdir, exists, stat, remove
-// modes, rename, touch, scopes and their nesting, environment merging, exec
+// modes, rename, touch, scopes and their nesting, scopes as jails against
+// symbolic links (planted with the backend's Exec), environment merging, exec
 // (or NOT_IMPLEMENTED where a backend has none), background processes
 // (ProcessStarter, or NOT_IMPLEMENTED), close semantics and
 // concurrent use. It expects the backend's defaults: dangerous-command
@@ -40,6 +41,11 @@ type Options struct {
 	// such as the mount points of a composite; listings of the root expect
 	// them besides what the suite wrote.
 	RootEntries []string
+	// PrefixScopes, when not empty, says why the backend's scopes are
+	// prefix arithmetic only (the path rule, without a jail where the files
+	// are: see agentbackend.ScopedBackend), and skips the section that
+	// attacks scopes through symbolic links.
+	PrefixScopes string
 	// ConcurrentProcesses is how many background processes the Processes
 	// section runs at once; 0 means 50. Where each start is costly (a
 	// container engine), a suite that repeats what another already covers
@@ -63,6 +69,7 @@ func RunWith(t *testing.T, newBackend Factory, opts Options) {
 	t.Run("Rename", s.testRename)
 	t.Run("Touch", s.testTouch)
 	t.Run("Scopes", s.testScopes)
+	t.Run("ScopeJail", s.testScopeJail)
 	t.Run("Exec", s.testExec)
 	t.Run("Processes", s.testProcesses)
 	t.Run("Close", s.testClose)
@@ -89,7 +96,7 @@ func (s suite) fresh(t *testing.T) ab.FileBackend {
 
 // ctx returns a context bounded so that a hung backend fails the test
 // instead of hanging the run.
-func ctx(t *testing.T) context.Context {
+func ctx(t testing.TB) context.Context {
 	c, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
 	return c

@@ -59,15 +59,18 @@ type Config struct {
 	// RootDir is the workspace directory; it is created if missing.
 	RootDir string
 	// ScopePath, if set, is a static scope: every POST /mcp request works
-	// in RootDir/ScopePath, requests that name a scope of their own are
-	// refused, and SSH commands start there. It must not contain "..".
-	// SFTP still serves the whole RootDir, as in the reference: an SSH
-	// client holds the token and can run commands anyway, so a static scope
-	// narrows what the MCP tools see, it does not fence SSH clients in.
+	// in RootDir/ScopePath (requests that name a scope of their own are
+	// refused), and so does every SSH session: SFTP resolves paths against
+	// the scope's directory and beneath it (links cannot lead out of it),
+	// and commands run there, under bubblewrap with only the scope's
+	// directory bound. It must not contain "..". (The reference daemon
+	// serves the whole RootDir over SFTP whatever its scope.)
 	ScopePath string
-	// Isolation and Shell configure commands as for LocalBackend.
+	// Isolation, Shell and Network configure commands as for LocalBackend
+	// (SSH sessions included); the zero values are auto, auto and none.
 	Isolation ab.Isolation
 	Shell     ab.Shell
+	Network   ab.Network
 	// AuthToken, if set, is required on POST /mcp (Authorization: Bearer)
 	// and on the /ssh upgrade (?token= or Authorization: Bearer). Run
 	// removes it from the process environment (see Run); an embedder
@@ -136,15 +139,18 @@ type Config struct {
 // Daemon serves one workspace. Create it with New; it is safe for
 // concurrent use.
 type Daemon struct {
-	cfg     Config
-	log     *slog.Logger
-	local   *ab.LocalBackend // the workspace, dangerous-command blocking on; nil with Config.Workspace
-	ws      ab.FileBackend   // what POST /mcp serves: local or Config.Workspace
-	jail    *jail            // the SFTP view of the same directory
-	hostKey ssh.Signer
-	exec    execEnv
-	scope   string // the static scope, clean and relative ("" for none)
-	handler http.Handler
+	cfg   Config
+	log   *slog.Logger
+	local *ab.LocalBackend // the workspace, dangerous-command blocking on; nil with Config.Workspace
+	ws    ab.FileBackend   // what POST /mcp serves: local or Config.Workspace
+	jail  *jail            // the SFTP view of the same directory
+	// sessionJail is where SSH sessions start: the workspace, or the
+	// static scope (a session may narrow it with ab.RemoteScopeRequest).
+	sessionJail *jail
+	hostKey     ssh.Signer
+	exec        execEnv
+	scope       string // the static scope, clean and relative ("" for none)
+	handler     http.Handler
 
 	sshServer *ssh.ServerConfig
 	mcpServer http.Handler
@@ -171,7 +177,8 @@ func New(cfg Config) (*Daemon, error) {
 	if cfg.Permissions != nil && !cfg.DisableSSHWS {
 		return nil, errors.New("daemon: Permissions apply to POST /mcp only, and an SSH client on /ssh could run anything: disable SSH over WebSocket (DisableSSHWS, --disable-ssh-ws) to serve a permission policy")
 	}
-	local, err := ab.NewLocal(ab.LocalConfig{RootDir: cfg.RootDir, Isolation: cfg.Isolation, Shell: cfg.Shell})
+	local, err := ab.NewLocal(ab.LocalConfig{RootDir: cfg.RootDir, Isolation: cfg.Isolation, Shell: cfg.Shell,
+		Network: cfg.Network, Logger: d.log})
 	if err != nil {
 		return nil, err
 	}
@@ -195,7 +202,11 @@ func New(cfg Config) (*Daemon, error) {
 	if d.jail, err = openJail(local.RootDir(), filepath.ToSlash(abs)); err != nil {
 		return fail(err)
 	}
-	if d.exec, err = newExecEnv(local, d.jail, d.scope, cfg); err != nil {
+	d.sessionJail = d.jail
+	if d.scope != "" {
+		d.sessionJail = d.jail.scoped(d.scope)
+	}
+	if d.exec, err = newExecEnv(local, cfg); err != nil {
 		return fail(err)
 	}
 	d.hostKey = cfg.HostKey

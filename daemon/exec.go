@@ -3,19 +3,28 @@ package daemon
 import (
 	"os"
 	"os/exec"
-	"strings"
+	"syscall"
 
 	ab "github.com/agentbackend/agentbackend"
 	"github.com/agentbackend/agentbackend/internal/sandbox"
 )
 
 // secretEnv names the variables that carry the daemon's credentials; the
-// reference removes them from the environment so commands never see them.
+// reference removes them from the environment (scrubSecrets does too),
+// and commands get the minimal environment anyway.
 var secretEnv = []string{"AUTH_TOKEN", "MCP_AUTH_TOKEN"}
 
 // execEnv is how SSH sessions run commands: the shell, isolation and
 // environment of the daemon's LocalBackend, through internal/sandbox like
 // LocalBackend.Exec (own process group, killed with the session).
+//
+// A command runs in its session's jail: the workspace, or a scope of it.
+// Under bubblewrap the jail's directory, opened beneath the workspace, is
+// bound by descriptor at its own host path (remote clients send commands
+// that name host paths, `cd /srv/ws/users/alice && ...`), and it is all
+// the sandbox holds of the workspace: a scope's command sees no sibling.
+// Without bubblewrap the command runs on the host in that directory, with
+// no containment.
 //
 // The command heuristics of LocalBackend (the dangerous-command list, and
 // the workspace-escape list of software isolation) are NOT applied here: a
@@ -27,21 +36,12 @@ var secretEnv = []string{"AUTH_TOKEN", "MCP_AUTH_TOKEN"}
 // when the daemon has it, contains the command all the same.
 type execEnv struct {
 	shell string
-	root  string         // the real workspace directory on the host
-	mount string         // where the workspace appears inside bubblewrap
-	cwd   string         // where commands start, relative to root
 	bwrap *sandbox.Bwrap // nil: on the host
 	env   []string       // the base environment
 }
 
-func newExecEnv(local *ab.LocalBackend, j *jail, scope string, cfg Config) (execEnv, error) {
-	e := execEnv{root: j.real, mount: j.real, cwd: "."}
-	if j.alias != "" {
-		e.mount = j.alias // clients name the configured spelling
-	}
-	if scope != "" {
-		e.cwd = scope
-	}
+func newExecEnv(local *ab.LocalBackend, cfg Config) (execEnv, error) {
+	var e execEnv
 	switch cfg.Shell {
 	case ab.ShellBash:
 		e.shell = "/bin/bash"
@@ -58,34 +58,47 @@ func newExecEnv(local *ab.LocalBackend, j *jail, scope string, cfg Config) (exec
 		if err != nil {
 			return e, err
 		}
-		e.bwrap = sandbox.NewBwrap(path, nil)
-	}
-	for _, kv := range os.Environ() {
-		name, _, _ := strings.Cut(kv, "=")
-		secret := false
-		for _, s := range secretEnv {
-			secret = secret || name == s
-		}
-		if !secret {
-			e.env = append(e.env, kv)
+		// The same configuration as the LocalBackend's (its probe is cached).
+		cfg := sandbox.BwrapConfig{HostNetwork: cfg.Network == ab.NetworkHost}
+		if e.bwrap, err = sandbox.NewBwrap(path, cfg).Probe(e.shell); err != nil {
+			return e, err
 		}
 	}
-	if e.bwrap != nil {
-		e.env = append(e.env, "TMPDIR=/tmp") // host TMPDIRs do not exist in the sandbox
-	}
+	// The minimal environment: the daemon's own (its AUTH_TOKEN and
+	// MCP_AUTH_TOKEN among it) never reaches a command.
+	e.env = sandbox.BaseEnv(false, e.bwrap != nil)
 	return e, nil
 }
 
-// spec returns the sandbox description of a session's command, run with
-// the terminal type term. sandbox.Command sets HOME and PWD to the working
-// directory as the command sees it.
-func (e *execEnv) spec(command, term string) sandbox.Spec {
+// command builds a session's command, run with the terminal type term in
+// the jail j, and returns it with the jail's directory, opened (created
+// for a scope that has none yet), which must stay open until the command
+// has started. sandbox.Command sets HOME and PWD to the working directory
+// as the command sees it.
+func (e *execEnv) command(command, term string, j *jail) (*exec.Cmd, *os.File, error) {
+	root, done, err := j.dir(true)
+	if err != nil {
+		return nil, nil, jailErr(err)
+	}
+	dir, err := root.OpenFile(".", os.O_RDONLY|syscall.O_DIRECTORY, 0)
+	done()
+	if err != nil {
+		return nil, nil, err
+	}
 	env := make([]string, 0, len(e.env)+1)
 	env = append(env, e.env...)
 	env = append(env, "TERM="+term)
-	s := sandbox.Spec{Shell: e.shell, Command: command, Root: e.root, Cwd: e.cwd, Env: env, Bwrap: e.bwrap}
+	s := sandbox.Spec{Shell: e.shell, Command: command, Root: j.real, Cwd: ".", Env: env, Bwrap: e.bwrap}
 	if e.bwrap != nil {
-		s.Mount = e.mount
+		s.Mount, s.RootFD = j.abs("."), dir // clients name the configured spelling
 	}
-	return s
+	return sandbox.Command(s), dir, nil
+}
+
+// jailErr words a jail's refusal for a command's stderr.
+func jailErr(err error) error {
+	if isEscape(err) {
+		return errEscape
+	}
+	return err
 }

@@ -2,20 +2,28 @@ package daemon
 
 import (
 	"errors"
+	"io/fs"
 	"os"
 	"strings"
+	"syscall"
 
 	"github.com/agentbackend/agentbackend/internal/pathjail"
 )
 
-// jail is the SFTP view of the workspace: an os.Root on the same real
-// directory as the daemon's LocalBackend, so that, as there, a symbolic
-// link cannot lead outside, and paths resolved by the one path rule
-// (internal/pathjail).
+// jail is the view of the workspace an SSH session works in: the
+// workspace itself, or a scope of it (the static Config.ScopePath, then
+// the levels a client named with agentbackend.RemoteScopeRequest). Paths
+// are resolved with the one path rule (internal/pathjail) against the
+// jail's directory, and then beneath a handle of that directory (os.Root),
+// so a symbolic link cannot lead outside it: for a scope, not even to the
+// rest of the workspace. A scope's directory is opened anew for each
+// operation, one level beneath the other, from the workspace's os.Root,
+// the same real directory as the daemon's LocalBackend.
 type jail struct {
-	root  *os.Root
-	real  string // the workspace: absolute, clean, symlinks resolved
-	alias string // the configured spelling when it differs, else ""
+	root   *os.Root // the workspace, shared by every jail of it
+	real   string   // the jail's directory: absolute, clean, symlinks of the workspace's path resolved
+	alias  string   // the configured spelling when it differs, else ""
+	levels []string // the scope below the workspace, each level resolved beneath the one before; nil for the workspace
 }
 
 // errEscape is what an SFTP client is told about a path that leads out of
@@ -39,9 +47,22 @@ func openJail(real, configured string) (*jail, error) {
 
 func (j *jail) close() error { return j.root.Close() }
 
+// scoped returns the jail of the scope levels (clean, relative, no "..")
+// below j.
+func (j *jail) scoped(levels ...string) *jail {
+	s := &jail{root: j.root, real: j.real, alias: j.alias, levels: append(j.levels[:len(j.levels):len(j.levels)], levels...)}
+	for _, l := range levels {
+		s.real = pathjail.Join(s.real, l)
+		if s.alias != "" {
+			s.alias = pathjail.Join(s.alias, l)
+		}
+	}
+	return s
+}
+
 // rel resolves a client's path with the path rule: an absolute path under
-// the workspace (either spelling) is used as is, any other is taken as
-// relative to it. It returns the clean path relative to the root.
+// the jail's directory (either spelling) is used as is, any other is taken
+// as relative to it. It returns the clean path relative to the directory.
 func (j *jail) rel(p string) (string, error) {
 	root := j.real
 	if j.alias != "" && (p == j.alias || strings.HasPrefix(p, j.alias+"/")) {
@@ -54,14 +75,48 @@ func (j *jail) rel(p string) (string, error) {
 	return rel, nil
 }
 
-// abs returns the absolute path (configured spelling) of a root-relative
-// path.
+// abs returns the absolute path (configured spelling) of a path relative
+// to the jail's directory.
 func (j *jail) abs(rel string) string {
 	root := j.real
 	if j.alias != "" {
 		root = j.alias
 	}
 	return pathjail.Join(root, rel)
+}
+
+// dir returns the handle every path of the jail resolves beneath, and the
+// function that releases it. A scope's directory is opened one level at a
+// time, each beneath the one before, so a link on the way is followed
+// inside its own level only; with create, missing levels are made.
+func (j *jail) dir(create bool) (*os.Root, func(), error) {
+	r := j.root
+	var opened *os.Root // the last level opened here, for the caller to release
+	for _, level := range j.levels {
+		next, err := r.OpenRoot(level)
+		if create && errors.Is(err, fs.ErrNotExist) {
+			if err = r.MkdirAll(level, 0o755); err == nil {
+				next, err = r.OpenRoot(level)
+			}
+		}
+		if err != nil {
+			if fi, serr := r.Stat(level); serr == nil && !fi.IsDir() {
+				err = &fs.PathError{Op: "open", Path: level, Err: syscall.ENOTDIR} // OpenRoot says so only in words
+			}
+			if opened != nil {
+				opened.Close()
+			}
+			return nil, nil, err
+		}
+		if opened != nil {
+			opened.Close()
+		}
+		r, opened = next, next
+	}
+	if opened == nil {
+		return r, func() {}, nil
+	}
+	return r, func() { opened.Close() }, nil
 }
 
 // isEscape reports whether err is a path refused for leaving the jail, by

@@ -65,7 +65,8 @@ func setWinsize(f *os.File, cols, rows uint32) error {
 // runTerminal runs cmd on a new pseudo-terminal wired to the channel: the
 // command is a session leader with the terminal as its controlling
 // terminal, and stdout and stderr arrive merged, as from a terminal.
-func (s *session) runTerminal(cmd *exec.Cmd) (int, error) {
+func (s *session) runTerminal(cmd *exec.Cmd, dir *os.File) (int, error) {
+	defer dir.Close()
 	ptmx, tty, err := openPTY()
 	if err != nil {
 		return 0, err
@@ -86,6 +87,7 @@ func (s *session) runTerminal(cmd *exec.Cmd) (int, error) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
 	p, err := sandbox.Start(cmd, nil, nil)
 	tty.Close()
+	dir.Close() // the command has started: bwrap has bound it, or it runs there
 	if err != nil {
 		return 0, err
 	}

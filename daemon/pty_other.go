@@ -13,6 +13,7 @@ const havePTY = false
 
 func setWinsize(*os.File, uint32, uint32) error { return nil }
 
-func (s *session) runTerminal(*exec.Cmd) (int, error) {
+func (s *session) runTerminal(_ *exec.Cmd, dir *os.File) (int, error) {
+	dir.Close()
 	return 0, errors.New("pseudo-terminals are not supported on this system")
 }

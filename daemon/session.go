@@ -5,12 +5,14 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"strings"
 	"sync"
 
 	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
 
 	ab "github.com/agentbackend/agentbackend"
+	"github.com/agentbackend/agentbackend/internal/pathjail"
 	"github.com/agentbackend/agentbackend/internal/sandbox"
 )
 
@@ -18,9 +20,10 @@ import (
 // window-change), then one program: a command (exec), a shell or a
 // subsystem (sftp, search).
 type session struct {
-	d  *Daemon
-	cs *connState
-	ch ssh.Channel
+	d    *Daemon
+	cs   *connState
+	ch   ssh.Channel
+	jail *jail // where the session works: the workspace, the static scope, or a scope the client asked for
 
 	term       string
 	cols, rows uint32
@@ -36,7 +39,7 @@ type session struct {
 // session serves a session channel's requests until the channel is closed,
 // then kills its command (if still running) and waits for it to end.
 func (d *Daemon) session(ch ssh.Channel, reqs <-chan *ssh.Request, cs *connState) {
-	s := &session{d: d, cs: cs, ch: ch, term: "xterm-256color", cols: 80, rows: 24, done: make(chan struct{})}
+	s := &session{d: d, cs: cs, ch: ch, jail: d.sessionJail, term: "xterm-256color", cols: 80, rows: 24, done: make(chan struct{})}
 	var running sync.WaitGroup
 	started := false
 	for req := range reqs {
@@ -49,6 +52,8 @@ func (d *Daemon) session(ch ssh.Channel, reqs <-chan *ssh.Request, cs *connState
 			ok = s.windowChange(req.Payload)
 		case "signal":
 			ok = s.signal(req.Payload)
+		case ab.RemoteScopeRequest:
+			ok = !started && s.scope(req.Payload)
 		case ab.RemoteBackgroundRequest:
 			if !started {
 				s.mu.Lock()
@@ -109,7 +114,7 @@ func (s *session) program(req *ssh.Request) func() {
 // serveSFTP serves the SFTP subsystem on the channel until the client
 // closes it.
 func (s *session) serveSFTP() {
-	srv := sftp.NewRequestServer(s.ch, sftpHandlers{s.d.jail}.handlers(), sftp.WithRSAllocator())
+	srv := sftp.NewRequestServer(s.ch, sftpHandlers{s.jail}.handlers(), sftp.WithRSAllocator())
 	err := srv.Serve()
 	srv.Close()
 	if err != nil && err != io.EOF {
@@ -136,13 +141,14 @@ func (s *session) run(command string) {
 		}
 		defer func() { <-s.cs.execs }()
 	}
-	cmd := sandbox.Command(s.d.exec.spec(command, s.term))
 	var code int
-	var err error
-	if pty && havePTY {
-		code, err = s.runTerminal(cmd)
-	} else {
-		code, err = s.runPiped(cmd)
+	cmd, dir, err := s.d.exec.command(command, s.term, s.jail)
+	if err == nil {
+		if pty && havePTY {
+			code, err = s.runTerminal(cmd, dir)
+		} else {
+			code, err = s.runPiped(cmd, dir)
+		}
 	}
 	if err != nil {
 		fmt.Fprintf(s.ch.Stderr(), "Error: %v\n", err)
@@ -153,7 +159,8 @@ func (s *session) run(command string) {
 
 // runPiped runs cmd with the channel's data as stdin and its output
 // streams as stdout and stderr.
-func (s *session) runPiped(cmd *exec.Cmd) (int, error) {
+func (s *session) runPiped(cmd *exec.Cmd, dir *os.File) (int, error) {
+	defer dir.Close()
 	// A pipe of our own for stdin: os/exec would wait for its copier, which
 	// waits for the client's EOF, which some clients never send.
 	pr, pw, err := os.Pipe()
@@ -163,6 +170,7 @@ func (s *session) runPiped(cmd *exec.Cmd) (int, error) {
 	cmd.Stdin = pr
 	p, err := sandbox.Start(cmd, s.ch, s.ch.Stderr())
 	pr.Close()
+	dir.Close() // the command has started: bwrap has bound it, or it runs there
 	if err != nil {
 		pw.Close()
 		return 0, err
@@ -237,6 +245,27 @@ func (s *session) signal(payload []byte) bool {
 	proc := s.proc
 	s.mu.Unlock()
 	return proc != nil && proc.Signal(sig)
+}
+
+// scope narrows the session's jail to the scope levels of an
+// ab.RemoteScopeRequest (NUL-separated, each beneath the one before),
+// before its program starts. A level that is not a clean relative path
+// below its parent is refused.
+func (s *session) scope(payload []byte) bool {
+	var p struct{ Levels string }
+	if ssh.Unmarshal(payload, &p) != nil || p.Levels == "" {
+		return false
+	}
+	var levels []string
+	for level := range strings.SplitSeq(p.Levels, "\x00") {
+		rel, ok := pathjail.ValidScope(level)
+		if !ok || rel == "." || rel != level {
+			return false
+		}
+		levels = append(levels, rel)
+	}
+	s.jail = s.jail.scoped(levels...)
+	return true
 }
 
 // ptyRequest records the terminal a "pty-req" describes.

@@ -14,10 +14,11 @@ import (
 	"github.com/pkg/sftp"
 )
 
-// sftpHandlers serves the SFTP subsystem over the jail. pkg/sftp's request
-// server hands every handler a path it has already cleaned against "/"
-// (so ".." stops at the top, as in an OpenSSH chroot); the jail then
-// applies the path rule and os.Root refuses symbolic links that lead out.
+// sftpHandlers serves the SFTP subsystem over the session's jail (the
+// workspace or a scope). pkg/sftp's request server hands every handler a
+// path it has already cleaned against "/" (so ".." stops at the top, as in
+// an OpenSSH chroot); the jail then applies the path rule and os.Root, at
+// the jail's directory, refuses symbolic links that lead out.
 //
 // Operations, as in spec/daemon.md: OPEN (parents created when writing,
 // mode 0644 unless the client sends one; READ/WRITE/CREAT/TRUNC/EXCL/APPEND),
@@ -35,13 +36,27 @@ func (h sftpHandlers) handlers() sftp.Handlers {
 	return sftp.Handlers{FileGet: h, FilePut: h, FileCmd: h, FileList: h}
 }
 
+// resolve resolves a client's path and opens the jail's directory, to be
+// released with done. create makes a scope's missing directory (for the
+// requests that write).
+func (h sftpHandlers) resolve(p string, create bool) (root *os.Root, rel string, done func(), err error) {
+	if rel, err = h.j.rel(p); err != nil {
+		return nil, "", nil, err
+	}
+	if root, done, err = h.j.dir(create); err != nil {
+		return nil, "", nil, fxErr(err)
+	}
+	return root, rel, done, nil
+}
+
 // Fileread opens a file for reading.
 func (h sftpHandlers) Fileread(r *sftp.Request) (io.ReaderAt, error) {
-	rel, err := h.j.rel(r.Filepath)
+	root, rel, done, err := h.resolve(r.Filepath, false)
 	if err != nil {
 		return nil, err
 	}
-	f, err := h.j.root.OpenFile(rel, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	defer done()
+	f, err := root.OpenFile(rel, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	return f, fxErr(err)
 }
 
@@ -57,11 +72,12 @@ func (h sftpHandlers) OpenFile(r *sftp.Request) (sftp.WriterAtReaderAt, error) {
 }
 
 func (h sftpHandlers) open(r *sftp.Request, read bool) (sftp.WriterAtReaderAt, error) {
-	rel, err := h.j.rel(r.Filepath)
+	pf := r.Pflags()
+	root, rel, done, err := h.resolve(r.Filepath, pf.Write || pf.Creat)
 	if err != nil {
 		return nil, err
 	}
-	pf := r.Pflags()
+	defer done()
 	flags := os.O_WRONLY
 	if read {
 		flags = os.O_RDWR
@@ -76,13 +92,13 @@ func (h sftpHandlers) open(r *sftp.Request, read bool) (sftp.WriterAtReaderAt, e
 		flags |= os.O_EXCL
 	}
 	if (pf.Write || pf.Creat) && path.Dir(rel) != "." {
-		_ = h.j.root.MkdirAll(path.Dir(rel), 0o755) // errors surface in the open
+		_ = root.MkdirAll(path.Dir(rel), 0o755) // errors surface in the open
 	}
 	mode := fs.FileMode(0o644)
 	if m, ok := openMode(r.Attrs); ok {
 		mode = m
 	}
-	f, err := h.j.root.OpenFile(rel, flags|syscall.O_NONBLOCK, mode)
+	f, err := root.OpenFile(rel, flags|syscall.O_NONBLOCK, mode)
 	if err != nil {
 		return nil, fxErr(err)
 	}
@@ -120,14 +136,14 @@ func (a appender) WriteAt(p []byte, _ int64) (int, error) { return a.File.Write(
 
 // Filecmd carries out the requests that change the tree.
 func (h sftpHandlers) Filecmd(r *sftp.Request) error {
-	rel, err := h.j.rel(r.Filepath)
+	root, rel, done, err := h.resolve(r.Filepath, r.Method != "Remove" && r.Method != "Rmdir")
 	if err != nil {
 		return err
 	}
-	root := h.j.root
+	defer done()
 	switch r.Method {
 	case "Setstat":
-		return fxErr(h.setstat(rel, r))
+		return fxErr(setstat(root, rel, r))
 	case "Rename", "PosixRename":
 		to, err := h.j.rel(r.Target)
 		if err != nil {
@@ -165,10 +181,9 @@ func (h sftpHandlers) Filecmd(r *sftp.Request) error {
 // PosixRename is Rename: both replace an existing destination file.
 func (h sftpHandlers) PosixRename(r *sftp.Request) error { return h.Filecmd(r) }
 
-func (h sftpHandlers) setstat(rel string, r *sftp.Request) error {
+func setstat(root *os.Root, rel string, r *sftp.Request) error {
 	af := r.AttrFlags()
 	attrs := r.Attributes()
-	root := h.j.root
 	if af.Size {
 		f, err := root.OpenFile(rel, os.O_WRONLY|syscall.O_NONBLOCK, 0)
 		if err != nil {
@@ -196,15 +211,16 @@ func (h sftpHandlers) setstat(rel string, r *sftp.Request) error {
 
 // Filelist answers List (a directory's entries), Stat and Readlink.
 func (h sftpHandlers) Filelist(r *sftp.Request) (sftp.ListerAt, error) {
-	rel, err := h.j.rel(r.Filepath)
+	root, rel, done, err := h.resolve(r.Filepath, false)
 	if err != nil {
 		return nil, err
 	}
+	defer done()
 	switch r.Method {
 	case "List":
-		return h.list(rel)
+		return list(root, rel)
 	case "Stat":
-		fi, err := h.j.root.Stat(rel)
+		fi, err := root.Stat(rel)
 		if err != nil {
 			return nil, fxErr(err)
 		}
@@ -216,11 +232,12 @@ func (h sftpHandlers) Filelist(r *sftp.Request) (sftp.ListerAt, error) {
 
 // Lstat describes a path without following a final symbolic link.
 func (h sftpHandlers) Lstat(r *sftp.Request) (sftp.ListerAt, error) {
-	rel, err := h.j.rel(r.Filepath)
+	root, rel, done, err := h.resolve(r.Filepath, false)
 	if err != nil {
 		return nil, err
 	}
-	fi, err := h.j.root.Lstat(rel)
+	defer done()
+	fi, err := root.Lstat(rel)
 	if err != nil {
 		return nil, fxErr(err)
 	}
@@ -229,16 +246,18 @@ func (h sftpHandlers) Lstat(r *sftp.Request) (sftp.ListerAt, error) {
 
 // Readlink returns a link's target as stored.
 func (h sftpHandlers) Readlink(p string) (string, error) {
-	rel, err := h.j.rel(p)
+	root, rel, done, err := h.resolve(p, false)
 	if err != nil {
 		return "", err
 	}
-	target, err := h.j.root.Readlink(rel)
+	defer done()
+	target, err := root.Readlink(rel)
 	return target, fxErr(err)
 }
 
 // RealPath answers REALPATH as the reference does: the path as an absolute
-// path from "/" relative to the workspace root.
+// path from "/" relative to the jail's directory (the workspace root, or
+// the scope's).
 func (h sftpHandlers) RealPath(p string) (string, error) {
 	rel, err := h.j.rel(p)
 	if err != nil {
@@ -252,10 +271,10 @@ func (h sftpHandlers) RealPath(p string) (string, error) {
 
 // list reads a directory's names at once (sorted) and describes them
 // (lstat, as the reference does) batch by batch as the client asks.
-func (h sftpHandlers) list(rel string) (sftp.ListerAt, error) {
-	dir, err := h.j.root.OpenRoot(rel)
+func list(root *os.Root, rel string) (sftp.ListerAt, error) {
+	dir, err := root.OpenRoot(rel)
 	if err != nil {
-		if fi, serr := h.j.root.Stat(rel); serr == nil && !fi.IsDir() {
+		if fi, serr := root.Stat(rel); serr == nil && !fi.IsDir() {
 			return nil, fxErr(&fs.PathError{Op: "opendir", Path: rel, Err: syscall.ENOTDIR})
 		}
 		return nil, fxErr(err)

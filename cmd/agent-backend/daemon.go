@@ -33,6 +33,7 @@ func runDaemon(ctx context.Context, cfg *daemonConfig, stdin io.ReadCloser, stdo
 	local, err := ab.NewLocal(ab.LocalConfig{
 		RootDir:        cfg.RootDir,
 		Isolation:      cfg.Isolation,
+		Network:        cfg.Network,
 		Shell:          cfg.Shell,
 		AllowDangerous: true, // local-only trusts the local user (spec/daemon.md)
 	})
@@ -99,6 +100,7 @@ func runHTTP(ctx context.Context, cfg *daemonConfig, workspace ab.FileBackend, s
 		RootDir:              cfg.RootDir,
 		ScopePath:            cfg.ScopePath,
 		Isolation:            cfg.Isolation,
+		Network:              cfg.Network,
 		Shell:                cfg.Shell,
 		AuthToken:            cfg.AuthToken,
 		InsecureNoAuthPublic: cfg.InsecureNoAuthPublic,

@@ -300,7 +300,7 @@ func TestCLIStdioAnswersBeforeExit(t *testing.T) {
 func TestCLICommandsNeverSeeTheToken(t *testing.T) {
 	t.Parallel()
 	const token = "s3cret-T0ken-for-the-daemon"
-	p := startCLIDaemon(t, []string{"AUTH_TOKEN=" + token, "MCP_AUTH_TOKEN=other-secret", "COPY_OF_IT=Bearer " + token, "UNRELATED=kept"},
+	p := startCLIDaemon(t, []string{"AUTH_TOKEN=" + token, "MCP_AUTH_TOKEN=other-secret", "COPY_OF_IT=Bearer " + token, "UNRELATED=host-only"},
 		"--auth-token", token, "--isolation", "none")
 	rb, err := ab.NewRemote(ab.RemoteConfig{Host: "127.0.0.1", Port: p.port, RootDir: p.root, AuthToken: token, InsecureIgnoreHostKey: true})
 	require.NoError(t, err)
@@ -324,7 +324,7 @@ func TestCLICommandsNeverSeeTheToken(t *testing.T) {
 	var bg strings.Builder
 	for range 10 { // the output comes at once; each read waits up to 5 s for it
 		bg.WriteString(call("read_output", map[string]any{"shell_id": id, "wait_seconds": 5}))
-		if strings.Contains(bg.String(), "UNRELATED=kept") {
+		if strings.Contains(bg.String(), "PATH=") {
 			break
 		}
 	}
@@ -339,7 +339,8 @@ func TestCLICommandsNeverSeeTheToken(t *testing.T) {
 	envs["ssh background"] = string(res.Stdout)
 
 	for how, env := range envs {
-		assert.Contains(t, env, "UNRELATED=kept", "%s: not an environment listing", how)
+		assert.Contains(t, env, "PATH=", "%s: not an environment listing", how)
+		assert.NotContains(t, env, "UNRELATED", "%s: commands get the minimal environment", how)
 		assert.NotContains(t, env, token, how)
 		assert.NotContains(t, env, "AUTH_TOKEN", how)
 		assert.NotContains(t, env, "other-secret", how)

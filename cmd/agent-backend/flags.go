@@ -19,6 +19,7 @@ type daemonConfig struct {
 	RootDir   string       // --rootDir (required)
 	ScopePath string       // --scopePath, leading slashes stripped
 	Isolation ab.Isolation // --isolation (auto is the zero value)
+	Network   ab.Network   // --network (none is the zero value)
 	Shell     ab.Shell     // --shell (auto is the zero value)
 	Port      int          // --port, 1024-65535, default 3001
 	Bind      string       // --bind: the address to listen on ("" is loopback without a token, every interface with one)
@@ -91,6 +92,16 @@ func parseDaemonArgs(args []string) (*daemonConfig, error) {
 					cfg.Isolation = ab.Isolation(strings.TrimPrefix(v, "auto"))
 				default:
 					err = usagef("invalid isolation mode %q (valid modes: auto, bwrap, software, none)", v)
+				}
+			}
+		case "--network":
+			var v string
+			if v, err = value(); err == nil {
+				switch ab.Network(v) {
+				case ab.NetworkNone, ab.NetworkHost:
+					cfg.Network = ab.Network(v)
+				default:
+					err = usagef("invalid network mode %q (valid modes: none, host)", v)
 				}
 			}
 		case "--shell":

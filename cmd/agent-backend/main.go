@@ -1,7 +1,7 @@
 // Command agent-backend is the agent-backend CLI.
 //
 //	agent-backend daemon --rootDir DIR [--scopePath P] [--isolation auto|bwrap|software|none]
-//	                     [--shell bash|sh|auto] [--permissions FILE] --local-only
+//	                     [--network none|host] [--shell bash|sh|auto] [--permissions FILE] --local-only
 //	agent-backend daemon --kubernetes FILE [--scopePath P] [--permissions FILE] --local-only
 //
 // serves the workspace DIR as MCP tools (the MCP filesystem server's tools
@@ -138,7 +138,13 @@ Mode:
 Workspace:
   --scopePath <path>         confine every operation to this subdirectory
   --isolation <mode>         auto|bwrap|software|none (default auto: bwrap
-                             when it works here, else software)
+                             when it works here, else software, with a
+                             warning); software isolation is a heuristic
+                             command filter that a determined command
+                             defeats, not a sandbox
+  --network <mode>           none|host: what bwrap-sandboxed commands reach
+                             (default none: a loopback of their own; host:
+                             the host's network, its local services too)
   --shell <shell>            bash|sh|auto (default auto: bash if present)
   --permissions <file>       a JSON permission policy: per access (read,
                              list, search, write, delete, exec) a default

@@ -7,8 +7,9 @@
 // The server must exist on any machine with Go, so it is this program
 // itself: copied into the workspace and started there with -serve, it
 // serves HTTP on a free port of 127.0.0.1 and logs each request. With
-// bubblewrap installed it runs sandboxed (the sandbox shares the host's
-// network, so 127.0.0.1 is the same on both sides).
+// bubblewrap installed it runs sandboxed, and the sandbox has no network of
+// the host's by default: this workspace opts into the host's network
+// (NetworkHost), so that 127.0.0.1 is the same on both sides.
 package main
 
 import (
@@ -63,7 +64,10 @@ func run() error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	ws, err := ab.NewLocal(ab.LocalConfig{RootDir: dir})
+	// NetworkHost: the server must be reachable from this process. It also
+	// lets the command reach every service of the host; leave it out for
+	// an agent's commands that need no network.
+	ws, err := ab.NewLocal(ab.LocalConfig{RootDir: dir, Network: ab.NetworkHost})
 	if err != nil {
 		return err
 	}

@@ -22,15 +22,18 @@ func setProcessGroup(cmd *exec.Cmd) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 }
 
-// Process is a started command. Its process group is killed when the
-// command's shell exits, so nothing it started in the background survives
-// it; Kill ends the whole group early. Under bubblewrap the sandbox's pid
-// namespace does the same for processes that leave the group.
+// Process is a started command. When the command's shell exits, everything
+// it started is killed, so nothing it left in the background survives it;
+// Kill ends all of it early. That is its process group, and, for processes
+// that leave the group (setsid, a double fork): under bubblewrap the
+// sandbox's pid namespace; on the host a cgroup of its own or, where none
+// can be made, a tag in its environment (see TagVar for what that misses).
 type Process struct {
 	cmd       *exec.Cmd
-	pid       int  // also the process group id
-	sandboxed bool // pid is bubblewrap's; the command runs in a pid namespace below it
-	nsInit    int  // the sandbox's init, found when Kill killed bubblewrap under it
+	pid       int     // also the process group id
+	sandboxed bool    // pid is bubblewrap's; the command runs in a pid namespace below it
+	nsInit    int     // the sandbox's init, found when Kill killed bubblewrap under it
+	reap      *reaper // a host command's escapees; nil under bubblewrap
 
 	mu     sync.Mutex
 	exited bool  // the shell has exited (not yet reaped: the group id is still ours)
@@ -47,8 +50,10 @@ type Process struct {
 // leaves cmd's own setting of that stream (nil: discarded). Each writer is
 // called from one goroutine, and never after Wait returns; Wait waits for
 // the writers to take everything the command wrote. A writer's error stops
-// the copying to it, not the command.
+// the copying to it, not the command. It closes cmd.ExtraFiles, started or
+// not (the child has its copies).
 func Start(cmd *exec.Cmd, stdout, stderr io.Writer) (*Process, error) {
+	defer Release(cmd)
 	p := &Process{cmd: cmd, sandboxed: len(cmd.Args) > 0 && cmd.Args[0] == "bwrap"}
 	var parentEnds, childEnds []*os.File
 	closeAll := func() {
@@ -81,7 +86,13 @@ func Start(cmd *exec.Cmd, stdout, stderr io.Writer) (*Process, error) {
 		// a non-file Stdin, which may be blocked in the caller's Read.
 		cmd.WaitDelay = stdinGrace
 	}
+	if !p.sandboxed {
+		p.reap = newReaper(cmd)
+	}
 	err := cmd.Start()
+	if p.reap != nil {
+		p.reap.started(err)
+	}
 	for _, f := range childEnds {
 		if f != nil {
 			f.Close() // the child has its copies
@@ -131,6 +142,9 @@ func (p *Process) Kill(cause error) bool {
 		p.nsInit = childOf(p.pid)
 	}
 	_ = syscall.Kill(-p.pid, syscall.SIGKILL)
+	if p.reap != nil {
+		p.reap.kill()
+	}
 	if p.exited {
 		return false
 	}
@@ -208,6 +222,9 @@ func (p *Process) Wait() (*os.ProcessState, error) {
 	p.mu.Unlock()
 	if nsInit != 0 {
 		awaitNamespace(nsInit)
+	}
+	if p.reap != nil {
+		p.reap.finish()
 	}
 	p.finishOutput()
 	if err != nil && p.cmd.ProcessState == nil {

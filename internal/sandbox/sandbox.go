@@ -2,6 +2,12 @@
 // inside bubblewrap, each in its own process group, and makes sure nothing a
 // command started outlives it.
 //
+// The bubblewrap sandbox (NewBwrap) is where the SDK's sandbox guarantees
+// live: no capabilities whoever runs it, no mount, a read-only view of the
+// host's system and of /proc's kernel-wide parts, no keyring, no network
+// unless asked, the workspace's masks (Mask), a minimal environment
+// (BaseEnv). The attack tests (attack_test.go) hold it to them.
+//
 // LocalBackend's Exec, the daemon's SSH exec sessions and background
 // processes all start commands through this package, so the sandbox, the
 // environment rules and the cleanup are the same wherever a command runs.
@@ -11,8 +17,10 @@
 package sandbox
 
 import (
+	"os"
 	"os/exec"
 	"path"
+	"strconv"
 )
 
 // WorkspaceDir is where the workspace appears inside the bubblewrap sandbox.
@@ -35,6 +43,13 @@ type Spec struct {
 	// path (symlinks resolved) so that it names the directory the caller
 	// checked.
 	Root string
+	// RootFD, if set, is the workspace root opened by the caller. Under
+	// bubblewrap the sandbox binds it by descriptor (--bind-fd) instead of
+	// by Root's path, so the mount is the directory the caller checked
+	// even if a component of its path is swapped meanwhile. bubblewrap
+	// closes it once mounted: the command does not inherit it. Command
+	// takes a copy; the caller's stays the caller's.
+	RootFD *os.File
 	// Cwd is the working directory relative to Root: clean, slash-separated,
 	// "." for the root. The caller validates it.
 	Cwd string
@@ -48,6 +63,29 @@ type Spec struct {
 	// WorkspaceDir. The daemon mounts it at its host path (Root), because
 	// remote clients send commands that name host paths (`cd /srv/ws && ...`).
 	Mount string
+	// Masks are paths of the workspace that bubblewrap shows empty or
+	// read-only, parents before children; ignored on the host. Command
+	// takes ownership of their files.
+	Masks []Mask
+}
+
+// Mask is a path of the workspace that the sandbox shows differently from
+// the host. Masks are mounts: the command cannot remove, rename or
+// hard-link them (EBUSY, EXDEV), nor write through them (EROFS).
+type Mask struct {
+	// Path is relative to Root: clean, slash-separated, "." for the root.
+	Path string
+	// Dir says the path is a directory.
+	Dir bool
+	// Hide shows the path empty and read-only: a file as an empty file, a
+	// directory as an empty directory. Otherwise it is shown read-only.
+	Hide bool
+	// File is the path opened (O_PATH, without following a final link)
+	// inside the workspace, for a read-only mask: the bind takes the
+	// opened file, so a link swapped in for the path since it was judged
+	// cannot redirect it out of the workspace. A read-only mask without a
+	// File is hidden instead.
+	File *os.File
 }
 
 // mount returns where the workspace appears inside bubblewrap.
@@ -77,16 +115,34 @@ func (s *Spec) Dir() string {
 // needs a terminal may replace SysProcAttr with one that has Setsid and
 // Setctty: the session leader is a group leader too, so killing the group
 // still works.
+//
+// Under bubblewrap, cmd.ExtraFiles holds the sandbox's seccomp program and
+// the files of the masks: Start closes them once the child has its
+// copies; a command that is never started must be given to Release.
 func Command(s Spec) *exec.Cmd {
 	dir := s.Dir()
 	var cmd *exec.Cmd
 	if s.Bwrap != nil {
-		args := make([]string, 0, len(s.Bwrap.args)+12)
-		args = append(args, "bwrap")
-		args = append(args, s.Bwrap.args...)
-		args = append(args, "--bind", s.Root, s.mount(), "--chdir", dir, "--", s.Shell, "-c", s.Command)
-		cmd = &exec.Cmd{Path: s.Bwrap.path, Args: args}
+		extra := make([]string, 0, 5+4*len(s.Masks))
+		var files []*os.File
+		if s.RootFD != nil {
+			// A copy of the caller's descriptor: Start closes what the
+			// command holds, and the caller keeps its own.
+			extra = append(extra, "--bind-fd", strconv.Itoa(firstFileFD), s.mount())
+			files = append(files, dupFile(s.RootFD)) // nil when it cannot: bwrap then fails, never binds by path
+		} else {
+			extra = append(extra, "--bind", s.Root, s.mount())
+		}
+		extra, files = appendMasks(extra, s.mount(), s.Masks, files, firstFileFD)
+		extra = append(extra, "--chdir", dir)
+		cmd = s.Bwrap.command(extra, s.Shell, s.Command)
+		cmd.ExtraFiles = append(cmd.ExtraFiles, files...)
 	} else {
+		for _, m := range s.Masks {
+			if m.File != nil {
+				m.File.Close()
+			}
+		}
 		cmd = &exec.Cmd{Path: s.Shell, Args: []string{s.Shell, "-c", s.Command}, Dir: dir}
 	}
 	env := make([]string, 0, len(s.Env)+2)
@@ -94,4 +150,15 @@ func Command(s Spec) *exec.Cmd {
 	cmd.Env = append(env, "HOME="+dir, "PWD="+dir)
 	setProcessGroup(cmd)
 	return cmd
+}
+
+// Release closes the files Command gave a command that will not be
+// started (Start closes them itself).
+func Release(cmd *exec.Cmd) {
+	for _, f := range cmd.ExtraFiles {
+		if f != nil {
+			f.Close()
+		}
+	}
+	cmd.ExtraFiles = nil
 }

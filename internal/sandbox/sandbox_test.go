@@ -81,8 +81,9 @@ func TestCommandOnHost(t *testing.T) {
 }
 
 func TestCommandInBwrap(t *testing.T) {
-	bw := NewBwrap("/usr/bin/bwrap", []string{"/etc/alternatives"})
+	bw := NewBwrap("/usr/bin/bwrap", BwrapConfig{ReadOnly: []string{"/etc/alternatives"}})
 	cmd := Command(Spec{Shell: "/bin/bash", Command: "echo hi", Root: "/host/ws", Cwd: "sub", Bwrap: bw})
+	defer Release(cmd)
 	args := cmd.Args
 	index := func(s string) int { return slices.Index(args, s) }
 	if cmd.Path != "/usr/bin/bwrap" || args[0] != "bwrap" || cmd.Dir != "" {
@@ -97,12 +98,15 @@ func TestCommandInBwrap(t *testing.T) {
 	if tail := args[len(args)-4:]; !slices.Equal(tail, []string{"--", "/bin/bash", "-c", "echo hi"}) {
 		t.Errorf("command tail = %q", tail)
 	}
-	for _, flag := range []string{"--unshare-all", "--share-net", "--die-with-parent", "--new-session"} {
+	for _, flag := range []string{"--unshare-all", "--unshare-user", "--disable-userns", "--cap-drop", "--seccomp", "--die-with-parent", "--new-session"} {
 		if index(flag) < 0 {
 			t.Errorf("missing %s in %q", flag, args)
 		}
 	}
-	if i := index("--ro-bind-try"); i < 0 || args[i+1] != "/etc/alternatives" || i < index("--tmpfs") {
+	if index("--share-net") >= 0 {
+		t.Errorf("the host network is shared by default: %q", args)
+	}
+	if i := index("/etc/alternatives"); i < 1 || args[i-1] != "--ro-bind-try" || i < index("--tmpfs") {
 		t.Errorf("extra read-only path missing or hidden by the /tmp tmpfs: %q", args)
 	}
 	if i := index("/usr"); i < 1 || args[i-1] != "--ro-bind" {
@@ -262,11 +266,11 @@ func TestEscapedProcessDoesNotBlockOrLoseOutput(t *testing.T) {
 
 func TestBwrapSandbox(t *testing.T) {
 	bwrap := testenv.NeedBwrap(t)
-	bw := NewBwrap(bwrap, nil)
-	if err := bw.Probe("/bin/sh"); err != nil {
+	bw, err := NewBwrap(bwrap, BwrapConfig{}).Probe("/bin/sh")
+	if err != nil {
 		t.Fatalf("Probe: %v", err)
 	}
-	if err := NewBwrap(filepath.Join(t.TempDir(), "bwrap"), nil).Probe("/bin/sh"); err == nil {
+	if _, err := NewBwrap(filepath.Join(t.TempDir(), "bwrap"), BwrapConfig{}).Probe("/bin/sh"); err == nil {
 		t.Error("Probe of a missing bwrap succeeded")
 	}
 	root := t.TempDir()
@@ -301,8 +305,8 @@ func TestBwrapSandbox(t *testing.T) {
 // bwrap's own group would only end bwrap), and whatever it started.
 func TestSignalReachesTheCommand(t *testing.T) {
 	specs := map[string]Spec{"host": hostSpec(t, "")}
-	if bwrap, err := execLookBwrap(); err == nil {
-		specs["bwrap"] = Spec{Shell: "/bin/sh", Root: t.TempDir(), Cwd: ".", Env: os.Environ(), Bwrap: NewBwrap(bwrap, nil)}
+	if bw, err := execLookBwrap(); err == nil {
+		specs["bwrap"] = Spec{Shell: "/bin/sh", Root: t.TempDir(), Cwd: ".", Env: os.Environ(), Bwrap: bw}
 	} else if testenv.Required("bwrap") {
 		t.Fatalf("bwrap required: %v", err)
 	}
@@ -334,10 +338,10 @@ func TestSignalReachesTheCommand(t *testing.T) {
 	}
 }
 
-func execLookBwrap() (string, error) {
+func execLookBwrap() (*Bwrap, error) {
 	bwrap, err := exec.LookPath("bwrap")
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	return bwrap, NewBwrap(bwrap, nil).Probe("/bin/sh")
+	return NewBwrap(bwrap, BwrapConfig{}).Probe("/bin/sh")
 }

@@ -11,8 +11,9 @@ import "encoding/json"
 
 // The operations.
 const (
-	OpGrep = "grep"
-	OpGlob = "glob"
+	OpGrep     = "grep"
+	OpGlob     = "glob"
+	OpRealPath = "realpath" // agentbackend.LinkResolver on Dir
 )
 
 // Request is one search. Paths are absolute paths as the client resolved
@@ -25,12 +26,14 @@ type Request struct {
 	Dir     string          `json:"dir,omitempty"`
 }
 
-// Response is the answer. Grep paths are relative to Root, the daemon's
-// workspace root; Glob paths are relative to the searched directory.
+// Response is the answer. Grep paths and Path are relative to Root, the
+// directory of the session (the daemon's workspace root, or the scope's);
+// Glob paths are relative to the searched directory.
 type Response struct {
 	Root  string          `json:"root"`
 	Grep  json.RawMessage `json:"grep,omitempty"` // agentbackend.GrepResult
 	Glob  []string        `json:"glob,omitempty"`
+	Path  string          `json:"path,omitempty"` // the real path (OpRealPath)
 	Error *Error          `json:"error,omitempty"`
 }
 

@@ -5,12 +5,16 @@ const (
 	ExitNotExist = 100 // ENOENT
 	ExitNotDir   = 101 // ENOTDIR
 	ExitIsDir    = 102 // EISDIR
+	ExitEscape   = 103 // ab_in: a path leads out of the jail
 	ExitNotFile  = 104 // not a regular file
 	ExitShort    = 105 // the data that arrived is not the length that was sent
 )
 
-// prelude defines the file operations. Paths are always absolute (they
-// start with the workspace dir), so no argument can look like an option;
+// prelude defines the file operations. ab_in ROOT... -- PATH... is the
+// check of a jailed call (see Pool.RunIn): each ROOT, its links followed
+// (ab_resolve), must lie in the one before it, and each PATH in the last.
+// Paths are always absolute (they start with the workspace dir), so no
+// argument can look like an option;
 // "--" is passed anyway where the tools accept it. Every tool used exists in
 // busybox and in GNU coreutils/findutils. find is given "dir/" so that a
 // directory reached through a symbolic link is listed too.
@@ -82,9 +86,9 @@ ab_tree() {
 	return 0
 }
 ab_grepl() { grep -rlF -e "$2" -- "$1/" 2>/dev/null; return 0; }
-ab_real() {
-	readlink -f -- "$1" || return 1
-	AB_P="$2"; AB_R=""; AB_H=0
+ab_real() { readlink -f -- "$1" && ab_resolve "$2"; }
+ab_resolve() {
+	AB_P="$1"; AB_R=""; AB_H=0
 	while :; do
 		while ! [ -e "$AB_P" ] && ! [ -L "$AB_P" ]; do
 			AB_R="/${AB_P##*/}$AB_R"; AB_P="${AB_P%/*}"; [ -n "$AB_P" ] || AB_P=/
@@ -97,6 +101,19 @@ ab_real() {
 		fi
 		printf '%s%s\n' "$(readlink -f -- "$AB_P")" "$AB_R"
 		return 0
+	done
+}
+ab_in() {
+	AB_J=""
+	while [ "$1" != -- ]; do
+		AB_Q=$(ab_resolve "$1") || return 103
+		if [ -n "$AB_J" ]; then case "$AB_Q" in "$AB_J"|"$AB_J"/*) ;; *) return 103 ;; esac; fi
+		AB_J=$AB_Q; shift
+	done
+	shift
+	for AB_X in "$@"; do
+		AB_Q=$(ab_resolve "$AB_X") || return 103
+		case "$AB_Q" in "$AB_J"|"$AB_J"/*) ;; *) return 103 ;; esac
 	done
 }
 `

@@ -140,6 +140,37 @@ func (p *Pool) Run(ctx context.Context, fn string, input []byte, args ...string)
 	if err != nil {
 		return Reply{}, err
 	}
+	return p.run(ctx, fn, c, input)
+}
+
+// RunIn is Run for an operation on paths of a jail: in the same shell
+// call, ab_in first checks that each of roots, its symbolic links
+// followed, lies within the one before it, and that each of paths,
+// resolved the same way, lies within the last; the function runs only if
+// so, else the reply's code is ExitEscape. With no roots it is Run.
+//
+// The check and the operation are two steps of one shell, so a process
+// running in the container at the same time could swap a link between
+// them; a jail here keeps the path rule honest against links that are
+// there, it does not race processes that can reach the whole container
+// anyway.
+func (p *Pool) RunIn(ctx context.Context, roots, paths []string, fn string, input []byte, args ...string) (Reply, error) {
+	if len(roots) == 0 {
+		return p.Run(ctx, fn, input, args...)
+	}
+	guard, err := call("ab_in", append(append(append([]string{}, roots...), "--"), paths...)...)
+	if err != nil {
+		return Reply{}, err
+	}
+	c, err := call(fn, args...)
+	if err != nil {
+		return Reply{}, err
+	}
+	return p.run(ctx, fn, guard+" && "+c, input)
+}
+
+// run runs the rendered call c of the prelude function fn.
+func (p *Pool) run(ctx context.Context, fn, c string, input []byte) (Reply, error) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, DefaultTimeout)
