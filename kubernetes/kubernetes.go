@@ -19,6 +19,10 @@
 // restart policy of Never (a container that dies is a lost workspace, not a
 // silently emptied one).
 //
+// A scope of a Backend is checked in the pod: each path is resolved there
+// and refused when its links lead out of the scope (see
+// agentbackend.ScopedBackend); commands run in the scope's directory.
+//
 // The backend follows its pod with a watch: while the API server cannot be
 // reached its status is reconnecting and execs are retried with backoff;
 // when the pod is deleted, evicted or its container ends, the status moves
