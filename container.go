@@ -101,6 +101,14 @@ type ContainerConfig struct {
 	// Background bounds what the backend keeps of its background processes
 	// (see Start); the zero value means the defaults.
 	Background ProcessConfig
+	// HoldStreams says that the container runtime closes a process's
+	// standard input as soon as one of its output streams ends, and ends
+	// an exec only once every process holding its output has ended, as
+	// containerd's CRI (every Kubernetes node) does. Commands then run under
+	// a shell that holds their streams open while they run and reports
+	// their exit status itself, one process more per command. Docker's
+	// engine needs none of this.
+	HoldStreams bool
 }
 
 // ContainerBackend is a workspace inside a container that a
@@ -147,6 +155,7 @@ type containerCore struct {
 	shells    *shellfs.Pool
 	bg        *processTable
 
+	hold     bool            // ContainerConfig.HoldStreams
 	lost     context.Context // cancelled, with the cause, when the container is gone for good
 	markLost context.CancelCauseFunc
 	lostOnce sync.Once
@@ -211,6 +220,7 @@ func newContainer(t ContainerTransport, cfg ContainerConfig) (*ContainerBackend,
 		maxOutput: cfg.MaxOutputLength,
 		allowDang: cfg.AllowDangerous,
 		safety:    cfg.Safety,
+		hold:      cfg.HoldStreams,
 		bg:        newProcessTable(bg),
 	}}
 	b.typ = cfg.Type // for errors before init

@@ -13,45 +13,58 @@ import (
 // containerExecWrapper starts every command of a ContainerBackend, as
 // /bin/sh -c wrapper sh <dir> [K=V...] /bin/sh -c <command>. It changes to
 // the working directory (failing before anything else runs), reports its
-// PID on stderr (a line the backend strips), then runs the command with the
-// environment through env, so that values stay data. The PID is the
-// process group's: every exec is a session leader in the container, and
-// everything the command starts is in that group, which is what a timeout
-// or Kill ends.
-//
-// The wrapper stays while the command runs instead of exec'ing it: a
-// container runtime may close a command's standard input as soon as its
-// output streams end (containerd's CRI does), and a command like
-// `cat > file` has no output stream of its own. The wrapper keeps both open
-// until the command is done. It catches the signals a Signal may send so
-// that only the command decides how it ends.
-//
-// When the command has ended, the wrapper reports its exit status on
-// stderr (exitMark, another line the backend strips) and kills its process
-// group, itself included: what the command left running in the
-// background would otherwise hold the exec's output open, and the exec
-// would never end (containerd's CRI waits for the output). Local does the
-// same to what a command leaves behind.
+// PID on stderr (a line the backend strips), then becomes the command,
+// with the environment set by env, so that values stay data. The PID is
+// the process group's: every exec is a session leader in the container,
+// and everything the command starts is in that group, which is what a
+// timeout or Kill ends. When the command has ended, the backend kills what
+// it left in its group (the group outlives its leader while a member
+// lives, and its id cannot be reused meanwhile), as Local does.
 const containerExecWrapper = `cd -- "$1" || exit 126
+shift
+printf '%d\n' "$$" >&2
+exec env "$@"`
+
+// containerHoldWrapper is containerExecWrapper for a runtime that holds
+// streams (ContainerConfig.HoldStreams), as sh -c wrapper sh <token> <dir>
+// ...: it stays while the command runs instead of becoming it, so that the
+// command's standard input stays open until the command is done, even one
+// like `cat > file` that has no output stream of its own. It catches the
+// signals a Signal may send so that only the command decides how it ends.
+// When the command has ended, it reports the exit status on stderr
+// (exitMark and the token, another line the backend strips) and exits;
+// the backend then kills what the command left behind, which would
+// otherwise keep the exec open. (Nothing kills the group while the wrapper
+// lives: under load, that crashes some gVisor sandboxes.) It costs one
+// process more per command.
+const containerHoldWrapper = `t=$1
+shift
+cd -- "$1" || exit 126
 shift
 trap : HUP INT QUIT TERM USR1 USR2 ALRM
 printf '%d\n' "$$" >&2
 env "$@"
-printf '\001agentbe-exit %d\n' "$?" >&2
-kill -9 -$$`
+s=$?
+printf '\001agentbe-exit-%s %d\n' "$t" "$s" >&2
+exit "$s"`
 
-// exitMark starts the line with which the wrapper reports the command's
-// exit status.
-const exitMark = "\x01agentbe-exit "
+// exitMark starts the line with which containerHoldWrapper reports the
+// command's exit status; the exec's token follows, then a space.
+const exitMark = "\x01agentbe-exit-"
 
 // containerKillGrace is how long a killed command's output may take to
 // close before the connection is dropped.
 const containerKillGrace = 5 * time.Second
 
-// execArgv is the argv that runs command through the wrapper.
-func execArgv(cwd string, env []string, command string) []string {
-	argv := make([]string, 0, len(env)+8)
-	argv = append(argv, "/bin/sh", "-c", containerExecWrapper, "sh", cwd)
+// execArgv is the argv that runs command through the wrapper; exit reads
+// its exit line, when it writes one.
+func (b *containerCore) execArgv(exit *exitLine, cwd string, env []string, command string) []string {
+	argv := make([]string, 0, len(env)+9)
+	if b.hold {
+		argv = append(argv, "/bin/sh", "-c", containerHoldWrapper, "sh", exit.token, cwd)
+	} else {
+		argv = append(argv, "/bin/sh", "-c", containerExecWrapper, "sh", cwd)
+	}
 	argv = append(argv, env...)
 	return append(argv, "/bin/sh", "-c", command)
 }
@@ -104,10 +117,10 @@ func (b *ContainerBackend) Exec(ctx context.Context, command string, opts *ExecO
 	}
 	start := time.Now()
 	stdout, stderr := newCaptures(b.maxOutput, o.Stdout, o.Stderr)
-	exit := &exitLine{next: stderr}
+	exit := newExitLine(stderr)
 	pid := &pidLine{next: exit, found: make(chan struct{})}
 	proc, err := b.t.Start(runCtx, &ContainerCommand{
-		Argv: execArgv(cwd, env, command), Stdin: o.Stdin, Stdout: stdout, Stderr: pid,
+		Argv: b.execArgv(exit, cwd, env, command), Stdin: o.Stdin, Stdout: stdout, Stderr: pid,
 	})
 	if err != nil {
 		return nil, b.spawnErr("exec", command, runCtx, err)
@@ -119,6 +132,9 @@ func (b *ContainerBackend) Exec(ctx context.Context, command string, opts *ExecO
 	var stopped error // why the command was killed, if it was
 	select {
 	case w = <-done:
+		b.killLeftovers(pid)
+	case <-exit.ended:
+		w = b.endGroup(pid, done, proc)
 	case <-runCtx.Done():
 		stopped = runCtx.Err()
 		w = b.killExec(pid, done, proc)
@@ -222,6 +238,47 @@ func (b *ContainerBackend) killExec(pid *pidLine, done chan waited, proc Contain
 			return <-done
 		}
 	}
+}
+
+// leftoverGrace is how long an exec whose command has ended may take to
+// end by itself before what the command left behind is killed.
+const leftoverGrace = 50 * time.Millisecond
+
+// endGroup ends the exec of a command that has ended (its hold wrapper said
+// so): the wrapper exits at once, and the exec ends with it unless what
+// the command left running holds the output open. Those leftovers are
+// killed either way; then endGroup waits (boundedly) for the exec to end,
+// and drops the connection when it does not.
+func (b *containerCore) endGroup(pid *pidLine, done chan waited, proc ContainerProcess) waited {
+	t := time.NewTimer(leftoverGrace)
+	defer t.Stop()
+	select {
+	case w := <-done:
+		b.killLeftovers(pid)
+		return w
+	case <-t.C:
+	}
+	b.killLeftovers(pid)
+	ctx, cancel := context.WithTimeout(context.Background(), containerKillGrace)
+	defer cancel()
+	select {
+	case w := <-done:
+		return w
+	case <-ctx.Done():
+		_ = proc.Close()
+		return <-done
+	}
+}
+
+// killLeftovers kills what a command that has ended left in its process
+// group (nothing, usually; a command that never started left nothing).
+func (b *containerCore) killLeftovers(pid *pidLine) {
+	if !pid.seen() || b.lostErr() != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), containerKillGrace)
+	defer cancel()
+	_, _ = b.shellRun(ctx, "ab_kill", nil, strconv.Itoa(pid.pid))
 }
 
 // spawnErr reports a command that could not be started.

@@ -136,12 +136,20 @@ func (c *outputCapture) result() ([]byte, bool) {
 // (exitMark), which it reads. A write that ends in what may be the start of
 // the mark is held back until the next write shows what it is.
 type exitLine struct {
-	next io.Writer
+	next  io.Writer
+	token string        // this exec's; a line with another is output
+	mark  []byte        // exitMark + token + " "
+	ended chan struct{} // closed once the line has come
 
 	mu   sync.Mutex
 	held []byte
 	code int
 	seen bool
+}
+
+func newExitLine(next io.Writer) *exitLine {
+	token := randomHex(8)
+	return &exitLine{next: next, token: token, mark: []byte(exitMark + token + " "), ended: make(chan struct{})}
 }
 
 func (e *exitLine) Write(p []byte) (int, error) {
@@ -153,7 +161,7 @@ func (e *exitLine) Write(p []byte) (int, error) {
 		e.held = nil
 	}
 	for {
-		i := bytes.Index(data, []byte(exitMark))
+		i := bytes.Index(data, e.mark)
 		if i < 0 {
 			break
 		}
@@ -163,15 +171,16 @@ func (e *exitLine) Write(p []byte) (int, error) {
 			e.held = bytes.Clone(data[i:])
 			return len(p), nil
 		}
-		if code, err := strconv.Atoi(string(data[i+len(exitMark) : i+j])); err == nil {
+		if code, err := strconv.Atoi(string(data[i+len(e.mark) : i+j])); err == nil && !e.seen {
 			e.code, e.seen = code, true
+			close(e.ended)
 		}
 		e.pass(data[:i])
 		data = data[i+j+1:]
 	}
 	keep := len(data)
-	for k := min(len(data), len(exitMark)-1); k > 0; k-- {
-		if bytes.HasPrefix([]byte(exitMark), data[len(data)-k:]) {
+	for k := min(len(data), len(e.mark)-1); k > 0; k-- {
+		if bytes.HasPrefix(e.mark, data[len(data)-k:]) {
 			keep = len(data) - k
 			break
 		}
@@ -179,6 +188,16 @@ func (e *exitLine) Write(p []byte) (int, error) {
 	e.pass(data[:keep])
 	e.held = bytes.Clone(data[keep:])
 	return len(p), nil
+}
+
+// saw reports whether the exit line has come.
+func (e *exitLine) saw() bool {
+	select {
+	case <-e.ended:
+		return true
+	default:
+		return false
+	}
 }
 
 func (e *exitLine) pass(data []byte) {

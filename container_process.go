@@ -39,7 +39,7 @@ func (b *ContainerBackend) Start(ctx context.Context, command string, opts *Exec
 	c := &containerProc{b: b, p: p, cwd: o.Cwd, exited: make(chan struct{})}
 	p.ctl = c
 	stdout, stderr := processStreams(p, o.Stdout, o.Stderr)
-	c.exit = &exitLine{next: stderr}
+	c.exit = newExitLine(stderr)
 	c.pid = &pidLine{next: c.exit, found: make(chan struct{}), onPID: c.pidKnown}
 	if !b.bg.add(p) {
 		return nil, errDestroyed("start", b.typ)
@@ -52,7 +52,7 @@ func (b *ContainerBackend) Start(ctx context.Context, command string, opts *Exec
 		r, p.stdin = io.Pipe()
 		stdin = r
 	}
-	c.proc, err = b.t.Start(ctx, &ContainerCommand{Argv: execArgv(cwd, env, command), Stdin: stdin, Stdout: stdout, Stderr: c.pid})
+	c.proc, err = b.t.Start(ctx, &ContainerCommand{Argv: b.execArgv(c.exit, cwd, env, command), Stdin: stdin, Stdout: stdout, Stderr: c.pid})
 	if err != nil {
 		err = b.spawnErr("start", command, ctx, err)
 		p.finish(-1, nil, err)
@@ -108,13 +108,22 @@ type containerProc struct {
 }
 
 // run waits for the command (its output taken in, its exit code known),
-// kills what it left in its process group, as Local does, and records the
-// end. A loss of the container ends the wait at once.
+// kills what it left in its process group, as Local does (see
+// containerExecWrapper), and records the end. A loss of the container ends
+// the wait at once.
 func (c *containerProc) run() {
 	done := waitFor(c.proc)
 	var w waited
 	select {
 	case w = <-done:
+		if c.killRequested() == nil {
+			c.b.killLeftovers(c.pid)
+		}
+	case <-c.exit.ended:
+		c.mu.Lock()
+		c.ended = true // what runs now is left over: Kill has nothing to do
+		c.mu.Unlock()
+		w = c.b.endGroup(c.pid, done, c.proc)
 	case <-c.b.lost.Done():
 		_ = c.proc.Close()
 		w = <-done

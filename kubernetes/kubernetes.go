@@ -193,6 +193,7 @@ func newBackend(ctx context.Context, t *transport, cfg Config) (*Backend, error)
 		AllowDangerous:  cfg.AllowDangerous,
 		Safety:          cfg.Safety,
 		Background:      cfg.Background,
+		HoldStreams:     true, // containerd's CRI (see there)
 	})
 	if err != nil {
 		return nil, err
