@@ -6,14 +6,26 @@ STATICCHECK_VERSION ?= v0.8.2
 BENCH ?= .
 PKGS ?= ./...
 
-.PHONY: test vet bench lint cover fuzz examples
+.PHONY: test vet bench lint cover fuzz examples attack cross
 
 ## test: vet, then every test with the race detector (what CI runs)
 test: vet
 	$(GO) test -race -count=1 -timeout 15m $(PKGS)
 
+## attack: the attack suite (see internal/attacktest) as this user and,
+## run as root, again as an unprivileged one (uid 65534), as CI does
+attack:
+	.ci/attack
+	if [ "$$(id -u)" = 0 ]; then .ci/attack 65534; fi
+
 vet:
 	$(GO) vet $(PKGS)
+
+## cross: the library, the daemon and the CLI build for macOS and Windows
+## too (a Remote client runs anywhere; inotify and bubblewrap are Linux's)
+cross:
+	GOOS=darwin $(GO) build ./...
+	GOOS=windows $(GO) build ./...
 
 ## examples: build and run every example (those in this module, then each
 ## example module of its own), so none can rot; stdin is closed, as in CI.

@@ -19,7 +19,7 @@ import (
 // concurrent use.
 //
 // Calls are coalesced: concurrent checks that need the same answer — the
-// same scope layer, access and path (or command line) — share one Approve
+// same scope layer, access and path (or command line, or host) — share one Approve
 // call. The first caller's Request is what the approver sees and its
 // Decision answers every caller waiting on it, once-decisions included. A
 // waiting caller whose ctx ends is denied with its ctx error without
@@ -51,8 +51,13 @@ type Request struct {
 	Resolved string
 	// Target is the other path of a two-path operation (the destination of
 	// a rename when Path is its source, and the other way round).
-	Target  string
-	Command string // the command line, for exec
+	Target string
+	// Command is the command line, for exec; for network, the command
+	// that asks for the connection.
+	Command string
+	// Host is the host and port a command asks for ("pypi.org:443"), for
+	// network.
+	Host string
 	// Rule is the rule that asked; its Pattern is empty when the policy's
 	// default did.
 	Rule  Rule
@@ -67,9 +72,15 @@ func (r Request) String() string {
 	if r.Op != string(r.Access) {
 		fmt.Fprintf(&sb, " (%s)", r.Access)
 	}
-	if r.Command != "" {
+	switch {
+	case r.Host != "":
+		sb.WriteString(" " + r.Host)
+		if r.Command != "" {
+			fmt.Fprintf(&sb, " for %q", r.Command)
+		}
+	case r.Command != "":
 		fmt.Fprintf(&sb, " %q", r.Command)
-	} else {
+	default:
 		sb.WriteString(" " + displayPath(r.Path))
 		if r.Resolved != "" {
 			sb.WriteString(" -> " + displayPath(r.Resolved))
@@ -109,8 +120,8 @@ type Decision string
 const (
 	AllowOnce   Decision = "allow_once"   // allow this operation
 	DenyOnce    Decision = "deny_once"    // deny this operation
-	AllowAlways Decision = "allow_always" // allow it, and the same access to the same path or command from now on
-	DenyAlways  Decision = "deny_always"  // deny it, and the same access to the same path or command from now on
+	AllowAlways Decision = "allow_always" // allow it, and the same access to the same path, command or host from now on
+	DenyAlways  Decision = "deny_always"  // deny it, and the same access to the same path, command or host from now on
 )
 
 // Allows reports whether the decision lets the operation run.

@@ -165,10 +165,22 @@ type ExecOptions struct {
 	// Timeout, if positive, bounds the run; when it expires every process
 	// the command started is killed.
 	Timeout time.Duration
+	// Terminal, for Start only, runs the command on a pseudo-terminal of
+	// this size and type (see Terminal): its standard streams are the
+	// terminal, which is its controlling terminal, so programs that want a
+	// terminal (REPLs, prompts, TUIs) run as for a person. The output, both
+	// streams merged as a terminal shows them with the echo of the input,
+	// is Process.Output (ErrorOutput stays empty) and goes to Stdout if
+	// set; the input is written to Process.Stdin (Stdin must be nil);
+	// Process.Resize resizes it. Exec refuses it with INVALID_ARGUMENT.
+	Terminal *Terminal
 
 	// masker computes what a scope's permissions hide or protect in the
 	// sandbox (see permissions_sandbox.go).
 	masker masker
+	// network is the part of the scope the command runs through in its
+	// network decisions (see permissions_network.go).
+	network *netGate
 }
 
 // ExecResult is what a finished command produced.

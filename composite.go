@@ -221,12 +221,18 @@ func (c *CompositeBackend) ReadDir(ctx context.Context, p string) ([]string, err
 // ReadDirInfo lists a directory with metadata, with the mount points
 // inside it as directories.
 func (c *CompositeBackend) ReadDirInfo(ctx context.Context, p string) ([]FileInfo, error) {
+	return c.readDir(ctx, p, readDirInfo)
+}
+
+// readDir lists p with list (readDirInfo, or listTypes) on the backend
+// it routes to, with the mount points inside it.
+func (c *CompositeBackend) readDir(ctx context.Context, p string, list dirLister) ([]FileInfo, error) {
 	t, rel, err := c.resolve("readdir", p)
 	if err != nil {
 		return nil, err
 	}
 	mounts := c.mountsIn(rel)
-	infos, err := readDirInfo(ctx, t.b, t.inner)
+	infos, err := list(ctx, t.b, t.inner)
 	if err != nil {
 		if len(mounts) == 0 || !errors.Is(err, fs.ErrNotExist) {
 			return nil, withPath(err, t.inner, p)

@@ -109,6 +109,10 @@ type ContainerConfig struct {
 	// their exit status itself, one process more per command. Docker's
 	// engine needs none of this.
 	HoldStreams bool
+
+	// envOver is set over every command's environment, over Env and the
+	// call's: an allow-list's proxy variables (DockerConfig.Network).
+	envOver map[string]string
 }
 
 // ContainerBackend is a workspace inside a container that a
@@ -149,6 +153,7 @@ type containerCore struct {
 
 	t         ContainerTransport
 	env       map[string]string
+	envOver   map[string]string // ContainerConfig.envOver
 	maxOutput int
 	allowDang bool
 	safety    *SafetyPolicy
@@ -217,6 +222,7 @@ func newContainer(t ContainerTransport, cfg ContainerConfig) (*ContainerBackend,
 	b := &ContainerBackend{root: cleanRoot(cfg.WorkspaceDir), containerCore: &containerCore{
 		t:         t,
 		env:       maps.Clone(cfg.Env),
+		envOver:   cfg.envOver,
 		maxOutput: cfg.MaxOutputLength,
 		allowDang: cfg.AllowDangerous,
 		safety:    cfg.Safety,

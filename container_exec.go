@@ -187,6 +187,14 @@ func (b *ContainerBackend) prepareExec(op, command string, o *ExecOptions) (cwd 
 	if err := ValidateEnv(o.Env); err != nil {
 		return "", nil, err
 	}
+	if _, err := terminalOf(op, o); err != nil {
+		return "", nil, err
+	}
+	if o.Terminal != nil {
+		// Not yet: an exec with a TTY merges the streams the wrapper's pid
+		// and exit lines travel on.
+		return "", nil, errNotImplemented("start on a terminal", b.typ)
+	}
 	cwd = b.root
 	if o.Cwd != "" {
 		rel, err := resolve(b.root, op, o.Cwd)
@@ -196,6 +204,9 @@ func (b *ContainerBackend) prepareExec(op, command string, o *ExecOptions) (cwd 
 		cwd = joinRoot(b.root, rel)
 	}
 	merged := mergeEnv(b.env, o.Env)
+	if b.envOver != nil {
+		merged = mergeEnv(merged, b.envOver)
+	}
 	env = make([]string, 0, len(merged)+1)
 	for _, k := range slices.Sorted(maps.Keys(merged)) {
 		if k != "HOME" {

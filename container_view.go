@@ -3,6 +3,7 @@ package agentbackend
 import (
 	"context"
 	"path"
+	"strings"
 
 	"github.com/agentbackend/agentbackend/internal/shellfs"
 )
@@ -21,14 +22,22 @@ import (
 
 var _ jailer = (*ContainerBackend)(nil)
 
-// jail returns the view of the directory dir for a scope.
+// jail returns the view of the directory dir for a scope. Every element
+// of dir is a level of the chain ab_in checks, each within the one before,
+// so a link on the way (one an agent of an enclosing scope planted) is
+// followed within its own directory only.
 func (b *ContainerBackend) jail(dir string) (FileBackend, func()) {
 	jails := b.jails
 	if jails == nil {
 		jails = []string{b.root}
 	}
-	root := joinRoot(b.root, dir)
-	return &ContainerBackend{containerCore: b.containerCore, root: root, jails: append(jails[:len(jails):len(jails)], root)}, nil
+	jails = jails[:len(jails):len(jails)]
+	root := b.root
+	for name := range strings.SplitSeq(dir, "/") {
+		root = joinRoot(root, name)
+		jails = append(jails, root)
+	}
+	return &ContainerBackend{containerCore: b.containerCore, root: root, jails: jails}, nil
 }
 
 // shellRunIn is shellRun for an operation on paths: in a scope's view the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"path"
 	"strings"
@@ -84,6 +85,21 @@ type DockerConfig struct {
 	// created with `docker network create`, or "host" (the host's own
 	// network stack, services on its loopback interface included). Empty
 	// means none: the container has a loopback interface and no route out.
+	//
+	// An allow-list, "allow:" and host entries as for LocalConfig.Network
+	// (see Network), creates the container without a network and binds a
+	// filtering proxy inside its network namespace, at 127.0.0.1:3128,
+	// for the container's life; HTTP_PROXY, HTTPS_PROXY and ALL_PROXY (and
+	// their lower-case forms) in the container's environment point there.
+	// The proxy decides as LocalBackend's does, except that every command
+	// of the container shares it: the network rules of a scope's
+	// Permissions do not apply (the scope logs that once), and decisions
+	// go to Logger. It needs the engine on this host (the proxy enters the
+	// container's namespace from here: a remote DOCKER_HOST is
+	// MISSING_UTILITIES), root (CAP_SYS_ADMIN), a container the backend
+	// creates (not ContainerID) and a runtime that uses the kernel's
+	// network namespaces (not gVisor: OCIRuntime "runsc" is
+	// INVALID_CONFIGURATION).
 	Network string
 	// Capabilities are the Linux capabilities the container's processes may
 	// hold ("CHOWN" or "CAP_CHOWN"); every other one is dropped. Nil means
@@ -121,6 +137,10 @@ type DockerConfig struct {
 	// Background bounds what the backend keeps of its background processes
 	// (see Start); the zero value means the defaults.
 	Background ProcessConfig
+
+	// Logger receives the decisions of an allow-list Network's proxy
+	// (refusals at Info); nil means slog.Default().
+	Logger *slog.Logger
 
 	// Client is the Engine API client to use; Close does not close it. Nil
 	// makes one from the environment (DOCKER_HOST, DOCKER_TLS_VERIFY, ...)
@@ -167,6 +187,10 @@ func NewDocker(ctx context.Context, cfg DockerConfig) (*DockerBackend, error) {
 	if root == "" {
 		root = DefaultDockerWorkspace
 	}
+	network, err := newDockerNetwork(&cfg)
+	if err != nil {
+		return nil, err
+	}
 	ccfg := ContainerConfig{
 		Type:            TypeDocker,
 		WorkspaceDir:    root,
@@ -175,11 +199,12 @@ func NewDocker(ctx context.Context, cfg DockerConfig) (*DockerBackend, error) {
 		AllowDangerous:  cfg.AllowDangerous,
 		Safety:          cfg.Safety,
 		Background:      cfg.Background,
+		envOver:         network.proxyEnv(),
 	}
 	if err := ccfg.validate(); err != nil {
 		return nil, err // before any container exists
 	}
-	t := &dockerTransport{cli: cfg.Client, user: cfg.User}
+	t := &dockerTransport{cli: cfg.Client, user: cfg.User, network: network}
 	if t.cli == nil {
 		cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
 		if err != nil {
@@ -247,7 +272,13 @@ func (t *dockerTransport) setUp(ctx context.Context, cfg DockerConfig, root stri
 			return err
 		}
 	}
-	return t.createContainer(ctx, cfg, image, root)
+	if err := t.createContainer(ctx, cfg, image, root); err != nil {
+		return err
+	}
+	if t.network != nil {
+		return t.network.attach(ctx, t.cli, t.id)
+	}
+	return nil
 }
 
 // dockerErr reports a failure of the engine.

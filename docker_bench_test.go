@@ -3,8 +3,10 @@ package agentbackend_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os/exec"
 	"testing"
+	"time"
 
 	ab "github.com/agentbackend/agentbackend"
 )
@@ -59,6 +61,48 @@ func BenchmarkDockerStart(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.StartTimer()
+	}
+}
+
+// BenchmarkSessionFirstExec measures a new session of a SessionManager up
+// to the end of its first Exec: raw with a container created and started
+// for it (cold), sdk with one taken from the warm pool (WarmContainers: 1;
+// the pool is refilled between iterations, off the clock). Sessions are
+// reaped off the clock too.
+func BenchmarkSessionFirstExec(b *testing.B) {
+	cli := needDocker(b)
+	ctx := context.Background()
+	for _, c := range []struct {
+		name string
+		warm int
+	}{{"raw", 0}, {"sdk", 1}} {
+		b.Run(c.name, func(b *testing.B) {
+			m, err := ab.NewSessionManager(ab.SessionConfig{Docker: ab.DockerConfig{Image: dockerTestImage, Client: cli},
+				WarmContainers: c.warm, IdleTimeout: time.Nanosecond})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer m.Shutdown(context.Background())
+			i := 0
+			for b.Loop() {
+				b.StopTimer()
+				m.CleanupIdle()
+				for deadline := time.Now().Add(time.Minute); m.Stats().Warm < c.warm; time.Sleep(time.Millisecond) {
+					if time.Now().After(deadline) {
+						b.Fatal("the warm pool was not refilled")
+					}
+				}
+				i++
+				b.StartTimer()
+				s, err := m.GetOrCreate(ctx, fmt.Sprintf("s%d", i))
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := s.Exec(ctx, "true", nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
 

@@ -51,10 +51,17 @@ func (t *dockerTransport) createContainer(ctx context.Context, cfg DockerConfig,
 		labels = map[string]string{}
 	}
 	labels[DockerLabelManaged] = "true"
-	env := make([]string, 0, len(cfg.Env))
-	for _, k := range slices.Sorted(maps.Keys(cfg.Env)) {
-		env = append(env, k+"="+cfg.Env[k])
+	var netEnv []string
+	if t.network != nil {
+		netEnv = t.network.env()
 	}
+	env := make([]string, 0, len(cfg.Env)+len(netEnv))
+	for _, k := range slices.Sorted(maps.Keys(cfg.Env)) {
+		if !slices.ContainsFunc(netEnv, func(kv string) bool { return strings.HasPrefix(kv, k+"=") }) {
+			env = append(env, k+"="+cfg.Env[k]) // the proxy's variables win: a process sees the first of repeated names
+		}
+	}
+	env = append(env, netEnv...)
 	engineCPUs := 0
 	if cfg.CPUs == 0 {
 		info, err := t.cli.Info(ctx)
@@ -69,7 +76,7 @@ func (t *dockerTransport) createContainer(ctx context.Context, cfg DockerConfig,
 		Env:             env,
 		Labels:          labels,
 		WorkingDir:      root,
-		NetworkDisabled: cfg.Network == "",
+		NetworkDisabled: cfg.Network == "" || t.network != nil,
 		// The container only has to stay up; commands come through exec.
 		// Entrypoint is replaced so that images whose entrypoint expects
 		// arguments (or a TTY) do not exit at once.
@@ -97,8 +104,8 @@ func dockerHostConfig(cfg DockerConfig, engineCPUs int) *container.HostConfig {
 		CapDrop:     []string{"ALL"},
 		CapAdd:      slices.Clone(cfg.Capabilities),
 	}
-	if hc.NetworkMode == "" {
-		hc.NetworkMode = "none"
+	if hc.NetworkMode == "" || Network(cfg.Network).AllowList() != nil {
+		hc.NetworkMode = "none" // an allow-list's only way out is its proxy
 	}
 	if hc.CapAdd == nil {
 		hc.CapAdd = DefaultDockerCapabilities()

@@ -21,7 +21,7 @@ func TestDockerScopeJailExec(t *testing.T) {
 	c := dockerCtx(t)
 	require.NoError(t, b.Write(c, "users/bob/secret", []byte("bob's")))
 	require.NoError(t, b.Mkdir(c, "users/alice/sub"))
-	_, err := b.Exec(c, "ln -fs .. users/alice/up && ln -fs "+b.RootDir()+"/users/bob users/alice/abs", nil)
+	_, err := b.Exec(c, "s=-s; ln $s -f .. users/alice/up && ln $s -f "+b.RootDir()+"/users/bob users/alice/abs", nil)
 	require.NoError(t, err)
 	alice, err := b.Scope("users/alice", nil)
 	require.NoError(t, err)

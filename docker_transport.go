@@ -18,10 +18,11 @@ import (
 // DOCKER_HOST may name a local or a remote engine.
 type dockerTransport struct {
 	cli       dockerAPI
-	ownClient bool   // Close closes cli
-	id        string // container ID
-	created   bool   // Close removes the container
-	user      string // every exec runs as this user; empty: the image's
+	ownClient bool           // Close closes cli
+	id        string         // container ID
+	created   bool           // Close removes the container
+	user      string         // every exec runs as this user; empty: the image's
+	network   *dockerNetwork // an allow-list Network's proxy; nil for any other network
 }
 
 var _ ContainerTransport = (*dockerTransport)(nil)
@@ -61,6 +62,7 @@ func (t *dockerTransport) Start(ctx context.Context, cmd *ContainerCommand) (Con
 // runs there) and closes the client the backend made.
 func (t *dockerTransport) Close() error {
 	var errs []error
+	t.network.close()
 	if t.created {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		err := t.cli.ContainerRemove(ctx, t.id, container.RemoveOptions{Force: true, RemoveVolumes: true})

@@ -55,6 +55,16 @@ const (
 	// AskFallback is FallbackError: a caller can tell "needs a human"
 	// apart from "not allowed". The cause is a *Denial.
 	CodeApprovalRequired Code = "APPROVAL_REQUIRED"
+	// CodeResourceLimit reports work a daemon refused because one of its
+	// limits is reached: the SSH-WS connections it serves at once
+	// (--max-connections), or the sessions of a connection
+	// (--max-sessions-per-conn) when another connection could not be
+	// opened either. The message names the limit and its flag. Nothing
+	// was done; the same call may succeed once other clients finish.
+	// (RemoteBackend opens another connection by itself when one
+	// connection's sessions are used up, so it reports this only when the
+	// daemon also refuses a connection.)
+	CodeResourceLimit Code = "RESOURCE_LIMIT"
 )
 
 // Error is the one error type every backend returns. Code says what kind of
@@ -135,6 +145,7 @@ var (
 	ErrInvalidArgument      = &Error{Code: CodeInvalidArgument}
 	ErrPermissionDenied     = &Error{Code: CodePermissionDenied}
 	ErrApprovalRequired     = &Error{Code: CodeApprovalRequired}
+	ErrResourceLimit        = &Error{Code: CodeResourceLimit}
 )
 
 // permissionMessage phrases a permission error from its fields, so that a

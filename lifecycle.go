@@ -1,6 +1,7 @@
 package agentbackend
 
 import (
+	"context"
 	"errors"
 	"io"
 	"slices"
@@ -21,6 +22,7 @@ type lifecycle struct {
 	nextID    int
 	listeners []statusListener
 	closers   []io.Closer
+	lifetime  // ends with Close
 
 	scopeRegistry
 }
@@ -105,6 +107,45 @@ func (l *lifecycle) transitionLocked(to Status, cause error) (notify func(), ok 
 	}, true
 }
 
+// lifetime is the life of a backend or a scope, which Close ends: what
+// runs on past the call that started it (a watch) is bound to it.
+type lifetime struct {
+	lifeMu sync.Mutex
+	life   context.Context // made on first use
+	cancel context.CancelFunc
+	ended  bool
+}
+
+// bound returns a context that ends with ctx or with the end of the
+// lifetime; release it with its cancel.
+func (l *lifetime) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	l.lifeMu.Lock()
+	if l.life == nil {
+		l.life, l.cancel = context.WithCancel(context.Background())
+		if l.ended {
+			l.cancel()
+		}
+	}
+	life := l.life
+	l.lifeMu.Unlock()
+	ctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(life, cancel)
+	return ctx, func() {
+		stop()
+		cancel()
+	}
+}
+
+// end ends the lifetime: every context bound to it ends.
+func (l *lifetime) end() {
+	l.lifeMu.Lock()
+	l.ended = true
+	if l.cancel != nil {
+		l.cancel()
+	}
+	l.lifeMu.Unlock()
+}
+
 // checkOpen returns BACKEND_DESTROYED once Close has been called.
 func (l *lifecycle) checkOpen(op string) error {
 	if l.destroyed.Load() {
@@ -122,6 +163,9 @@ func (l *lifecycle) destroy() (first bool, err error) {
 	closers := l.closers
 	l.closers = nil
 	l.mu.Unlock()
+	if ok {
+		l.lifetime.end()
+	}
 	if !ok {
 		return false, nil
 	}

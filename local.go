@@ -9,9 +9,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 
+	"github.com/agentbackend/agentbackend/internal/netproxy"
 	"github.com/agentbackend/agentbackend/internal/pathjail"
 	"github.com/agentbackend/agentbackend/internal/sandbox"
 )
@@ -47,23 +49,6 @@ const (
 	// IsolationNone runs commands on the host with no containment, for
 	// environments that are sandboxed already (a container, a VM).
 	IsolationNone Isolation = "none"
-)
-
-// Network selects the network a sandboxed command reaches. It applies to
-// IsolationBwrap; under software or no isolation commands use the host's
-// network.
-type Network string
-
-// The network modes.
-const (
-	// NetworkNone (the zero value) gives the sandbox a network of its own
-	// with only a loopback interface: nothing outside, not even the host's
-	// loopback services, is reachable.
-	NetworkNone Network = "none"
-	// NetworkHost shares the host's network: the command reaches whatever
-	// the host reaches, its loopback services (databases, this process's
-	// own servers, cloud metadata endpoints) included.
-	NetworkHost Network = "host"
 )
 
 // Shell selects the shell commands run in.
@@ -116,9 +101,13 @@ type LocalConfig struct {
 	// PATH, HOME, PWD, LANG, LANGUAGE, LC_*, TERM and TMPDIR (under
 	// bubblewrap: /tmp) of it.
 	InheritEnv bool
-	// Network is what a bubblewrap-sandboxed command reaches; the zero value
-	// is NetworkNone. Anything else than none or host is
-	// INVALID_CONFIGURATION.
+	// Network is what a bubblewrap-sandboxed command reaches: none (the
+	// zero value), host, or an allow-list served by a filtering proxy (see
+	// Network). A bad value is INVALID_CONFIGURATION. An allow-list needs
+	// bubblewrap: with isolation auto NewLocal fails (MISSING_UTILITIES)
+	// rather than fall back to software isolation, and with software or
+	// none it is INVALID_CONFIGURATION, since commands there use the
+	// host's network.
 	Network Network
 	// Logger receives the backend's warnings (a fallback from bwrap to
 	// software isolation, a weaker sandbox than asked for); nil means
@@ -130,8 +119,8 @@ type LocalConfig struct {
 	// resolve (no /etc/resolv.conf), TLS has no CA certificates and
 	// Debian's /usr/bin/awk, a link into /etc/alternatives, is missing. For
 	// example: "/etc/alternatives", "/etc/resolv.conf", "/etc/hosts",
-	// "/etc/ssl" (names and TLS matter only with NetworkHost). Paths must
-	// be absolute.
+	// "/etc/ssl" (names and TLS matter only with NetworkHost; an
+	// allow-list binds /etc/ssl/certs itself). Paths must be absolute.
 	SandboxReadOnly []string
 	// Background bounds what the backend keeps of its background processes
 	// (see Start); the zero value means the defaults.
@@ -172,14 +161,18 @@ type localCore struct {
 	bwrap     *sandbox.Bwrap
 	safety    *SafetyPolicy
 	dangerOK  bool
-	maxOutput int      // < 0: unlimited
-	env       []string // cfg.Env as KEY=value
-	inherit   bool     // cfg.InheritEnv
+	maxOutput int            // < 0: unlimited
+	env       []string       // cfg.Env as KEY=value
+	inherit   bool           // cfg.InheritEnv
+	network   Network        // cfg.Network
+	netRules  netproxy.Rules // an allow-list's; nil for none and host
 	log       *slog.Logger
 
 	procMu sync.Mutex
 	procs  map[*sandbox.Process]struct{} // running commands, killed by Close
 	bg     *processTable                 // background processes (Start)
+
+	watches sync.WaitGroup // running watches, which Close waits for
 
 	viewMu sync.Mutex
 	views  map[*localJail]struct{} // the open scope views, whose handles Close releases
@@ -223,11 +216,17 @@ func (b *LocalBackend) configure(cfg LocalConfig) error {
 	default:
 		return errConfig("LocalConfig.Isolation %q is not one of auto, bwrap, software, none", cfg.Isolation)
 	}
-	switch cfg.Network {
-	case "", NetworkNone, NetworkHost:
-	default:
-		return errConfig("LocalConfig.Network %q is not one of none, host", cfg.Network)
+	rules, err := cfg.Network.rules("LocalConfig.Network")
+	if err != nil {
+		return err
 	}
+	if rules != nil {
+		switch cfg.Isolation {
+		case IsolationSoftware, IsolationNone:
+			return errConfig("LocalConfig.Network %q needs bwrap isolation: under %s isolation commands use the host's network", cfg.Network, cfg.Isolation)
+		}
+	}
+	b.netRules, b.network = rules, cfg.Network
 	b.inherit = cfg.InheritEnv
 	b.log = cfg.Logger
 	if b.log == nil {
@@ -320,7 +319,18 @@ func (b *LocalBackend) chooseIsolation(cfg LocalConfig) error {
 	if b.isolation != IsolationAuto && b.isolation != IsolationBwrap {
 		return nil
 	}
-	bw, err := probeBwrap(b.shell, sandbox.BwrapConfig{ReadOnly: cfg.SandboxReadOnly, HostNetwork: cfg.Network == NetworkHost})
+	bcfg := sandbox.BwrapConfig{ReadOnly: cfg.SandboxReadOnly, HostNetwork: cfg.Network == NetworkHost}
+	if b.netRules != nil {
+		// Most of what an allow-list lets through is TLS.
+		bcfg.ReadOnly = append(slices.Clone(bcfg.ReadOnly), "/etc/ssl/certs")
+	}
+	bw, err := probeBwrap(b.shell, bcfg)
+	if err == nil && b.netRules != nil {
+		if nerr := netproxy.CanListenIn(); nerr != nil {
+			return &Error{Code: CodeMissingUtilities, Op: "config", Err: nerr,
+				Message: "LocalConfig.Network " + string(cfg.Network) + ": the proxy of an allow-list cannot be bound inside the sandbox: " + nerr.Error()}
+		}
+	}
 	if err == nil {
 		b.bwrap, b.isolation = bw, IsolationBwrap
 		if w := bw.Warning(); w != "" {
@@ -328,8 +338,8 @@ func (b *LocalBackend) chooseIsolation(cfg LocalConfig) error {
 		}
 		return nil
 	}
-	if b.isolation == IsolationBwrap {
-		return err
+	if b.isolation == IsolationBwrap || b.netRules != nil {
+		return err // an allow-list never falls back to the host's network
 	}
 	warnOnce(b.log, "agentbackend: bubblewrap is not usable ("+err.(*Error).Message+"); commands run with software isolation, a heuristic that a determined command defeats, with the host's network and outside the scopes' permissions")
 	b.isolation = IsolationSoftware
@@ -401,6 +411,7 @@ func (b *LocalBackend) Close() error {
 	}
 	b.procMu.Unlock()
 	waitAll(b.bg.close())
+	b.watches.Wait() // destroy ended them
 	b.viewMu.Lock()
 	for j := range b.views {
 		j.drop()

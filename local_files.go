@@ -5,13 +5,13 @@ import (
 	"errors"
 	"io"
 	"io/fs"
-	"math/rand/v2"
 	"os"
 	"path"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/agentbackend/agentbackend/internal/tmpfile"
 )
 
 // File operations of LocalBackend. Each one: checkOpen and ctx first, then
@@ -36,6 +36,16 @@ var errNotRegular = errors.New("not a regular file")
 // stay inside the workspace. Reading a directory or a non-regular file
 // (FIFO, device) fails with READ_FAILED.
 func (b *LocalBackend) Read(ctx context.Context, p string) ([]byte, error) {
+	return b.readVia(ctx, p, func(d *dirHandle, rel string) (*os.File, error) {
+		return d.fsys.OpenFile(rel, readFlags, 0)
+	})
+}
+
+// readVia is Read with the file opened by open beneath the handle of b's
+// directory (with readFlags: without blocking, so that a FIFO planted in the
+// workspace cannot hang the caller); errLinkChanged from open is returned
+// as it is.
+func (b *LocalBackend) readVia(ctx context.Context, p string, open func(d *dirHandle, rel string) (*os.File, error)) ([]byte, error) {
 	if err := b.begin(ctx, CodeReadFailed, "read", p); err != nil {
 		return nil, err
 	}
@@ -47,21 +57,23 @@ func (b *LocalBackend) Read(ctx context.Context, p string) ([]byte, error) {
 	if err != nil {
 		return nil, b.fileErr(CodeReadFailed, "read", p, err)
 	}
-	data, err := readRootFile(d.fsys, rel)
+	f, err := open(d, rel)
 	b.done(d)
+	if err == errLinkChanged {
+		return nil, err
+	}
+	var data []byte
+	if err == nil {
+		data, err = readOpenFile(f)
+	}
 	if err != nil {
 		return nil, b.fileErr(CodeReadFailed, "read", p, err)
 	}
 	return data, nil
 }
 
-// readRootFile reads a regular file through r. It opens without blocking,
-// so a FIFO planted in the workspace cannot hang the caller.
-func readRootFile(r *os.Root, rel string) ([]byte, error) {
-	f, err := r.OpenFile(rel, readFlags, 0)
-	if err != nil {
-		return nil, err
-	}
+// readOpenFile reads the regular file f to its end, and closes it.
+func readOpenFile(f *os.File) ([]byte, error) {
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
@@ -92,9 +104,14 @@ func readRootFile(r *os.Root, rel string) ([]byte, error) {
 }
 
 // Write creates or replaces a file atomically: the data goes to a temporary
-// file ".<name>.tmp-<random>" in the same directory, which is then renamed
-// over the target, so readers see the old contents or the new, never a mix,
-// and a failed write leaves the old file as it was and no temporary file.
+// file in the same directory, which then takes the target's place, so
+// readers see the old contents or the new, never a mix, and a failed write
+// leaves the old file as it was and no temporary file. On Linux the
+// temporary file has no name while it is written (O_TMPFILE): a process
+// killed meanwhile leaves nothing behind; it gets a hidden name
+// ".agentbe-<hex>.tmp" only for the instant before the rename. Elsewhere
+// it has that hidden name from the start. Listings and searches never show
+// such names, and remove the ones a killed writer left (see ReadDir).
 // An existing file keeps its permission bits (and, when this process may
 // set it, its owner); a new one gets 0644 less the umask. Writing through a
 // symbolic link that stays inside the workspace replaces the link's target
@@ -191,7 +208,7 @@ func (d *dirHandle) writeOnceRoot(rel string, data []byte) (next string, err err
 	if existing != nil {
 		perm = existing.Mode().Perm()
 	}
-	f, tmp, err := createTemp(parent, name, perm)
+	f, tmp, err := createTemp(parent, perm)
 	if err != nil {
 		return "", err
 	}
@@ -267,18 +284,10 @@ func resolveLink(dir, link string) (string, error) {
 	return next, nil
 }
 
-// tempName returns a fresh name for the temporary file of a write to name.
-func tempName(name string) string {
-	if len(name) > 200 {
-		name = name[:200] // NAME_MAX is 255; leave room for the decoration
-	}
-	return "." + name + ".tmp-" + strconv.FormatUint(rand.Uint64()&0xffffffffff, 36)
-}
-
-// createTemp creates the temporary file of a write to name in parent.
-func createTemp(parent *os.Root, name string, perm fs.FileMode) (*os.File, string, error) {
+// createTemp creates the named temporary file of a write in parent.
+func createTemp(parent *os.Root, perm fs.FileMode) (*os.File, string, error) {
 	for attempt := 0; ; attempt++ {
-		tmp := tempName(name)
+		tmp := tmpfile.Name()
 		f, err := parent.OpenFile(tmp, tempFlags, perm)
 		if errors.Is(err, fs.ErrExist) && attempt < 10 {
 			continue // another write drew the same name
@@ -287,31 +296,47 @@ func createTemp(parent *os.Root, name string, perm fs.FileMode) (*os.File, strin
 	}
 }
 
-// ReadDir returns the sorted names of a directory's entries.
+// ReadDir returns the sorted names of a directory's entries. The
+// temporary files of writes in flight are left out (see Write), and one a
+// killed writer left behind is removed when it is seen here, once it has
+// not changed for a minute.
 func (b *LocalBackend) ReadDir(ctx context.Context, p string) ([]string, error) {
+	var names []string
+	err := b.listDir(ctx, p, func(f *os.File, d *dirHandle, rel string) (err error) {
+		if names, err = f.Readdirnames(-1); err == nil {
+			names = tmpfile.Hide(names, func(name string) { tmpfile.RemoveStale(d.fsys, path.Join(rel, name)) })
+			slices.Sort(names)
+		}
+		return err
+	})
+	return names, err
+}
+
+// listDir opens the directory p and calls read with it, the handle it was
+// opened beneath and its path there; errors are LS_FAILED about p.
+func (b *LocalBackend) listDir(ctx context.Context, p string, read func(f *os.File, d *dirHandle, rel string) error) error {
 	if err := b.begin(ctx, CodeLsFailed, "readdir", p); err != nil {
-		return nil, err
+		return err
 	}
 	rel, err := b.rel("readdir", p)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	d, err := b.open(false)
 	if err != nil {
-		return nil, b.fileErr(CodeLsFailed, "readdir", p, err)
+		return b.fileErr(CodeLsFailed, "readdir", p, err)
 	}
+	defer b.done(d)
 	f, err := d.fsys.OpenFile(rel, dirFlags, 0)
-	b.done(d)
 	if err != nil {
-		return nil, b.fileErr(CodeLsFailed, "readdir", p, err)
+		return b.fileErr(CodeLsFailed, "readdir", p, err)
 	}
-	names, err := f.Readdirnames(-1)
+	err = read(f, d, rel)
 	f.Close()
 	if err != nil {
-		return nil, b.fileErr(CodeLsFailed, "readdir", p, err)
+		return b.fileErr(CodeLsFailed, "readdir", p, err)
 	}
-	slices.Sort(names)
-	return names, nil
+	return nil
 }
 
 // ReadDirInfo lists a directory with each entry's metadata, sorted by name
@@ -358,6 +383,7 @@ func (b *LocalBackend) readDirInfo(rel string) ([]FileInfo, error) {
 	if err != nil {
 		return nil, err
 	}
+	names = tmpfile.Hide(names, func(name string) { tmpfile.RemoveStale(dir, name) })
 	slices.Sort(names)
 	infos := make([]FileInfo, 0, len(names))
 	for _, name := range names {

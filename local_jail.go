@@ -2,7 +2,6 @@ package agentbackend
 
 import (
 	"errors"
-	"io/fs"
 	"os"
 	"sync/atomic"
 	"syscall"
@@ -162,16 +161,13 @@ func (j *localJail) openDir(create bool) (*dirHandle, error) {
 		return nil, err
 	}
 	defer j.parent.done(pd)
-	r, err := pd.fsys.OpenRoot(j.name)
-	if create && errors.Is(err, fs.ErrNotExist) {
-		if err = pd.fsys.MkdirAll(j.name, 0o755); err == nil {
-			r, err = pd.fsys.OpenRoot(j.name)
-		}
+	// One element at a time (a link an agent of an enclosing scope
+	// planted cannot take the scope into a sibling).
+	r, err := pathjail.OpenBeneath(pd.fsys, j.name, create)
+	if errors.Is(err, syscall.ENOTDIR) {
+		err = syscall.ENOTDIR
 	}
 	if err != nil {
-		if fi, serr := pd.fsys.Stat(j.name); serr == nil && !fi.IsDir() {
-			return nil, syscall.ENOTDIR // OpenRoot says so only in words
-		}
 		return nil, err
 	}
 	return newDirHandle(r)

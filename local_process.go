@@ -2,7 +2,9 @@ package agentbackend
 
 import (
 	"context"
+	"errors"
 	"os"
+	"os/exec"
 	"syscall"
 	"time"
 
@@ -22,32 +24,22 @@ func (b *LocalBackend) Start(ctx context.Context, command string, opts *ExecOpti
 	if opts != nil {
 		o = *opts
 	}
-	cmd, dir, err := b.command(ctx, "start", command, &o)
+	cmd, dir, term, err := b.command(ctx, "start", command, &o)
 	if err != nil {
 		return nil, err
 	}
 	defer b.done(dir) // once started
 	p := newProcess(b.bg, TypeLocal, command, &o)
-	var stdinRead *os.File
-	if o.Stdin != nil {
-		cmd.Stdin = o.Stdin
-	} else {
-		r, w, err := os.Pipe()
+	var sp *sandbox.Process
+	if term != nil {
+		size := sandbox.TermSize{Rows: uint16(term.Rows), Cols: uint16(term.Cols)}
+		sp, err = sandbox.StartTerminal(cmd, size, terminalStream(p, o.Stdout))
 		if err != nil {
-			sandbox.Release(cmd)
 			return nil, b.spawnErr(command, cmd, err)
 		}
-		cmd.Stdin, stdinRead, p.stdin = r, r, w
-	}
-	stdout, stderr := processStreams(p, o.Stdout, o.Stderr)
-	sp, err := sandbox.Start(cmd, stdout, stderr)
-	if stdinRead != nil {
-		stdinRead.Close() // the command has its copy
-	}
-	if err != nil {
-		if p.stdin != nil {
-			p.stdin.Close()
-		}
+		p.stdin = &terminalInput{f: sp.Terminal()}
+		p.term = localControl{sp}
+	} else if sp, err = b.startPiped(p, cmd, &o); err != nil {
 		return nil, b.spawnErr(command, cmd, err)
 	}
 	p.ctl = localControl{sp}
@@ -84,6 +76,32 @@ func (b *LocalBackend) Start(ctx context.Context, command string, opts *ExecOpti
 	return p, nil
 }
 
+// startPiped starts a background command with pipes for its streams:
+// stdin the caller's ExecOptions.Stdin, or a pipe that Process.Stdin
+// writes to.
+func (b *LocalBackend) startPiped(p *Process, cmd *exec.Cmd, o *ExecOptions) (*sandbox.Process, error) {
+	var stdinRead *os.File
+	if o.Stdin != nil {
+		cmd.Stdin = o.Stdin
+	} else {
+		r, w, err := os.Pipe()
+		if err != nil {
+			sandbox.Release(cmd)
+			return nil, err
+		}
+		cmd.Stdin, stdinRead, p.stdin = r, r, w
+	}
+	stdout, stderr := processStreams(p, o.Stdout, o.Stderr)
+	sp, err := sandbox.Start(cmd, stdout, stderr)
+	if stdinRead != nil {
+		stdinRead.Close() // the command has its copy
+	}
+	if err != nil && p.stdin != nil {
+		p.stdin.Close()
+	}
+	return sp, err
+}
+
 // Processes lists the backend's background processes: the running ones
 // and the ended ones not yet collected, oldest first. See ProcessStarter.
 func (b *LocalBackend) Processes() []ProcessInfo { return b.bg.list() }
@@ -97,6 +115,16 @@ type localControl struct{ sp *sandbox.Process }
 func (c localControl) signal(sig syscall.Signal) error {
 	if !c.sp.Signal(sig) {
 		return os.ErrProcessDone
+	}
+	return nil
+}
+
+func (c localControl) resize(rows, cols int) error {
+	if err := c.sp.Resize(sandbox.TermSize{Rows: uint16(rows), Cols: uint16(cols)}); err != nil {
+		if errors.Is(err, os.ErrClosed) {
+			return os.ErrProcessDone
+		}
+		return &Error{Code: CodeExecError, Op: "resize", Err: err, Message: "Could not resize the terminal: " + err.Error()}
 	}
 	return nil
 }

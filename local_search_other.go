@@ -5,6 +5,8 @@ package agentbackend
 import (
 	"context"
 	"os"
+
+	"github.com/agentbackend/agentbackend/internal/tmpfile"
 )
 
 func (t localTree) openDir(_ context.Context, rel string) (treeDir, error) {
@@ -33,19 +35,26 @@ func (d localDir) list(context.Context) ([]FileInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	infos := make([]FileInfo, len(entries))
-	for i, e := range entries {
+	infos := make([]FileInfo, 0, len(entries))
+	for _, e := range entries {
+		if tmpfile.Is(e.Name()) {
+			continue // a write in flight (see Write)
+		}
 		mode := e.Type()
 		if mode.IsRegular() {
 			mode |= 0o644
 		}
-		infos[i] = FileInfo{Name: e.Name(), Mode: mode, IsDir: e.IsDir()}
+		infos = append(infos, FileInfo{Name: e.Name(), Mode: mode, IsDir: e.IsDir()})
 	}
 	return infos, nil
 }
 
 func (d localDir) read(_ context.Context, name string, _ []byte) ([]byte, error) {
-	return readRootFile(d.r, name)
+	f, err := d.r.OpenFile(name, readFlags, 0)
+	if err != nil {
+		return nil, err
+	}
+	return readOpenFile(f)
 }
 
 func (d localDir) sub(_ context.Context, name string) (treeDir, error) {
@@ -57,3 +66,6 @@ func (d localDir) sub(_ context.Context, name string) (treeDir, error) {
 }
 
 func (d localDir) close() { d.r.Close() }
+
+// dirEntries reads the entries of the directory f with their types.
+func dirEntries(f *os.File) ([]os.DirEntry, error) { return f.ReadDir(-1) }

@@ -7,6 +7,8 @@ import (
 	"os"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/agentbackend/agentbackend/internal/tmpfile"
 )
 
 // openDir opens the directory at rel through the os.Root (which resolves
@@ -50,25 +52,51 @@ const (
 // list reads the entries with their types from the directory listing
 // itself, with no stat per entry.
 func (d localDir) list(context.Context) ([]FileInfo, error) {
-	fd, err := unix.Openat(d.fd, ".", dirOpenFlags, 0) // a fresh offset for getdents
+	entries, err := dirEntriesAt(d.fd)
+	if err != nil {
+		return nil, err
+	}
+	infos := make([]FileInfo, 0, len(entries))
+	for _, e := range entries {
+		if tmpfile.Is(e.Name()) {
+			continue // a write in flight (see Write)
+		}
+		mode := e.Type()
+		if mode.IsRegular() {
+			mode |= 0o644 // permission bits are not in the listing; searches need only the type
+		}
+		infos = append(infos, FileInfo{Name: e.Name(), Mode: mode, IsDir: e.IsDir()})
+	}
+	return infos, nil
+}
+
+// dirEntriesAt reads the entries of the directory dirfd with their types
+// from the listing itself, through a descriptor of its own (a fresh offset
+// for getdents).
+func dirEntriesAt(dirfd int) ([]os.DirEntry, error) {
+	fd, err := unix.Openat(dirfd, ".", dirOpenFlags, 0)
 	if err != nil {
 		return nil, err
 	}
 	f := os.NewFile(uintptr(fd), ".")
 	defer f.Close()
-	entries, err := f.ReadDir(-1)
+	return f.ReadDir(-1)
+}
+
+// dirEntries reads the entries of the directory f with their types from
+// the listing itself. For a File opened in an os.Root, os lstats every
+// entry (to keep DirEntry.Info consistent); one of our own does not.
+func dirEntries(f *os.File) ([]os.DirEntry, error) {
+	raw, err := f.SyscallConn()
 	if err != nil {
 		return nil, err
 	}
-	infos := make([]FileInfo, len(entries))
-	for i, e := range entries {
-		mode := e.Type()
-		if mode.IsRegular() {
-			mode |= 0o644 // permission bits are not in the listing; searches need only the type
-		}
-		infos[i] = FileInfo{Name: e.Name(), Mode: mode, IsDir: e.IsDir()}
+	var entries []os.DirEntry
+	var lerr error
+	if err := raw.Control(func(fd uintptr) { entries, lerr = dirEntriesAt(int(fd)) }); err != nil {
+		return nil, err
 	}
-	return infos, nil
+	return entries, lerr
 }
 
 // read reads a regular file into buf (grown as needed): openat, fstat, one

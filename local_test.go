@@ -14,6 +14,8 @@ import (
 	"testing"
 
 	"go.uber.org/goleak"
+
+	"github.com/agentbackend/agentbackend/internal/tmpfile"
 )
 
 // localNoLeaks checks, when the test ends, that it left no goroutine behind.
@@ -313,7 +315,7 @@ func TestLocalConcurrentMixedOperations(t *testing.T) {
 		t.Errorf("shared has %d entries, %v", len(names), err)
 	}
 	for _, name := range localHostNames(t, b.RootDir()) {
-		if strings.Contains(name, ".tmp-") {
+		if strings.Contains(name, ".tmp-") || tmpfile.Is(name) {
 			t.Errorf("temporary file left: %s", name)
 		}
 	}

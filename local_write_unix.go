@@ -9,6 +9,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/agentbackend/agentbackend/internal/tmpfile"
 )
 
 // haveWriteAt says writeOnceAt exists on this system.
@@ -80,9 +82,13 @@ func writeAt(dirfd int, dir, name string, data []byte) (string, error) {
 	if existing {
 		perm = uint32(st.Mode) & 0o777
 	}
-	tmp, fd, err := createTempAt(dirfd, name, perm)
+	fd, err := tmpfile.OpenUnnamed(dirfd, perm, false)
+	tmp := "" // the temporary file's name, when it has one from the start
+	if err == tmpfile.ErrUnsupported {
+		tmp, fd, err = createTempAt(dirfd, perm)
+	}
 	if err != nil {
-		return "", err
+		return "", &fs.PathError{Op: "open", Path: name, Err: err}
 	}
 	err = writeAll(fd, data)
 	if err == nil && existing {
@@ -90,6 +96,18 @@ func writeAt(dirfd int, dir, name string, data []byte) (string, error) {
 	}
 	if err == nil && writeFault != nil {
 		err = writeFault("write")
+	}
+	if tmp == "" {
+		if err == nil && writeFault != nil {
+			err = writeFault("rename")
+		}
+		if err == nil {
+			if perr := tmpfile.Publish(fd, dirfd, name, existing); perr != nil {
+				err = &fs.PathError{Op: "rename", Path: name, Err: perr}
+			}
+		}
+		unix.Close(fd) // unnamed unless published: nothing to clean up
+		return "", err
 	}
 	if cerr := unix.Close(fd); err == nil && cerr != nil && cerr != unix.EINTR {
 		err = &fs.PathError{Op: "close", Path: tmp, Err: cerr}
@@ -108,10 +126,11 @@ func writeAt(dirfd int, dir, name string, data []byte) (string, error) {
 	return "", err
 }
 
-// createTempAt creates the temporary file ".<name>.tmp-<random>" of a write.
-func createTempAt(dirfd int, name string, perm uint32) (string, int, error) {
+// createTempAt creates the named temporary file of a write, where unnamed
+// files are not supported.
+func createTempAt(dirfd int, perm uint32) (string, int, error) {
 	for attempt := 0; ; attempt++ {
-		tmp := tempName(name)
+		tmp := tmpfile.Name()
 		var fd int
 		err := ignoringEINTR(func() (err error) {
 			fd, err = unix.Openat(dirfd, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, perm)
@@ -122,7 +141,7 @@ func createTempAt(dirfd int, name string, perm uint32) (string, int, error) {
 			return tmp, fd, nil
 		case err == unix.EEXIST && attempt < 10: // another write drew the same name
 		default:
-			return "", -1, &fs.PathError{Op: "open", Path: tmp, Err: err}
+			return "", -1, err
 		}
 	}
 }

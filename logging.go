@@ -28,6 +28,10 @@ const (
 	OpStat    Operation = "stat"
 	OpGlob    Operation = "glob" // ScopedBackend.Glob
 	OpGrep    Operation = "grep" // ScopedBackend.Grep
+	// OpNetwork is a decision of the filtering proxy of an allow-list
+	// Network about a connection a command asked for (Host): logged in
+	// every mode.
+	OpNetwork Operation = "network"
 )
 
 // Modifying reports whether the operation can change the workspace; those
@@ -45,7 +49,8 @@ type LogMode string
 
 const (
 	// LogStandard records the operations that can modify the workspace:
-	// exec, start, write, mkdir, delete, touch, rename.
+	// exec, start, write, mkdir, delete, touch, rename; and the network
+	// decisions about commands' connections.
 	LogStandard LogMode = "standard"
 	// LogVerbose records every operation, reads included.
 	LogVerbose LogMode = "verbose"
@@ -59,7 +64,8 @@ type OperationEntry struct {
 	Duration  time.Duration // how long it took
 	Path      string        // the path as the caller gave it, for file operations
 	Target    string        // the destination, for rename
-	Command   string        // the command, for exec
+	Command   string        // the command, for exec (and network: the command that asked)
+	Host      string        // the host and port asked for, for network
 	User      string        // ScopeConfig.User of the scope it went through
 	Workspace string        // the scope's root directory
 	Stdout    string        // exec output, as kept in the ExecResult
@@ -95,7 +101,7 @@ type OperationsLogger interface {
 
 // shouldLog reports whether logger wants entries for op.
 func shouldLog(logger OperationsLogger, op Operation) bool {
-	return logger != nil && (op.Modifying() || logger.Mode() == LogVerbose)
+	return logger != nil && (op.Modifying() || op == OpNetwork || logger.Mode() == LogVerbose)
 }
 
 // ConsoleLogger writes one line per operation to a writer (os.Stderr, say).
@@ -116,9 +122,12 @@ func (l *ConsoleLogger) Mode() LogMode { return l.mode }
 // Log writes the entry as one line.
 func (l *ConsoleLogger) Log(e OperationEntry) {
 	subject := e.Path
-	if e.Operation == OpExec || e.Operation == OpStart {
+	switch {
+	case e.Operation == OpExec || e.Operation == OpStart:
 		subject = e.Command
-	} else if e.Target != "" {
+	case e.Operation == OpNetwork:
+		subject = e.Host
+	case e.Target != "":
 		subject += " -> " + e.Target
 	}
 	outcome := "ok"
@@ -203,6 +212,7 @@ func (l *SlogLogger) Log(e OperationEntry) {
 	add("path", e.Path)
 	add("target", e.Target)
 	add("command", e.Command)
+	add("host", e.Host)
 	add("user", e.User)
 	level := slog.LevelInfo
 	if e.Operation == OpExec {

@@ -74,8 +74,9 @@ type MemoryBackend struct {
 	lifecycle
 	root string
 
-	mu  sync.RWMutex
-	idx *memIndex // nil once closed
+	mu      sync.RWMutex
+	idx     *memIndex   // nil once closed
+	watches []*memWatch // running watches (Watch)
 }
 
 var (
@@ -239,7 +240,18 @@ func (b *MemoryBackend) Write(ctx context.Context, p string, data []byte) error 
 		return err
 	}
 	val, now := string(data), time.Now().UnixNano() // outside the lock
-	err = b.mutate("write", func(idx *memIndex) error { return idx.writeFile(rel, val, now) })
+	err = b.mutate("write", func(idx *memIndex) error {
+		if len(b.watches) == 0 {
+			return idx.writeFile(rel, val, now)
+		}
+		missing := missingDirs(idx, rel, false)
+		_, existed := idx.get(rel)
+		if err := idx.writeFile(rel, val, now); err != nil {
+			return err
+		}
+		b.created(missing, rel, existed)
+		return nil
+	})
 	if err != nil && ErrorCode(err) == "" { // closed: already an *Error
 		return errFileOp(CodeWriteFailed, "write", p, err)
 	}
@@ -330,7 +342,19 @@ func (b *MemoryBackend) Mkdir(ctx context.Context, p string) error {
 		return err
 	}
 	now := time.Now().UnixNano()
-	err = b.mutate("mkdir", func(idx *memIndex) error { return idx.mkdirAll(rel, now) })
+	err = b.mutate("mkdir", func(idx *memIndex) error {
+		if len(b.watches) == 0 {
+			return idx.mkdirAll(rel, now)
+		}
+		missing := missingDirs(idx, rel, true)
+		if err := idx.mkdirAll(rel, now); err != nil {
+			return err
+		}
+		for _, d := range missing {
+			b.publish(WatchCreate, d)
+		}
+		return nil
+	})
 	if err != nil && ErrorCode(err) == "" { // closed: already an *Error
 		return errFileOp(CodeWriteFailed, "mkdir", p, err)
 	}
@@ -381,7 +405,11 @@ func (b *MemoryBackend) Remove(ctx context.Context, p string, opts RemoveOptions
 	}
 	now := time.Now().UnixNano()
 	err = b.mutate("rm", func(idx *memIndex) error {
-		return idx.remove(rel, opts.Recursive, now, ctxCheck(ctx, CodeWriteFailed, "rm", p))
+		if err := idx.remove(rel, opts.Recursive, now, ctxCheck(ctx, CodeWriteFailed, "rm", p)); err != nil {
+			return err
+		}
+		b.publish(WatchRemove, rel)
+		return nil
 	})
 	switch {
 	case err == nil:
@@ -418,7 +446,15 @@ func (b *MemoryBackend) Rename(ctx context.Context, from, to string) error {
 	now := time.Now().UnixNano()
 	var onDst bool
 	err = b.mutate("rename", func(idx *memIndex) (err error) {
+		var missing []string
+		if len(b.watches) > 0 {
+			missing = missingDirs(idx, relTo, false)
+		}
 		onDst, err = idx.rename(relFrom, relTo, now, ctxCheck(ctx, CodeWriteFailed, "rename", from))
+		if err == nil && relFrom != relTo {
+			b.publish(WatchRename, relFrom)
+			b.created(missing, relTo, false)
+		}
 		return err
 	})
 	switch {
@@ -443,7 +479,20 @@ func (b *MemoryBackend) Touch(ctx context.Context, p string) error {
 		return err
 	}
 	now := time.Now().UnixNano()
-	err = b.mutate("touch", func(idx *memIndex) error { return idx.touch(rel, now) })
+	err = b.mutate("touch", func(idx *memIndex) error {
+		if len(b.watches) == 0 {
+			return idx.touch(rel, now)
+		}
+		missing := missingDirs(idx, rel, false)
+		_, existed := idx.get(rel)
+		if err := idx.touch(rel, now); err != nil {
+			return err
+		}
+		if !existed {
+			b.created(missing, rel, false)
+		}
+		return nil
+	})
 	if err != nil && ErrorCode(err) == "" { // closed: already an *Error
 		return errFileOp(CodeWriteFailed, "touch", p, err)
 	}

@@ -25,6 +25,8 @@ import (
 //	write   Write, Mkdir, Touch, Edit's write, the target of Rename
 //	delete  Remove, the source of Rename
 //	exec    Exec (on the command line)
+//	network a command's connections through the backend's filtering
+//	        proxy (on the host name and port; see Network)
 //
 // The source of a Rename needs read as well as delete (a move must not carry
 // an unreadable file to a readable name), and a recursive Remove or a Rename
@@ -56,6 +58,16 @@ import (
 // `*` matches any run of characters (spaces and slashes included) and `?`
 // one character, anchored at both ends; a pattern starting with "re:" is an
 // RE2 regular expression, unanchored unless it says otherwise.
+//
+// Network patterns are the entries of a Network allow-list ("github.com",
+// "*.pypi.org", "*", "registry.local:8443", "10.0.0.0/8"), matched
+// against the host and port a command asks the proxy for. They decide
+// only where the backend runs such a proxy: a LocalBackend whose Network is
+// an allow-list (which bounds what any scope may allow) and the daemon's
+// commands. An Ask sends the approver a Request with Host set (and the
+// command line); "always" answers are remembered for that host and port.
+// Elsewhere (the host's network, software isolation, other backends) the
+// scope logs a warning the first time that its network rules do not apply.
 //
 // A command is also denied when one of its words, taken as a path
 // (relative to the command's working directory, "~" meaning it too), hits
@@ -93,9 +105,13 @@ import (
 // Docker and Kubernetes or to the daemon for Remote. The real path is
 // resolved in the scope's jail (see ScopedBackend), so a link that leads out
 // of the scope is refused (PATH_ESCAPE_ATTEMPT) whatever the policy.
-// The check happens just before the operation: a command running at the
-// same time that swaps a link between the two can still win the race,
-// which is another reason isolation is the real guard.
+// On a LocalBackend (Linux), Read and Write (and so Edit, ReadLines) then
+// act on exactly the real path that was judged, following no link: a link
+// that a command running at the same time swaps in meanwhile makes them
+// check again instead of leading to a denied file. The other operations,
+// and other backends, check just before the operation, and such a command
+// can still win that race (Stat, ReadDir and Touch of what a swapped link
+// points to).
 //
 // # Listings and searches
 //
@@ -136,6 +152,9 @@ type Permissions struct {
 	Write  Policy `json:"write,omitzero"`  // Write, Mkdir, Touch, Edit, the target of Rename
 	Delete Policy `json:"delete,omitzero"` // Remove, the source of Rename
 	Exec   Policy `json:"exec,omitzero"`   // Exec (and background processes)
+	// Network decides the connections a command asks the backend's
+	// filtering proxy for (see Network).
+	Network Policy `json:"network,omitzero"`
 
 	// Approver answers Ask decisions. Nil inherits the approver of the
 	// nearest enclosing scope that has one; with none at all, AskFallback
@@ -159,11 +178,14 @@ const (
 	AccessWrite  Access = "write"
 	AccessDelete Access = "delete"
 	AccessExec   Access = "exec"
+	// AccessNetwork is a command's connection to a host, through the
+	// filtering proxy of an allow-list Network.
+	AccessNetwork Access = "network"
 )
 
 // allAccesses is every Access, in the order of the Permissions fields and
 // of Access.index.
-var allAccesses = [numAccesses]Access{AccessRead, AccessList, AccessSearch, AccessWrite, AccessDelete, AccessExec}
+var allAccesses = [numAccesses]Access{AccessRead, AccessList, AccessSearch, AccessWrite, AccessDelete, AccessExec, AccessNetwork}
 
 // Accesses returns every Access, in the order of the Permissions fields.
 func Accesses() []Access {
@@ -186,11 +208,13 @@ func (a Access) index() int {
 		return 4
 	case AccessExec:
 		return 5
+	case AccessNetwork:
+		return 6
 	}
 	return -1
 }
 
-const numAccesses = 6
+const numAccesses = 7
 
 // Action is what a rule or a default decides.
 type Action string
@@ -279,6 +303,8 @@ func (p *Permissions) Policy(a Access) *Policy {
 		return &p.Delete
 	case AccessExec:
 		return &p.Exec
+	case AccessNetwork:
+		return &p.Network
 	}
 	return nil
 }
@@ -314,8 +340,8 @@ func (p *Permissions) Validate() error {
 }
 
 // PermissionsFromJSON reads permissions from JSON, the same fields as the
-// Permissions struct (read, list, search, write, delete, exec, each with
-// default and rules; askFallback). Unknown fields, bad actions and bad
+// Permissions struct (read, list, search, write, delete, exec, network,
+// each with default and rules; askFallback). Unknown fields, bad actions and bad
 // patterns are INVALID_CONFIGURATION errors naming the field. The Approver
 // is left nil.
 //

@@ -22,6 +22,7 @@ type Denial struct {
 	Resolved string
 	Command  string // the command line, for exec
 	Argument string // the word of the command that named a denied path
+	Host     string // the host and port asked for, for network
 	// Rule is the deciding rule; its Pattern is empty when the policy's
 	// default decided (Action then says what the default is).
 	Rule  Rule
@@ -81,7 +82,8 @@ func (d *Denial) Unwrap() error { return d.Err }
 var errNoApprover = errors.New("no approver")
 
 // approvalKey is what an answer is about: an access to a path (relative to
-// the asking layer's root, "" for the root) or, for exec, a command line.
+// the asking layer's root, "" for the root), for exec a command line, for
+// network a host and port.
 type approvalKey struct {
 	access Access
 	target string

@@ -162,6 +162,13 @@ type pathCheck struct {
 // real path (relative to the base root) it leads to, asking approvers when
 // a rule says so. It fails with PERMISSION_DENIED, APPROVAL_REQUIRED, or
 // PATH_ESCAPE_ATTEMPT for a link leading out of a layer.
+// judgesRealPath reports whether checkPath judges the real path (links
+// resolved) for access a, and returns it: the operation must then act on
+// that path, following no link (see linkFreeFS).
+func (s *ScopedBackend) judgesRealPath(a Access) bool {
+	return s.perms != nil && s.perms.strict[a.index()] && s.links != nil
+}
+
 func (s *ScopedBackend) checkPath(ctx context.Context, op string, pc pathCheck, o *opCheck) (string, error) {
 	c := s.perms
 	if !c.strict[pc.access.index()] {
@@ -261,7 +268,10 @@ func (s *ScopedBackend) denied(op string, pc pathCheck, v verdict, real string, 
 func (s *ScopedBackend) refused(op string, a Access, p, command string, v verdict, resolved string, dec Decision, remembered bool, err error) error {
 	d := &Denial{Access: a, Path: v.subject, Resolved: resolved, Command: command, Scope: v.layer.root,
 		Rule: ruleOf(v.layer, a.index(), v.rule), Asked: true, Decision: dec, Remembered: remembered, Err: err}
-	if command != "" {
+	switch {
+	case a == AccessNetwork:
+		d.Host, d.Path = p, ""
+	case command != "":
 		d.Path = ""
 	}
 	code := CodePermissionDenied

@@ -7,6 +7,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/bmatcuk/doublestar/v4"
+
+	"github.com/agentbackend/agentbackend/internal/netproxy"
 )
 
 // This file compiles Permissions into matchers cheap enough to run on every
@@ -490,8 +492,9 @@ func (m *cmdMatcher) match(command string) bool {
 // compiledRule is a Rule with its matcher.
 type compiledRule struct {
 	Rule
-	glob globSet    // file accesses
-	cmd  cmdMatcher // exec
+	glob globSet       // file accesses
+	cmd  cmdMatcher    // exec
+	host netproxy.Rule // network
 }
 
 // compiledPolicy is a Policy ready to decide.
@@ -515,6 +518,17 @@ func (p *compiledPolicy) decide(subject string, exec bool) (Action, *compiledRul
 			ok = r.glob.match(subject)
 		}
 		if ok {
+			return r.Action, r
+		}
+	}
+	return p.def, nil
+}
+
+// decideHost returns the action for a connection to host (canonical) on
+// port, and the rule that decided (nil for the default).
+func (p *compiledPolicy) decideHost(host string, port int) (Action, *compiledRule) {
+	for i := range p.rules {
+		if r := &p.rules[i]; r.host.Match(host, port) {
 			return r.Action, r
 		}
 	}
@@ -555,9 +569,12 @@ func compilePermissions(p *Permissions) (*compiledPermissions, error) {
 			}
 			cr := compiledRule{Rule: r}
 			var err error
-			if a == AccessExec {
+			switch a {
+			case AccessExec:
 				cr.cmd, err = compileCommand(r.Pattern)
-			} else {
+			case AccessNetwork:
+				cr.host, err = netproxy.ParseRule(r.Pattern)
+			default:
 				cr.glob, err = compileGlobSet(r.Pattern)
 			}
 			if err != nil {

@@ -56,13 +56,15 @@ func ReadOnlyPermissions() *Permissions {
 
 // StrictPermissions returns a preset for supervised agents: reading,
 // listing and searching are allowed (secrets excepted), while every write,
-// delete and command asks the approver first. Set Approver (for example a
+// delete, command and host a command connects to (under an allow-list
+// Network) asks the approver first. Set Approver (for example a
 // TerminalApprover); without one every Ask is denied.
 func StrictPermissions() *Permissions {
 	return withSecretsDenied(&Permissions{
-		Write:  Policy{Default: Ask},
-		Delete: Policy{Default: Ask},
-		Exec:   Policy{Default: Ask},
+		Write:   Policy{Default: Ask},
+		Delete:  Policy{Default: Ask},
+		Exec:    Policy{Default: Ask},
+		Network: Policy{Default: Ask},
 	})
 }
 

@@ -2,6 +2,7 @@ package agentbackend
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -26,10 +27,16 @@ import (
 //   - a path whose write or delete access is not allowed is shown
 //     read-only (and cannot be removed or renamed: it is a mount point); a
 //     directory whose every entry is so, read-only as a whole, so nothing
-//     can be created in it either.
+//     can be created in it either;
+//   - the directories above those paths are bound onto themselves, still
+//     read-write: as mount points they cannot be renamed or removed, so a
+//     command cannot move a masked path, with its directory, to a name the
+//     rules do not cover (where the next command would see it unmasked).
 //
 // Paths are judged when the command starts: files it creates, and files
-// renamed to a protected name meanwhile, are not covered. Symbolic links
+// renamed to a protected name meanwhile, are not covered. A directory the
+// walk cannot read (mode 000, which its owner may change back) is masked
+// whole when a rule may apply below it. Symbolic links
 // are not masked: reading through one reaches the masked target. Under
 // isolation none or software, and on other backends, nothing reaches into
 // the command: it can read and write what the file API denies, and the
@@ -97,7 +104,19 @@ type maskDir interface {
 func (c *permChain) masks(ctx context.Context, top maskDir, base string) ([]sandbox.Mask, error) {
 	var out []sandbox.Mask
 	readOnly := 0
+	mounted := map[string]bool{".": true} // masks and pins so far
 	add := func(m sandbox.Mask) error {
+		// The directories above a mask are pinned first (see
+		// sandbox.Mask.Pin): renaming one would move the mask along with
+		// the path, to a name the next command's walk does not judge.
+		for i := 0; i < len(m.Path); i++ {
+			if m.Path[i] == '/' && !mounted[m.Path[:i]] {
+				mounted[m.Path[:i]] = true
+				out = append(out, sandbox.Mask{Path: m.Path[:i], Dir: true, Pin: true})
+				readOnly++
+			}
+		}
+		mounted[m.Path] = true
 		out = append(out, m)
 		if !m.Hide {
 			readOnly++
@@ -105,6 +124,18 @@ func (c *permChain) masks(ctx context.Context, top maskDir, base string) ([]sand
 		if len(out) > maxSandboxMasks || readOnly > maxReadOnlyMasks {
 			return &Error{Code: CodeExecError, Op: "exec", Path: base,
 				Message: fmt.Sprintf("Command not started: the permissions protect more than %d paths (or %d read-only ones) here, each a mount of the sandbox; narrow the read, write and delete rules", maxSandboxMasks, maxReadOnlyMasks)}
+		}
+		return nil
+	}
+	// A directory the walk cannot read, whose user (the command's) may
+	// chmod it back, is masked whole: hidden when a read rule may apply
+	// below it, else read-only when a write or delete rule may.
+	blind := func(rel, in string, protected bool) error {
+		if c.mayRuleBelow([]Access{AccessRead}, in, "") {
+			return add(sandbox.Mask{Path: rel, Dir: true, Hide: true})
+		}
+		if !protected && c.mayRuleBelow([]Access{AccessWrite, AccessDelete}, in, in) {
+			return add(sandbox.Mask{Path: rel, Dir: true})
 		}
 		return nil
 	}
@@ -131,7 +162,7 @@ func (c *permChain) masks(ctx context.Context, top maskDir, base string) ([]sand
 		}
 		entries, err := d.ReadDir(-1)
 		if err != nil {
-			return nil // unreadable: nothing the command can read either
+			return blind(rel, in, protected)
 		}
 		for _, e := range entries {
 			p, pin := pathjail.JoinRel(rel, e.Name()), pathjail.JoinRel(in, e.Name())
@@ -140,6 +171,12 @@ func (c *permChain) masks(ctx context.Context, top maskDir, base string) ([]sand
 				continue // the link's target is judged where it lies
 			case t.IsDir():
 				sub, err := d.Sub(e.Name())
+				if errors.Is(err, fs.ErrPermission) {
+					if err := blind(p, pin, protected); err != nil {
+						return err
+					}
+					continue
+				}
 				if err != nil {
 					continue // vanished, or replaced by a link
 				}

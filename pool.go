@@ -26,6 +26,12 @@ type PoolConfig[C any] struct {
 	// CleanupInterval, if positive, runs CleanupIdle periodically until
 	// Close.
 	CleanupInterval time.Duration
+	// Warm is how many backends made from Defaults alone the pool keeps
+	// ready, so that an Acquire without an override for a key that has no
+	// backend takes one at once instead of waiting for New (a container to
+	// start, say); another is made in the background. An Acquire with an
+	// override makes its own. Close closes the ready ones. Zero means none.
+	Warm int
 }
 
 // PoolManager reuses backends by key, for servers that handle many requests
@@ -42,6 +48,8 @@ type PoolManager[C any] struct {
 	mu      sync.Mutex
 	closed  bool
 	entries map[string]*poolEntry
+	warm    []FileBackend // ready backends of the warm pool (see pool_warm.go)
+	refill  chan struct{} // wakes the warm pool's refiller
 }
 
 // poolEntry is one key's backend. Its fields are guarded by the pool's mu.
@@ -59,6 +67,7 @@ type PoolStats struct {
 	Total  int // backends in the pool
 	Active int // backends with at least one user
 	Idle   int // backends with none
+	Warm   int // ready backends of the warm pool, given to no key yet (PoolConfig.Warm)
 }
 
 // Lease is a backend acquired from a pool. Release it exactly once when done.
@@ -81,12 +90,19 @@ func NewPool[C any](cfg PoolConfig[C]) (*PoolManager[C], error) {
 	if cfg.New == nil {
 		return nil, errConfig("PoolConfig.New is required")
 	}
+	if cfg.Warm < 0 {
+		return nil, errConfig("PoolConfig.Warm must not be negative")
+	}
 	if cfg.IdleTimeout <= 0 {
 		cfg.IdleTimeout = DefaultIdleTimeout
 	}
-	p := &PoolManager[C]{cfg: cfg, stop: make(chan struct{}), entries: make(map[string]*poolEntry)}
+	p := &PoolManager[C]{cfg: cfg, stop: make(chan struct{}), entries: make(map[string]*poolEntry), refill: make(chan struct{}, 1)}
 	if cfg.CleanupInterval > 0 {
 		p.done.Go(p.cleanupLoop)
+	}
+	if cfg.Warm > 0 {
+		p.done.Go(p.warmLoop)
+		p.wakeWarm()
 	}
 	return p, nil
 }
@@ -183,7 +199,14 @@ func (p *PoolManager[C]) createEntry(ctx context.Context, key string, override f
 	return Lease{Backend: b, pool: p, entry: e}, nil
 }
 
+// create makes a backend: a ready one of the warm pool when there is no
+// override, else one of New.
 func (p *PoolManager[C]) create(ctx context.Context, override func(*C)) (FileBackend, error) {
+	if override == nil && p.cfg.Warm > 0 {
+		if b := p.takeWarm(); b != nil {
+			return b, nil
+		}
+	}
 	cfg := p.cfg.Defaults
 	if override != nil {
 		override(&cfg)
@@ -268,7 +291,7 @@ func isReady(e *poolEntry) bool {
 func (p *PoolManager[C]) Stats() PoolStats {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	s := PoolStats{Total: len(p.entries)}
+	s := PoolStats{Total: len(p.entries), Warm: len(p.warm)}
 	for _, e := range p.entries {
 		if e.uses > 0 {
 			s.Active++
@@ -279,8 +302,9 @@ func (p *PoolManager[C]) Stats() PoolStats {
 	return s
 }
 
-// Close stops periodic cleanup and closes every pooled backend, in use or
-// not; later Acquires fail. Idempotent.
+// Close stops periodic cleanup and the warm pool's refiller and closes
+// every pooled backend, in use or not, and the warm pool's; later Acquires
+// fail. Idempotent.
 func (p *PoolManager[C]) Close() error {
 	p.mu.Lock()
 	if p.closed {
@@ -294,7 +318,16 @@ func (p *PoolManager[C]) Close() error {
 
 	close(p.stop)
 	p.done.Wait()
+	p.mu.Lock()
+	warm := p.warm
+	p.warm = nil
+	p.mu.Unlock()
 	var errs []error
+	for _, b := range warm {
+		if err := b.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	for _, e := range entries {
 		if isReady(e) && e.backend != nil {
 			if err := e.backend.Close(); err != nil {

@@ -267,3 +267,96 @@ func BenchmarkPoolAcquireRelease(b *testing.B) {
 		}
 	})
 }
+
+// waitWarm waits until the pool has n ready backends.
+func waitWarm(t *testing.T, p *PoolManager[MemoryConfig], n int) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); p.Stats().Warm != n; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("warm pool has %d ready, want %d", p.Stats().Warm, n)
+		}
+	}
+}
+
+// TestPoolWarm: the warm pool fills to its bound and no further; a key's
+// first Acquire without an override takes a ready backend (made from the
+// defaults) and the pool makes another; one with an override makes its
+// own; a failing New is retried; a ready backend closed meanwhile is not
+// handed out; Close closes the ready ones.
+func TestPoolWarm(t *testing.T) {
+	defer func(d time.Duration) { warmRetry = d }(warmRetry)
+	warmRetry = 10 * time.Millisecond
+	ctx := context.Background()
+	var failures atomic.Int32
+	failures.Store(2)
+	var made sync.Map // the backends New made
+	var created atomic.Int32
+	p, err := NewPool(PoolConfig[MemoryConfig]{
+		Defaults: MemoryConfig{RootDir: "/default"},
+		Warm:     2,
+		New: func(ctx context.Context, c MemoryConfig) (FileBackend, error) {
+			if failures.Add(-1) >= 0 {
+				return nil, errors.New("injected New failure")
+			}
+			created.Add(1)
+			b, err := NewMemory(c)
+			made.Store(b, true)
+			return b, err
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitWarm(t, p, 2)
+	time.Sleep(50 * time.Millisecond)
+	if s := p.Stats(); s.Warm != 2 || created.Load() != 2 {
+		t.Fatalf("filled past its bound: %+v, %d made", s, created.Load())
+	}
+
+	a, err := p.Acquire(ctx, "a", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := made.Load(a.Backend); !ok || a.Backend.RootDir() != "/default" {
+		t.Errorf("Acquire did not take a warm backend")
+	}
+	waitWarm(t, p, 2)
+	if created.Load() != 3 {
+		t.Errorf("%d made after one was taken, want 3", created.Load())
+	}
+	b, err := p.Acquire(ctx, "b", func(c *MemoryConfig) { c.RootDir = "/override" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Backend.RootDir() != "/override" || p.Stats().Warm != 2 {
+		t.Errorf("an override took a warm backend: %q, %+v", b.Backend.RootDir(), p.Stats())
+	}
+
+	// A ready backend that stopped being connected is dropped, not given.
+	p.mu.Lock()
+	stale := p.warm[0]
+	p.mu.Unlock()
+	stale.Close()
+	c, err := p.Acquire(ctx, "c", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Backend == stale || c.Backend.Status() != StatusConnected {
+		t.Errorf("a closed warm backend was handed out")
+	}
+	waitWarm(t, p, 2)
+	p.mu.Lock()
+	ready := append([]FileBackend(nil), p.warm...)
+	p.mu.Unlock()
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range ready {
+		if b.Status() != StatusDestroyed {
+			t.Errorf("Close left a warm backend %s", b.Status())
+		}
+	}
+	if s := p.Stats(); s.Warm != 0 {
+		t.Errorf("Stats after Close = %+v", s)
+	}
+}

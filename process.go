@@ -77,6 +77,10 @@ type ProcessInfo struct {
 	// StdoutBytes and StderrBytes count the output produced so far, kept or
 	// not.
 	StdoutBytes, StderrBytes int64
+	// Terminal says the process runs on a pseudo-terminal
+	// (ExecOptions.Terminal): its output, both streams merged, is all on
+	// standard output.
+	Terminal bool
 }
 
 // Defaults of ProcessConfig.
@@ -150,7 +154,9 @@ type Process struct {
 	backend BackendType
 	started time.Time
 	timeout time.Duration
-	ctl     processControl // set before the process is visible to anyone
+	onTerm  bool            // started with ExecOptions.Terminal
+	ctl     processControl  // set before the process is visible to anyone
+	term    terminalControl // set with ctl for a process on a terminal; else nil
 	stdin   io.WriteCloser
 	done    chan struct{}
 	table   *processTable
@@ -174,6 +180,7 @@ func newProcess(t *processTable, backend BackendType, command string, opts *Exec
 		backend: backend,
 		started: time.Now(),
 		timeout: opts.Timeout,
+		onTerm:  opts.Terminal != nil,
 		done:    make(chan struct{}),
 		table:   t,
 		state:   ProcessRunning,
@@ -201,6 +208,7 @@ func (p *Process) infoLocked() ProcessInfo {
 		ID: p.id, Command: p.command, State: p.state, ExitCode: -1,
 		StartedAt: p.started, EndedAt: p.ended,
 		StdoutBytes: p.streams[0].end, StderrBytes: p.streams[1].end,
+		Terminal: p.onTerm,
 	}
 	if p.result != nil {
 		info.ExitCode = p.result.ExitCode
@@ -280,7 +288,10 @@ func (p *Process) Kill() error { return p.ctl.kill() }
 
 // Stdin returns the writer to the process's standard input, or nil when
 // ExecOptions.Stdin supplied it. Closing it ends the input. Writes fail
-// once the process has ended.
+// once the process has ended. For a process on a terminal it types into
+// the terminal: "\r" is Enter, "\x03" Ctrl-C (see TerminalKey), and
+// Close ends only the writer, not the terminal (type Ctrl-D for an end of
+// input).
 func (p *Process) Stdin() io.WriteCloser { return p.stdin }
 
 // Output returns the standard output the process produced from offset
@@ -582,13 +593,20 @@ func processStreams(p *Process, stdout, stderr io.Writer) (*processStream, *proc
 	return o, e
 }
 
+// terminalStream returns the one output writer of a process on a
+// terminal, whose output is all standard output. It may be given to two
+// writers (a daemon that ignores the terminal sends standard error apart).
+func terminalStream(p *Process, live io.Writer) *processStream {
+	return &processStream{p: p, stream: 0, live: live, mu: new(sync.Mutex)}
+}
+
 func (s *processStream) Write(data []byte) (int, error) {
+	if s.mu != nil {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+	}
 	s.p.appendOutput(s.stream, data)
 	if s.live != nil && s.liveErr == nil {
-		if s.mu != nil {
-			s.mu.Lock()
-			defer s.mu.Unlock()
-		}
 		_, s.liveErr = s.live.Write(data)
 	}
 	return len(data), nil

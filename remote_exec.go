@@ -59,10 +59,11 @@ func (b *RemoteBackend) Exec(ctx context.Context, command string, opts *ExecOpti
 	if err != nil {
 		return nil, err
 	}
-	sess, err := c.client.NewSession()
+	sess, release, err := c.newSession(ctx)
 	if err != nil {
 		return nil, b.execErr(c, command, err)
 	}
+	defer release()
 	defer sess.Close()
 	if err := b.jailSession(c, sess.SendRequest); err != nil {
 		return nil, b.execErr(c, command, err)
@@ -146,6 +147,11 @@ var signalNumbers = map[string]int{"HUP": 1, "INT": 2, "QUIT": 3, "ILL": 4, "ABR
 
 // execErr is the error of an exec session that failed to run.
 func (b *RemoteBackend) execErr(c *remoteConn, command string, err error) error {
+	var e *Error
+	if errors.As(err, &e) { // RESOURCE_LIMIT, or a new link's connection error
+		e.Op, e.Command = "exec", command
+		return e
+	}
 	if b.destroyed.Load() || c.lost(err) {
 		cause := err
 		if c.dead() {

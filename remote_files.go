@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"io/fs"
-	"net"
 	"os"
 	"path"
 	"slices"
@@ -17,6 +16,7 @@ import (
 	"github.com/pkg/sftp"
 
 	"github.com/agentbackend/agentbackend/internal/sftpbulk"
+	"github.com/agentbackend/agentbackend/internal/tmpfile"
 )
 
 // File operations of RemoteBackend, over the connection's SFTP session.
@@ -26,6 +26,7 @@ import (
 
 // remoteOp is what a file operation works with.
 type remoteOp struct {
+	ctx   context.Context
 	b     *RemoteBackend // the backend or scope view it works for
 	c     *remoteConn
 	sc    *sftp.Client
@@ -63,11 +64,11 @@ func (b *RemoteBackend) do(ctx context.Context, code Code, op, p string, fn func
 	if err != nil {
 		return err
 	}
-	sc, posix, err := c.sftpClient(b)
+	sc, posix, err := c.sftpClient(ctx, b)
 	if err != nil {
 		return b.fail(c, code, op, p, err)
 	}
-	o := &remoteOp{b: b, c: c, sc: sc, posix: posix}
+	o := &remoteOp{ctx: ctx, b: b, c: c, sc: sc, posix: posix}
 	if ctx.Done() == nil {
 		return b.fail(c, code, op, p, fn(o))
 	}
@@ -118,61 +119,6 @@ func (b *RemoteBackend) fail(c *remoteConn, code Code, op, p string, err error) 
 	return errFileOp(code, op, p, &fs.PathError{Op: op, Path: p, Err: cause})
 }
 
-// isConnLoss reports whether err says the SSH or SFTP connection went away
-// rather than that the operation failed.
-func isConnLoss(err error) bool {
-	var oe *net.OpError
-	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) ||
-		errors.Is(err, sftp.ErrSSHFxConnectionLost) || errors.Is(err, sftp.ErrSSHFxNoConnection) ||
-		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.As(err, &oe)
-}
-
-// errRemoteEscape stands for the daemon refusing a path that leaves the
-// workspace (a symbolic link pointing out).
-var errRemoteEscape = errors.New("path escapes the workspace")
-
-// sftpCause turns an SFTP failure into the errno it stands for, so that
-// errors.Is(err, fs.ErrNotExist) and friends work as on every backend. An
-// SFTP status has only a few codes; FAILURE carries the server's message,
-// which both daemons fill from the OS error.
-func sftpCause(err error) error {
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return syscall.ENOENT
-	case errors.Is(err, fs.ErrPermission):
-		return syscall.EACCES
-	}
-	var se *sftp.StatusError
-	var be *sftpbulk.StatusError
-	if !errors.As(err, &se) && !errors.As(err, &be) {
-		return err
-	}
-	msg := strings.ToLower(err.Error())
-	for _, m := range statusMessages {
-		if strings.Contains(msg, m.text) {
-			return m.cause
-		}
-	}
-	return err
-}
-
-var statusMessages = []struct {
-	text  string
-	cause error
-}{
-	{"escape", errRemoteEscape},
-	{"not a directory", syscall.ENOTDIR},
-	{"enotdir", syscall.ENOTDIR},
-	{"is a directory", syscall.EISDIR},
-	{"eisdir", syscall.EISDIR},
-	{"file exists", syscall.EEXIST},
-	{"eexist", syscall.EEXIST},
-	{"not empty", syscall.ENOTEMPTY},
-	{"no such file", syscall.ENOENT},
-	{"permission denied", syscall.EACCES},
-	{"too many levels of symbolic links", syscall.ELOOP},
-}
-
 // Read returns a file's contents. The file is opened and stat'ed at once,
 // then read with concurrent requests straight into the result.
 func (b *RemoteBackend) Read(ctx context.Context, p string) ([]byte, error) {
@@ -202,7 +148,7 @@ func (b *RemoteBackend) Read(ctx context.Context, p string) ([]byte, error) {
 		}
 		if fi.Size() >= bulkSize {
 			f.Close()
-			bulk, err := o.c.bulkSession(o.b)
+			bulk, err := o.c.bulkSession(o.ctx, o.b)
 			if err != nil {
 				return err
 			}
@@ -221,11 +167,15 @@ func (b *RemoteBackend) Read(ctx context.Context, p string) ([]byte, error) {
 }
 
 // Write replaces a file atomically: the data goes to a temporary file
-// ".<name>.tmp-<random>" beside it, which is renamed over the target, so
+// ".agentbe-<hex>.tmp" beside it, which is renamed over the target, so
 // readers see the old contents or the new and a failed Write leaves the old
-// file as it was. An existing file keeps its permission bits; missing
-// parents are created (by the daemon, when the temporary file is opened).
-// Writing to a symbolic link replaces the link with a file.
+// file as it was and removes the temporary one. This module's daemon keeps
+// that file without a name until the rename (see the daemon package): a
+// Write cut off by a lost connection, or by the daemon's death, leaves
+// nothing; its listings, like every backend's, leave such names out. An
+// existing file keeps its permission bits; missing parents are created (by
+// the daemon, when the temporary file is opened). Writing to a symbolic
+// link replaces the link with a file.
 func (b *RemoteBackend) Write(ctx context.Context, p string, data []byte) error {
 	full, rel, err := b.abs("write", p)
 	if err != nil {
@@ -234,8 +184,7 @@ func (b *RemoteBackend) Write(ctx context.Context, p string, data []byte) error 
 	if rel == "." {
 		return errFileOp(CodeWriteFailed, "write", p, &fs.PathError{Op: "write", Path: p, Err: syscall.EISDIR})
 	}
-	dir, name := path.Split(full)
-	tmp := dir + tempName(name)
+	tmp := path.Join(path.Dir(full), tmpfile.Name())
 	return b.do(ctx, CodeWriteFailed, "write", p, func(o *remoteOp) error {
 		var fi os.FileInfo
 		var statErr error
@@ -298,7 +247,7 @@ func (o *remoteOp) writeSmall(tmp string, data []byte, stat func()) error {
 func (o *remoteOp) writeBulk(tmp string, data []byte, stat func()) error {
 	var wg sync.WaitGroup
 	wg.Go(stat)
-	bulk, err := o.c.bulkSession(o.b)
+	bulk, err := o.c.bulkSession(o.ctx, o.b)
 	if err == nil {
 		err = bulk.WriteFile(tmp, sftpbulk.FlagWrite|sftpbulk.FlagCreat|sftpbulk.FlagExcl, data)
 	}
@@ -378,19 +327,45 @@ type renamedInfo struct {
 func (r renamedInfo) Name() string { return r.name }
 
 // Mkdir creates a directory and any missing parents; an existing directory
-// is not an error.
+// is not an error, an existing file is (EEXIST), as is a file on the way
+// (ENOTDIR).
 func (b *RemoteBackend) Mkdir(ctx context.Context, p string) error {
 	full, _, err := b.abs("mkdir", p)
 	if err != nil {
 		return err
 	}
-	return b.do(ctx, CodeWriteFailed, "mkdir", p, func(o *remoteOp) error {
-		err := o.sc.Mkdir(full)
-		if err == nil || sftpCause(err) == errRemoteEscape {
-			return err
+	return b.do(ctx, CodeWriteFailed, "mkdir", p, func(o *remoteOp) error { return o.mkdirAll(full) })
+}
+
+// mkdirAll is MkdirAll over SFTP, with the daemon's errors kept (pkg/sftp's
+// own MkdirAll makes up errors that name this side's paths). It does not
+// rely on what MKDIR says about an existing directory (daemons differ):
+// after a failure, STAT decides.
+func (o *remoteOp) mkdirAll(dir string) error {
+	err := o.sc.Mkdir(dir)
+	if err == nil || sftpCause(err) == errRemoteEscape {
+		return err
+	}
+	fi, serr := o.sc.Stat(dir)
+	switch {
+	case serr == nil && fi.IsDir():
+		return nil
+	case serr == nil:
+		return syscall.EEXIST // a file is in the way
+	case sftpCause(serr) != syscall.ENOENT:
+		return serr // ENOTDIR: a file on the way
+	case path.Dir(dir) == dir:
+		return err
+	}
+	if err := o.mkdirAll(path.Dir(dir)); err != nil {
+		return err
+	}
+	if err = o.sc.Mkdir(dir); err != nil {
+		if fi, serr := o.sc.Stat(dir); serr == nil && fi.IsDir() {
+			return nil // made meanwhile by someone else
 		}
-		return o.sc.MkdirAll(full) // exists already, or parents missing
-	})
+	}
+	return err
 }
 
 // Exists reports whether a file or directory exists. A missing path, or

@@ -54,6 +54,7 @@ func (b *RemoteBackend) Start(ctx context.Context, command string, opts *ExecOpt
 	if err != nil {
 		return nil, err
 	}
+	term, _ := terminalOf("start", &o) // checked by prepareExec
 	if err := ctx.Err(); err != nil {
 		return nil, errNotStarted(command, err)
 	}
@@ -72,33 +73,51 @@ func (b *RemoteBackend) Start(ctx context.Context, command string, opts *ExecOpt
 		b.bg.forget(p)
 		return nil, err
 	}
-	sess, err := c.client.NewSession()
+	sess, release, err := c.newSession(ctx)
 	if err != nil {
 		return fail(b.execErr(c, command, err))
 	}
-	if err := b.jailSession(c, sess.SendRequest); err != nil {
+	rc.release = release
+	closeSess := func() {
 		sess.Close()
+		release()
+	}
+	if err := b.jailSession(c, sess.SendRequest); err != nil {
+		closeSess()
 		return fail(b.execErr(c, command, err))
 	}
 	// The answer does not matter: the reference daemon refuses it.
 	if _, err := sess.SendRequest(RemoteBackgroundRequest, true, nil); err != nil {
-		sess.Close()
+		closeSess()
 		return fail(b.execErr(c, command, err))
 	}
+	env := mergeEnv(b.cfg.Env, o.Env)
 	stdout, stderr := processStreams(p, o.Stdout, o.Stderr)
+	if term != nil {
+		// The daemon merges the streams on a terminal; one that ignores the
+		// request (the reference) sends stderr apart: merge it here.
+		stdout = terminalStream(p, o.Stdout)
+		stderr = stdout
+		env = mergeEnv(env, map[string]string{"TERM": term.Term})
+		if err := sess.RequestPty(term.Term, term.Rows, term.Cols, ssh.TerminalModes{}); err != nil {
+			sess.Close()
+			return fail(b.execErr(c, command, err))
+		}
+		p.term = rc
+	}
 	sess.Stdout, sess.Stderr = stdout, stderr
 	if o.Stdin != nil {
 		sess.Stdin = o.Stdin
 	} else if p.stdin, err = sess.StdinPipe(); err != nil {
-		sess.Close()
+		closeSess()
 		return fail(b.execErr(c, command, err))
 	}
 	if err := ctx.Err(); err != nil {
-		sess.Close()
+		closeSess()
 		return fail(errNotStarted(command, err))
 	}
-	if err := sess.Start(execScript(cwd, mergeEnv(b.cfg.Env, o.Env), command)); err != nil {
-		sess.Close()
+	if err := sess.Start(execScript(cwd, env, command)); err != nil {
+		closeSess()
 		return fail(b.execErr(c, command, err))
 	}
 	rc.mu.Lock()
@@ -124,6 +143,9 @@ func (b *RemoteBackend) prepareExec(op, command string, o *ExecOptions) (string,
 		return "", err
 	}
 	if err := ValidateEnv(o.Env); err != nil {
+		return "", err
+	}
+	if _, err := terminalOf(op, o); err != nil {
 		return "", err
 	}
 	cwd := b.root
@@ -156,12 +178,13 @@ func (b *RemoteBackend) closeProcesses() {
 
 // remoteProc is a background process on the daemon: its SSH session.
 type remoteProc struct {
-	b     *RemoteBackend
-	c     *remoteConn
-	p     *Process
-	sess  *ssh.Session // set before run starts
-	timer *time.Timer
-	ended chan struct{} // closed when the session has ended
+	b       *RemoteBackend
+	c       *remoteConn
+	p       *Process
+	sess    *ssh.Session // set before run starts
+	release func()       // gives the session's place on its link back
+	timer   *time.Timer
+	ended   chan struct{} // closed when the session has ended
 
 	mu      sync.Mutex
 	done    bool  // the session has ended
@@ -183,6 +206,7 @@ func (rc *remoteProc) run() {
 	}
 	rc.killers.Wait()
 	_ = rc.sess.Close()
+	rc.release()
 	code := exitCodeOf(err)
 	var killed, failure error
 	switch {
@@ -198,6 +222,22 @@ func (rc *remoteProc) run() {
 }
 
 func (rc *remoteProc) kill() error { return rc.killWith(errKilled) }
+
+// resize sends the SSH window-change request (RFC 4254, section 6.7),
+// which needs no answer: the reference daemon accepts and ignores it.
+func (rc *remoteProc) resize(rows, cols int) error {
+	rc.mu.Lock()
+	done := rc.done
+	rc.mu.Unlock()
+	if done {
+		return os.ErrProcessDone
+	}
+	if err := rc.sess.WindowChange(rows, cols); err != nil {
+		return &Error{Code: CodeExecError, Op: "resize", Command: rc.p.command, Err: err,
+			Message: "Could not resize the terminal: " + err.Error()}
+	}
+	return nil
+}
 
 // killWith records why the command is killed and kills it.
 func (rc *remoteProc) killWith(cause error) error {

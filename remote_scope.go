@@ -1,6 +1,7 @@
 package agentbackend
 
 import (
+	"context"
 	"errors"
 
 	"golang.org/x/crypto/ssh"
@@ -58,15 +59,14 @@ func (b *RemoteBackend) sessionKey(c *remoteConn) *RemoteBackend {
 // before b's view opens SFTP sessions of its own: one that does not gets
 // the workspace's sessions instead (the reference daemon never answers
 // the close of an SFTP channel, so a view's own could not be released).
-func (b *RemoteBackend) learnJail(c *remoteConn) error {
+func (b *RemoteBackend) learnJail(ctx context.Context, c *remoteConn) error {
 	if b.scope == "" || c.scopeAsk.Load() {
 		return nil
 	}
-	ch, reqs, err := c.client.OpenChannel("session", nil)
+	ch, err := c.openChannel(ctx)
 	if err != nil {
 		return err
 	}
-	go ssh.DiscardRequests(reqs)
 	err = b.jailSession(c, ch.SendRequest)
 	ch.Close()
 	if err == nil {
@@ -77,12 +77,11 @@ func (b *RemoteBackend) learnJail(c *remoteConn) error {
 
 // sftpChannel opens a session channel for an SFTP session of b's view,
 // jailed at its scope, and starts the sftp subsystem on it.
-func (b *RemoteBackend) sftpChannel(c *remoteConn) (ssh.Channel, error) {
-	ch, reqs, err := c.client.OpenChannel("session", nil)
+func (b *RemoteBackend) sftpChannel(ctx context.Context, c *remoteConn) (ssh.Channel, error) {
+	ch, err := c.openChannel(ctx)
 	if err != nil {
 		return nil, err
 	}
-	go ssh.DiscardRequests(reqs)
 	err = b.jailSession(c, ch.SendRequest)
 	if err == nil {
 		var ok bool

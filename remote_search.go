@@ -100,10 +100,11 @@ func (b *RemoteBackend) search(ctx context.Context, op, p string, req searchwire
 	if c.noSearch.Load() {
 		return nil, errNoSearch
 	}
-	sess, err := c.client.NewSession()
+	sess, release, err := c.newSession(ctx)
 	if err != nil {
 		return nil, b.fail(c, CodeReadFailed, op, p, err)
 	}
+	defer release()
 	defer sess.Close()
 	if err := b.jailSession(c, sess.SendRequest); err != nil {
 		return nil, b.fail(c, CodeReadFailed, op, p, err)

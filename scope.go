@@ -100,9 +100,12 @@ type ScopedBackend struct {
 	rootReady atomic.Bool
 
 	unmaskedOnce sync.Once // maskExec's warning that commands escape the permissions
+	unnettedOnce sync.Once // netExec's warning that the network rules do not apply
 
 	procMu sync.Mutex
 	procs  map[string]*Process // background processes started through this scope
+
+	lifetime // ends with Close: the scope's watches end with it
 
 	scopeRegistry // this scope's own children
 }
@@ -208,6 +211,7 @@ func (s *ScopedBackend) Close() error {
 		s.registry.removeScope(s)
 	}
 	s.killProcesses()
+	s.lifetime.end()
 	if s.release != nil {
 		s.release()
 	}
@@ -331,8 +335,23 @@ func (s *ScopedBackend) read(ctx context.Context, p string, o *opCheck) ([]byte,
 	if err != nil {
 		return nil, err
 	}
-	if _, err := s.check(ctx, "read", AccessRead, in, p, o); err != nil {
-		return nil, err
+	for rechecks := 0; ; rechecks++ {
+		real, err := s.check(ctx, "read", AccessRead, in, p, o)
+		if err != nil {
+			return nil, err
+		}
+		lf, ok := s.fs.(linkFreeFS)
+		if !ok || !s.judgesRealPath(AccessRead) {
+			break
+		}
+		data, err := lf.readLinkFree(ctx, s.fsPath(real))
+		if err == errLinkChanged && rechecks < maxLinkRechecks {
+			continue
+		}
+		if err == errLinkChanged {
+			err = &Error{Code: CodeReadFailed, Op: "read", Path: p, Message: "the path's symbolic links kept changing during the read", Err: err}
+		}
+		return data, withPath(err, in, p)
 	}
 	data, err := s.fs.Read(ctx, in)
 	return data, withPath(err, in, p)
@@ -353,11 +372,26 @@ func (s *ScopedBackend) write(ctx context.Context, p string, data []byte, o *opC
 	if err != nil {
 		return err
 	}
-	if _, err := s.check(ctx, "write", AccessWrite, in, p, o); err != nil {
-		return err
-	}
-	if err := s.ensureRoot(ctx); err != nil {
-		return err
+	for rechecks := 0; ; rechecks++ {
+		real, err := s.check(ctx, "write", AccessWrite, in, p, o)
+		if err != nil {
+			return err
+		}
+		if err := s.ensureRoot(ctx); err != nil {
+			return err
+		}
+		lf, ok := s.fs.(linkFreeFS)
+		if !ok || !s.judgesRealPath(AccessWrite) {
+			break
+		}
+		err = lf.writeLinkFree(ctx, s.fsPath(real), data)
+		if err == errLinkChanged && rechecks < maxLinkRechecks {
+			continue
+		}
+		if err == errLinkChanged {
+			err = &Error{Code: CodeWriteFailed, Op: "write", Path: p, Message: "the path's symbolic links kept changing during the write", Err: err}
+		}
+		return withPath(err, in, p)
 	}
 	return withPath(s.fs.Write(ctx, in, data), in, p)
 }
@@ -397,12 +431,13 @@ func (s *ScopedBackend) readDir(ctx context.Context, p string, o *opCheck) ([]st
 func (s *ScopedBackend) ReadDirInfo(ctx context.Context, p string) ([]FileInfo, error) {
 	start := s.begin(OpReadDir)
 	var o opCheck
-	infos, err := s.readDirInfo(ctx, p, &o)
+	infos, err := s.readDirInfo(ctx, p, &o, readDirInfo)
 	s.log(start, OperationEntry{Operation: OpReadDir, Path: p, Permission: o.rec}, err)
 	return infos, err
 }
 
-func (s *ScopedBackend) readDirInfo(ctx context.Context, p string, o *opCheck) ([]FileInfo, error) {
+// readDirInfo lists p with list (readDirInfo, or listTypes) on the view.
+func (s *ScopedBackend) readDirInfo(ctx context.Context, p string, o *opCheck, list dirLister) ([]FileInfo, error) {
 	in, err := s.inner("readdir", p)
 	if err != nil {
 		return nil, err
@@ -411,7 +446,7 @@ func (s *ScopedBackend) readDirInfo(ctx context.Context, p string, o *opCheck) (
 	if err != nil {
 		return nil, err
 	}
-	infos, err := readDirInfo(ctx, s.fs, in)
+	infos, err := list(ctx, s.fs, in)
 	if err != nil {
 		return nil, withPath(err, in, p)
 	}

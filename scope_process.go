@@ -173,5 +173,6 @@ func (s *ScopedBackend) prepareExec(ctx context.Context, op, command string, opt
 		return nil, err
 	}
 	s.maskExec(&eo)
+	s.netExec(&eo, command)
 	return &eo, nil
 }

@@ -2,6 +2,7 @@ package agentbackend
 
 import (
 	"context"
+	"errors"
 
 	"github.com/agentbackend/agentbackend/internal/pathjail"
 )
@@ -63,3 +64,23 @@ func (s *ScopedBackend) realIn(ctx context.Context, in string) (string, error) {
 	}
 	return s.baseRel(real), nil
 }
+
+// linkFreeFS is the optional capability of a backend to read and write a
+// file by a path in which no element may be a symbolic link (LocalBackend
+// on Linux: openat2 calls that follow none). A scope whose rules judge the
+// real path a link leads to acts on exactly that path this way, so that a
+// link swapped in between the check and the operation (by a command of the
+// scope running meanwhile) makes the operation fail instead of leading to
+// a file the rules deny. A link on the way is errLinkChanged: the scope
+// checks again.
+type linkFreeFS interface {
+	readLinkFree(ctx context.Context, p string) ([]byte, error)
+	writeLinkFree(ctx context.Context, p string, data []byte) error
+}
+
+// errLinkChanged is a link met where the check found none.
+var errLinkChanged = errors.New("a symbolic link changed during the operation")
+
+// maxLinkRechecks bounds how often an operation is checked again when a
+// link keeps changing under it.
+const maxLinkRechecks = 8

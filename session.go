@@ -32,6 +32,16 @@ type SessionConfig struct {
 	// CleanupInterval, if positive, runs CleanupIdle periodically until
 	// Shutdown.
 	CleanupInterval time.Duration
+	// WarmContainers is how many containers of Docker the manager keeps
+	// created, started and ready (their shell running, the workspace
+	// made), so that a new session's first operation does not wait for a
+	// container to start: GetOrCreate of a new session takes one, and
+	// another is started in the background (see PoolConfig.Warm). Zero
+	// means none. It excludes WorkspaceRoot, since a container's volumes
+	// are fixed when it is created; for the same reason a container taken
+	// from the warm pool has no DockerLabelSession (DockerLabelManager it
+	// has, so Shutdown and RemoveDockerOrphans remove it).
+	WarmContainers int
 }
 
 // SessionManager gives each session (a user, a conversation) its own
@@ -50,6 +60,7 @@ type SessionManager struct {
 	ownClient bool
 	id        string
 	root      string
+	warm      bool // new sessions take warm containers (SessionConfig.WarmContainers)
 
 	shutdownOnce sync.Once
 	shutdownErr  error
@@ -80,7 +91,13 @@ func NewSessionManager(cfg SessionConfig) (*SessionManager, error) {
 	if cfg.WorkspaceRoot != "" && !path.IsAbs(cfg.WorkspaceRoot) {
 		return nil, errConfig("SessionConfig.WorkspaceRoot must be an absolute path: %q", cfg.WorkspaceRoot)
 	}
-	m := &SessionManager{cli: d.Client, id: randomHex(8), root: path.Clean(cfg.WorkspaceRoot)}
+	if cfg.WarmContainers < 0 {
+		return nil, errConfig("SessionConfig.WarmContainers must not be negative")
+	}
+	if cfg.WarmContainers > 0 && cfg.WorkspaceRoot != "" {
+		return nil, errConfig("SessionConfig: WarmContainers and WorkspaceRoot exclude each other: a container's volumes are fixed when it is created")
+	}
+	m := &SessionManager{cli: d.Client, id: randomHex(8), root: path.Clean(cfg.WorkspaceRoot), warm: cfg.WarmContainers > 0}
 	if cfg.WorkspaceRoot == "" {
 		m.root = ""
 	}
@@ -92,11 +109,17 @@ func NewSessionManager(cfg SessionConfig) (*SessionManager, error) {
 		m.cli, m.ownClient = cli, true
 	}
 	d.Client = m.cli // one client, one connection pool, for every session
+	d.Labels = maps.Clone(d.Labels)
+	if d.Labels == nil {
+		d.Labels = map[string]string{}
+	}
+	d.Labels[DockerLabelManager] = m.id // warm containers too
 	pool, err := NewPool(PoolConfig[DockerConfig]{
 		Defaults:        d,
 		New:             func(ctx context.Context, c DockerConfig) (FileBackend, error) { return NewDocker(ctx, c) },
 		IdleTimeout:     cfg.IdleTimeout,
 		CleanupInterval: cfg.CleanupInterval,
+		Warm:            cfg.WarmContainers,
 	})
 	if err != nil {
 		return nil, errors.Join(err, m.closeClient())
@@ -128,13 +151,12 @@ func (m *SessionManager) Acquire(ctx context.Context, sessionID string) (Lease, 
 	if !ValidSessionID(sessionID) {
 		return Lease{}, errConfig("invalid session ID %q: use 1 to 128 letters, digits, '.', '_' and '-'", sessionID)
 	}
+	if m.warm {
+		return m.pool.Acquire(ctx, sessionID, nil) // a warm container, made from the defaults
+	}
 	return m.pool.Acquire(ctx, sessionID, func(c *DockerConfig) {
 		c.Labels = maps.Clone(c.Labels)
-		if c.Labels == nil {
-			c.Labels = map[string]string{}
-		}
 		c.Labels[DockerLabelSession] = sessionID
-		c.Labels[DockerLabelManager] = m.id
 		if m.root != "" {
 			ws := c.WorkspaceDir
 			if ws == "" && c.Runtime != nil {
@@ -157,7 +179,8 @@ func (m *SessionManager) Acquire(ctx context.Context, sessionID string) (Lease, 
 // (removing their containers) and reports how many it closed.
 func (m *SessionManager) CleanupIdle() int { return m.pool.CleanupIdle() }
 
-// Stats counts the live sessions.
+// Stats counts the live sessions, and the warm containers ready for new
+// ones.
 func (m *SessionManager) Stats() PoolStats { return m.pool.Stats() }
 
 // Shutdown closes every session, in use or not, removing their containers,

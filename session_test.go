@@ -234,3 +234,67 @@ func TestSessionIDs(t *testing.T) {
 		t.Errorf("ContainerID in sessions: %v", err)
 	}
 }
+
+// TestSessionWarmContainers: the manager keeps WarmContainers containers
+// running and no more; a new session gets one of them (already running,
+// locked down, its workspace ready) and another is started; a taken one is
+// reaped like any session's; Shutdown removes every container, the ready
+// ones too; WarmContainers with a WorkspaceRoot is refused.
+func TestSessionWarmContainers(t *testing.T) {
+	needDocker(t)
+	t.Parallel()
+	_, err := ab.NewSessionManager(ab.SessionConfig{Docker: ab.DockerConfig{Image: dockerTestImage}, WarmContainers: 1, WorkspaceRoot: t.TempDir()})
+	if ab.ErrorCode(err) != ab.CodeInvalidConfiguration {
+		t.Errorf("WarmContainers with WorkspaceRoot: %v", err)
+	}
+	ctx := dockerCtx(t)
+	m := newSessionManager(t, ab.SessionConfig{WarmContainers: 2, IdleTimeout: time.Millisecond})
+	waitWarmContainers := func(n int) []container.Summary {
+		t.Helper()
+		for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(50 * time.Millisecond) {
+			if m.Stats().Warm == n {
+				return managerContainers(t, m, "")
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("warm containers: %+v, want %d ready", m.Stats(), n)
+			}
+		}
+	}
+	ready := waitWarmContainers(2)
+	if len(ready) != 2 {
+		t.Fatalf("%d containers with 2 warm ones ready, want 2", len(ready))
+	}
+
+	alice, err := m.GetOrCreate(ctx, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	taken := false
+	for _, c := range ready {
+		taken = taken || c.ID == alice.ContainerID()
+	}
+	if !taken {
+		t.Errorf("the new session did not get a warm container")
+	}
+	assertLockedDown(t, alice.ContainerID())
+	if res, err := alice.Exec(ctx, "pwd; echo hi > f; cat f", nil); err != nil || string(res.Stdout) != alice.RootDir()+"\nhi\n" {
+		t.Errorf("first Exec in a warm container: %+v, %v", res, err)
+	}
+	if got := waitWarmContainers(2); len(got) != 3 {
+		t.Errorf("%d containers for one session and 2 warm, want 3", len(got))
+	}
+
+	time.Sleep(20 * time.Millisecond)
+	if n := m.CleanupIdle(); n != 1 || alice.Status() != ab.StatusDestroyed {
+		t.Errorf("CleanupIdle reaped %d sessions (alice %s), want alice's", n, alice.Status())
+	}
+	if got := managerContainers(t, m, ""); len(got) != 2 {
+		t.Errorf("%d containers after the session was reaped, want the 2 warm ones", len(got))
+	}
+	if err := m.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := managerContainers(t, m, ""); len(got) != 0 {
+		t.Errorf("Shutdown left %d containers", len(got))
+	}
+}

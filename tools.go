@@ -49,11 +49,16 @@ type LsEntry struct {
 // LsInfo lists a directory with each entry's metadata, sorted by name. On a
 // file it returns that file's one entry.
 func LsInfo(ctx context.Context, b FileBackend, dir string) ([]LsEntry, error) {
+	return ls(ctx, b, dir, readDirInfo)
+}
+
+// ls is LsInfo listing with list.
+func ls(ctx context.Context, b FileBackend, dir string, list dirLister) ([]LsEntry, error) {
 	rel, err := resolve(cleanRoot(b.RootDir()), "ls", dir)
 	if err != nil {
 		return nil, err
 	}
-	infos, err := readDirInfo(ctx, b, dir)
+	infos, err := list(ctx, b, dir)
 	if err != nil {
 		// A file is listed as itself, like ls does.
 		if fi, serr := b.Stat(ctx, dir); serr == nil && !fi.IsDir {

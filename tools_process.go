@@ -2,6 +2,7 @@ package agentbackend
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -64,6 +65,113 @@ func ReadOutput(ctx context.Context, b FileBackend, id string, wait time.Duratio
 		stdout, stderr, info, _ = p.readNew()
 	}
 	return &ProcessOutput{ProcessInfo: info, Stdout: string(stdout), Stderr: string(stderr)}, nil
+}
+
+// maxInput bounds what one SendInput types: more than a terminal's input
+// buffer holds is of no use to a program that reads it as a person types.
+const maxInput = 64 << 10
+
+// inputWait bounds how long SendInput waits for the program to take its
+// input, when the backend can tell (a program that reads nothing fills
+// the terminal's buffer and blocks the writer).
+const inputWait = 5 * time.Second
+
+// SendInput types text, then the named keys (see TerminalKey: "Enter",
+// "Ctrl-C", "Up", "Tab", ...), into the input of background process id,
+// and returns what the process printed since the previous ReadOutput of
+// it, waiting up to wait (or until ctx ends) for something new, as
+// ReadOutput does. It is meant for processes on a terminal (started with
+// ExecOptions.Terminal), where Enter is "\r" and Ctrl-C interrupts; on
+// others the text goes to standard input, where a line ends with "\n". An
+// unknown key name, or more than 64 KiB of input, is INVALID_ARGUMENT and
+// nothing is sent. A process whose input was supplied (ExecOptions.Stdin)
+// or has ended takes none: EXEC_ERROR.
+func SendInput(ctx context.Context, b FileBackend, id, text string, keys []string, wait time.Duration) (*ProcessOutput, error) {
+	p, err := findProcess(b, "send_input", id)
+	if err != nil {
+		return nil, err
+	}
+	input := []byte(text)
+	for _, k := range keys {
+		seq, ok := TerminalKey(k)
+		if !ok {
+			return nil, errArgument("send_input", "", "unknown key %q: use Enter, Tab, Backspace, Escape, Space, Up, Down, Left, Right, Home, End, PageUp, PageDown, Delete, F1-F12 or Ctrl-<letter>", k)
+		}
+		input = append(input, seq...)
+	}
+	if len(input) > maxInput {
+		return nil, errArgument("send_input", "", "%d bytes of input: at most %d at once", len(input), maxInput)
+	}
+	if err := p.writeInput(ctx, input); err != nil {
+		return nil, err
+	}
+	p.settle(ctx, wait)
+	return ReadOutput(ctx, b, id, 0)
+}
+
+// inputSettle is how long the output of a process must pause before
+// SendInput takes it as the answer to the input: the echo of the input
+// comes at once, what the program prints in answer a moment later.
+const inputSettle = 300 * time.Millisecond
+
+// settle waits, up to wait or until ctx ends, for the process to print
+// something and then pause for inputSettle, or to end.
+func (p *Process) settle(ctx context.Context, wait time.Duration) {
+	if wait <= 0 {
+		return
+	}
+	deadline := time.NewTimer(wait)
+	defer deadline.Stop()
+	var quiet <-chan time.Time
+	for {
+		changed := p.Changed()
+		select {
+		case <-p.done:
+			return
+		case <-changed:
+			t := time.NewTimer(inputSettle)
+			defer t.Stop()
+			quiet = t.C
+		case <-quiet:
+			return
+		case <-deadline.C:
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// writeInput writes data to the process's input, within ctx and inputWait
+// where the writer takes a deadline.
+func (p *Process) writeInput(ctx context.Context, data []byte) error {
+	fail := func(err error) error {
+		return &Error{Code: CodeExecError, Op: "send_input", Command: p.command, Err: err,
+			Message: "Could not send input to " + p.id + ": " + err.Error()}
+	}
+	w := p.Stdin()
+	if w == nil {
+		return fail(errors.New("its input was given when it started"))
+	}
+	if len(data) == 0 {
+		return nil
+	}
+	if dw, ok := w.(interface{ SetWriteDeadline(time.Time) error }); ok {
+		deadline := time.Now().Add(inputWait)
+		if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+			deadline = d
+		}
+		if dw.SetWriteDeadline(deadline) == nil {
+			defer dw.SetWriteDeadline(time.Time{})
+		}
+	}
+	if _, err := w.Write(data); err != nil {
+		if p.Info().State != ProcessRunning {
+			err = errors.New("it has ended")
+		}
+		return fail(err)
+	}
+	return nil
 }
 
 // killWait bounds how long KillProcess waits for a killed process to end.
@@ -148,6 +256,17 @@ func (o *ProcessOutput) String() string {
 	sb.WriteByte('\n')
 	if o.Stdout == "" && o.Stderr == "" {
 		sb.WriteString("(no new output)\n")
+	}
+	if o.Terminal && o.Stdout != "" {
+		// What the terminal shows, as text: a model reads escape sequences
+		// badly.
+		sb.WriteString("--- terminal ---\n")
+		text := TerminalText([]byte(o.Stdout))
+		sb.WriteString(text)
+		if !strings.HasSuffix(text, "\n") {
+			sb.WriteByte('\n')
+		}
+		return sb.String()
 	}
 	for _, s := range []struct{ name, text string }{{"stdout", o.Stdout}, {"stderr", o.Stderr}} {
 		if s.text == "" {

@@ -104,7 +104,7 @@ func TestDifferentialOfficial(t *testing.T) {
 		"directory_tree":  {"includeDefaultExcludes"},
 		"search_files":    {"sortBy"},
 		"edit_file.edits": {"replaceAll"},
-	}, []string{"exec", "grep", "run_in_background", "read_output", "kill_shell", "list_shells"}, true)
+	}, []string{"exec", "grep", "run_in_background", "read_output", "send_input", "kill_shell", "list_shells"}, true)
 
 	edit := func(p string, dry bool, pairs ...string) map[string]any {
 		var edits []any

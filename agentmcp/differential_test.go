@@ -41,7 +41,7 @@ const (
 
 // referencePackage finds an npm package of the given version and returns
 // its directory, or skips (fails when required).
-func referencePackage(t *testing.T, name, version string) string {
+func referencePackage(t testing.TB, name, version string) string {
 	t.Helper()
 	_, nodeErr := exec.LookPath("node")
 	testenv.Need(t, "mcp-reference", nodeErr == nil, "node is not on PATH")
@@ -82,10 +82,11 @@ type peer struct {
 	root  string // the workspace, as the server names it
 	alias string // another spelling of root (before symlinks are resolved)
 	cs    *mcp.ClientSession
+	cmd   *exec.Cmd
 }
 
 // startPeer starts a server over stdio on a copy of the fixture.
-func startPeer(t *testing.T, name string, cmd *exec.Cmd, root string) *peer {
+func startPeer(t testing.TB, name string, cmd *exec.Cmd, root string) *peer {
 	t.Helper()
 	cmd.Env = append(os.Environ(), "TZ=UTC")
 	stderr := &syncBuffer{}
@@ -102,7 +103,7 @@ func startPeer(t *testing.T, name string, cmd *exec.Cmd, root string) *peer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &peer{name: name, root: real, alias: root, cs: cs}
+	return &peer{name: name, root: real, alias: root, cs: cs, cmd: cmd}
 }
 
 // outcome is what a client sees of a call: the text (or, for other

@@ -11,7 +11,8 @@
 // commands, exec; and for those that can run them in the background,
 // run_in_background, read_output, kill_shell and list_shells (named and
 // shaped as pydantic-ai-backend's console tools; exec also takes
-// background: true).
+// background: true), with send_input to type text and keys into a process
+// started on a terminal (run_in_background with terminal: true).
 //
 // Each tool is defined once. NewServer registers the definitions on an MCP
 // server; Tools returns them as plain definitions (name, description, JSON

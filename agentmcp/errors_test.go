@@ -148,8 +148,8 @@ func TestPlainToolsShareTheImplementation(t *testing.T) {
 	if _, ok := byName["exec"]; ok {
 		t.Fatal("exec offered on a memory backend")
 	}
-	if len(agentmcp.Tools(newLocal(t, ab.LocalConfig{}), nil)) != len(tools)+5 {
-		t.Fatal("exec and the four background-process tools not offered on a local backend")
+	if len(agentmcp.Tools(newLocal(t, ab.LocalConfig{}), nil)) != len(tools)+6 {
+		t.Fatal("exec and the five background-process tools not offered on a local backend")
 	}
 	if len(agentmcp.Tools(newLocal(t, ab.LocalConfig{}), &agentmcp.Options{NoExec: true})) != len(tools) {
 		t.Fatal("NoExec ignored")

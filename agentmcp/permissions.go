@@ -35,6 +35,7 @@ var toolAccesses = map[string][]ab.Access{
 	"exec":                      {ab.AccessExec},
 	"run_in_background":         {ab.AccessExec},
 	"read_output":               {ab.AccessExec},
+	"send_input":                {ab.AccessExec},
 	"kill_shell":                {ab.AccessExec},
 	"list_shells":               {ab.AccessExec},
 	"grep":                      {ab.AccessSearch},
@@ -47,11 +48,15 @@ var toolAccesses = map[string][]ab.Access{
 type toolFilter struct {
 	exec, bg bool
 	denied   uint8
+	network  ab.Network // what commands reach, when the backend says and runs them
 }
 
 // filterFor returns the filter of b.
 func filterFor(b ab.FileBackend, opts *Options) toolFilter {
 	f := toolFilter{exec: withExec(b, opts), bg: withBackground(b, opts)}
+	if f.exec {
+		f.network = networkOf(b)
+	}
 	for i, a := range allAccesses {
 		if ab.AccessDenied(b, a) {
 			f.denied |= 1 << i

@@ -15,7 +15,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
-var backgroundTools = []string{"run_in_background", "read_output", "kill_shell", "list_shells"}
+var backgroundTools = []string{"run_in_background", "read_output", "send_input", "kill_shell", "list_shells"}
 
 var shellIDPattern = regexp.MustCompile(`\(shell_id (bg_[0-9]+)\)`)
 

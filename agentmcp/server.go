@@ -53,7 +53,7 @@ func Version() string {
 // parameters of agent-backend's daemon, plus grep and, when b can run
 // commands (see CanExec), exec; and when b can also run them in the
 // background (see CanStartProcesses), run_in_background, read_output,
-// kill_shell and list_shells, as pydantic-ai-backend's console tools. When b is a scope with permissions, the
+// kill_shell and list_shells, as pydantic-ai-backend's console tools, and send_input. When b is a scope with permissions, the
 // tools they deny outright are left out, and refused calls are tool errors
 // saying why (see agentbackend.Permissions).
 //
@@ -89,7 +89,7 @@ func newServer(opts *Options, filter toolFilter, toolsetOf func(context.Context)
 		&mcp.ServerOptions{Logger: logger})
 	for _, sp := range allSpecs {
 		if filter.serves(sp) {
-			s.AddTool(sp.mcpTool(), mcpHandler(sp, toolsetOf))
+			s.AddTool(sp.mcpToolFor(filter), mcpHandler(sp, toolsetOf))
 		}
 	}
 	return s
@@ -110,9 +110,20 @@ func (s *spec) mcpTool() *mcp.Tool {
 	return s.tool
 }
 
-// mcpHandler runs the tool for an MCP call: the text as content and as
-// structuredContent {"content": text}; read_media_file's file as an image,
-// audio or embedded resource block; a failure as an isError result.
+// mcpToolFor is the MCP definition of the tool for a backend with filter
+// f: the shared one, or a copy with the description that says what the
+// backend's commands reach.
+func (s *spec) mcpToolFor(f toolFilter) *mcp.Tool {
+	t := s.mcpTool()
+	if d := s.description(f); d != t.Description {
+		c := *t
+		c.Description = d
+		return &c
+	}
+	return t
+}
+
+// mcpHandler runs the tool for an MCP call (see toolResult).
 func mcpHandler(s *spec, toolsetOf func(context.Context) *toolset) mcp.ToolHandler {
 	return func(ctx context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 		var raw json.RawMessage
@@ -123,25 +134,31 @@ func mcpHandler(s *spec, toolsetOf func(context.Context) *toolset) mcp.ToolHandl
 		if t == nil {
 			return nil, errors.New("agentmcp: no backend for this request")
 		}
-		r, err := t.call(ctx, s, raw)
-		if err != nil {
-			return &mcp.CallToolResult{IsError: true, Content: []mcp.Content{&mcp.TextContent{Text: err.Error()}}}, nil
+		return toolResult(t.call(ctx, s, raw)), nil
+	}
+}
+
+// toolResult is the MCP result of a tool's outcome: the text as content
+// and as structuredContent {"content": text}; read_media_file's file as an
+// image, audio or embedded resource block; a failure as an isError result.
+func toolResult(r *Result, err error) *mcp.CallToolResult {
+	if err != nil {
+		return &mcp.CallToolResult{IsError: true, Content: []mcp.Content{&mcp.TextContent{Text: err.Error()}}}
+	}
+	if m := r.Media; m != nil {
+		var c mcp.Content
+		switch {
+		case strings.HasPrefix(m.MIMEType, "image/"):
+			c = &mcp.ImageContent{Data: m.Data, MIMEType: m.MIMEType}
+		case strings.HasPrefix(m.MIMEType, "audio/"):
+			c = &mcp.AudioContent{Data: m.Data, MIMEType: m.MIMEType}
+		default:
+			c = &mcp.EmbeddedResource{Resource: &mcp.ResourceContents{URI: m.URI, MIMEType: m.MIMEType, Blob: m.Data}}
 		}
-		if m := r.Media; m != nil {
-			var c mcp.Content
-			switch {
-			case strings.HasPrefix(m.MIMEType, "image/"):
-				c = &mcp.ImageContent{Data: m.Data, MIMEType: m.MIMEType}
-			case strings.HasPrefix(m.MIMEType, "audio/"):
-				c = &mcp.AudioContent{Data: m.Data, MIMEType: m.MIMEType}
-			default:
-				c = &mcp.EmbeddedResource{Resource: &mcp.ResourceContents{URI: m.URI, MIMEType: m.MIMEType, Blob: m.Data}}
-			}
-			return &mcp.CallToolResult{Content: []mcp.Content{c}, StructuredContent: map[string]any{"content": []mcp.Content{c}}}, nil
-		}
-		return &mcp.CallToolResult{
-			Content:           []mcp.Content{&mcp.TextContent{Text: r.Text}},
-			StructuredContent: map[string]any{"content": r.Text},
-		}, nil
+		return &mcp.CallToolResult{Content: []mcp.Content{c}, StructuredContent: map[string]any{"content": []mcp.Content{c}}}
+	}
+	return &mcp.CallToolResult{
+		Content:           []mcp.Content{&mcp.TextContent{Text: r.Text}},
+		StructuredContent: map[string]any{"content": r.Text},
 	}
 }

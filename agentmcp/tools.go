@@ -74,6 +74,7 @@ type spec struct {
 	ann               Annotations
 	exec              bool // only where the backend can run commands
 	bg                bool // only where the backend can start background processes
+	runs              bool // runs commands: its description says what they reach (see description)
 	run               func(ctx context.Context, t *toolset, args map[string]any) (*Result, error)
 
 	toolOnce sync.Once
@@ -123,7 +124,7 @@ func Tools(b ab.FileBackend, opts *Options) []Tool {
 	tools := make([]Tool, len(specs))
 	for i, s := range specs {
 		tools[i] = Tool{
-			Name: s.name, Title: s.title, Description: s.desc,
+			Name: s.name, Title: s.title, Description: s.description(t.filter),
 			InputSchema: s.input.raw, Annotations: s.ann,
 			Call: func(ctx context.Context, args json.RawMessage) (*Result, error) {
 				return t.call(ctx, s, args)
@@ -155,28 +156,55 @@ func (t *toolset) call(ctx context.Context, s *spec, raw json.RawMessage) (res *
 	return res, err
 }
 
+// description is the tool's description for a backend with filter f: for
+// a tool that runs commands, followed by what they reach over the network
+// when the backend says (agentbackend.Network.Describe).
+func (s *spec) description(f toolFilter) string {
+	if s.runs && f.network != "" {
+		return s.desc + " " + f.network.Describe()
+	}
+	return s.desc
+}
+
+// runner returns the backend that runs b's commands: scopes and
+// composites (their default route) looked through.
+func runner(b ab.FileBackend) ab.FileBackend {
+	for {
+		switch v := b.(type) {
+		case *ab.ScopedBackend:
+			b = v.Unwrap()
+		case *ab.CompositeBackend:
+			b = v.Default()
+		default:
+			return b
+		}
+	}
+}
+
+// networkOf returns the network of the backend that runs b's commands, or
+// "" when it does not say (only LocalBackend has a Network method).
+func networkOf(b ab.FileBackend) ab.Network {
+	if n, ok := runner(b).(interface{ Network() ab.Network }); ok {
+		return n.Network()
+	}
+	return ""
+}
+
 // CanExec reports whether b can run commands, so that the exec tool is
 // worth offering: scopes and composites are looked through, memory
 // backends cannot, and any other backend is asked with an empty command,
 // which a backend that can run commands refuses as EMPTY_COMMAND without
 // running anything, and one that cannot as NOT_IMPLEMENTED.
 func CanExec(b ab.FileBackend) bool {
-	for {
-		switch v := b.(type) {
-		case *ab.ScopedBackend:
-			b = v.Unwrap()
-			continue
-		case *ab.CompositeBackend:
-			b = v.Default()
-			continue
-		case *ab.MemoryBackend:
-			return false
-		case *ab.LocalBackend:
-			return true
-		}
-		_, err := b.Exec(context.Background(), "", nil)
-		return ab.ErrorCode(err) != ab.CodeNotImplemented
+	b = runner(b)
+	switch b.(type) {
+	case *ab.MemoryBackend:
+		return false
+	case *ab.LocalBackend:
+		return true
 	}
+	_, err := b.Exec(context.Background(), "", nil)
+	return ab.ErrorCode(err) != ab.CodeNotImplemented
 }
 
 // abs is the absolute path the filesystem server would name for p in its

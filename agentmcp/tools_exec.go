@@ -20,8 +20,8 @@ var (
 			"Not available for backends that cannot run commands (memory).",
 		input: mustSchema(execSchema), output: textOutput,
 		ann:  Annotations{Destructive: true, OpenWorld: true},
-		exec: true,
-		run:  execCommand,
+		exec: true, runs: true,
+		run: execCommand,
 	}
 	grepSpec = &spec{
 		name: "grep", title: "Search File Contents",
@@ -42,7 +42,7 @@ var allSpecs = []*spec{
 	listDirectorySpec, listDirectoryWithSizesSpec, directoryTreeSpec,
 	moveFileSpec, searchFilesSpec, getFileInfoSpec, listAllowedDirectoriesSpec,
 	execSpec, grepSpec,
-	runInBackgroundSpec, readOutputSpec, killShellSpec, listShellsSpec,
+	runInBackgroundSpec, readOutputSpec, sendInputSpec, killShellSpec, listShellsSpec,
 }
 
 // execCommand runs a command as agent-backend's daemon does: stdout,

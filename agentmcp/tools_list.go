@@ -80,8 +80,14 @@ var (
 
 // list returns a directory's entries sorted by name (byte order, as Node's
 // readdir returns them). A file is ENOTDIR, as readdir makes it.
-func (t *toolset) list(ctx context.Context, tool, p string) ([]ab.LsEntry, error) {
-	entries, err := ab.LsInfo(ctx, t.b, p)
+// list lists p for a tool: with each entry's metadata when withInfo, else
+// its kind only (ab.LsTypes, cheaper).
+func (t *toolset) list(ctx context.Context, tool, p string, withInfo bool) ([]ab.LsEntry, error) {
+	ls := ab.LsTypes
+	if withInfo {
+		ls = ab.LsInfo
+	}
+	entries, err := ls(ctx, t.b, p)
 	if err != nil {
 		return nil, t.fileError(tool, err, "scandir", p)
 	}
@@ -114,7 +120,7 @@ func kind(e ab.LsEntry) string {
 }
 
 func listDirectory(ctx context.Context, t *toolset, args map[string]any) (*Result, error) {
-	entries, err := t.list(ctx, "list_directory", str(args, "path"))
+	entries, err := t.list(ctx, "list_directory", str(args, "path"), false)
 	if err != nil {
 		return nil, err
 	}
@@ -126,7 +132,7 @@ func listDirectory(ctx context.Context, t *toolset, args map[string]any) (*Resul
 }
 
 func listDirectoryWithSizes(ctx context.Context, t *toolset, args map[string]any) (*Result, error) {
-	entries, err := t.list(ctx, "list_directory_with_sizes", str(args, "path"))
+	entries, err := t.list(ctx, "list_directory_with_sizes", str(args, "path"), true)
 	if err != nil {
 		return nil, err
 	}
@@ -178,7 +184,7 @@ func directoryTree(ctx context.Context, t *toolset, args map[string]any) (*Resul
 	}
 	var build func(dir, rel string) ([]*treeNode, error)
 	build = func(dir, rel string) ([]*treeNode, error) {
-		entries, err := t.list(ctx, "directory_tree", dir)
+		entries, err := t.list(ctx, "directory_tree", dir, false)
 		if err != nil {
 			return nil, err
 		}

@@ -24,10 +24,12 @@ var (
 			"(for dev servers, watchers, long builds and test runs). The process keeps running while you do other work: " +
 			"read what it printed with read_output, stop it with kill_shell, see every background process with list_shells. " +
 			"Output is kept per stream, bounded (the oldest is dropped, with a line saying how much). " +
-			"A process that waits for input gets none: its standard input stays open.",
+			"With terminal: true the command runs on a pseudo-terminal (for REPLs, prompts, `npm init`, TUIs, " +
+			"anything that wants a terminal): type into it with send_input (text and keys such as Enter, Ctrl-C, Up, Tab), " +
+			"and read_output shows what the terminal shows. Without it, a process that waits for input gets none.",
 		input: mustSchema(runInBackgroundSchema), output: textOutput,
 		ann: Annotations{Destructive: true, OpenWorld: true},
-		bg:  true,
+		bg:  true, runs: true,
 		run: runInBackground,
 	}
 	readOutputSpec = &spec{
@@ -48,6 +50,17 @@ var (
 		input: mustSchema(shellIDSchema), output: textOutput,
 		ann: Annotations{Destructive: true, Idempotent: true}, bg: true,
 		run: killShell,
+	}
+	sendInputSpec = &spec{
+		name: "send_input", title: "Send Input to Background Process",
+		desc: "Type into a background process (shell_id from run_in_background, best started with terminal: true): " +
+			"first text, exactly as given, then each named key of keys in order (Enter, Tab, Backspace, Escape, Space, " +
+			"Up, Down, Left, Right, Home, End, PageUp, PageDown, Delete, F1-F12, Ctrl-C, Ctrl-D, any Ctrl-<letter>). " +
+			"On a terminal a line is submitted with the Enter key, not with \n in text. Returns what the process printed " +
+			"in answer, waiting up to wait_seconds (default 2) for its output to pause.",
+		input: mustSchema(sendInputSchema), output: textOutput,
+		ann: Annotations{Destructive: true, OpenWorld: true}, bg: true,
+		run: sendInput,
 	}
 	listShellsSpec = &spec{
 		name: "list_shells", title: "List Background Processes",
@@ -87,6 +100,11 @@ func execOptions(args map[string]any) *ab.ExecOptions {
 	if s, ok := num(args, "timeout"); ok && s > 0 {
 		o.Timeout = time.Duration(s * float64(time.Second))
 	}
+	if boolean(args, "terminal") {
+		rows, _ := num(args, "rows")
+		cols, _ := num(args, "cols")
+		o.Terminal = &ab.Terminal{Rows: int(rows), Cols: int(cols)}
+	}
 	return o
 }
 
@@ -117,6 +135,21 @@ func readOutput(ctx context.Context, t *toolset, args map[string]any) (*Result, 
 	out, err := ab.ReadOutput(ctx, t.b, str(args, "shell_id"), wait)
 	if err != nil {
 		return nil, toolError("read_output", err.Error(), err)
+	}
+	return text(strings.TrimRight(out.String(), "\n")), nil
+}
+
+// sendInputWait is send_input's default wait_seconds.
+const sendInputWait = 2 * time.Second
+
+func sendInput(ctx context.Context, t *toolset, args map[string]any) (*Result, error) {
+	wait := sendInputWait
+	if s, ok := num(args, "wait_seconds"); ok {
+		wait = time.Duration(min(max(s, 0), maxReadWait) * float64(time.Second))
+	}
+	out, err := ab.SendInput(ctx, t.b, str(args, "shell_id"), str(args, "text"), strs(args, "keys"), wait)
+	if err != nil {
+		return nil, toolError("send_input", err.Error(), err)
 	}
 	return text(strings.TrimRight(out.String(), "\n")), nil
 }
@@ -153,9 +186,23 @@ const runInBackgroundSchema = `{
   "properties": {
     "command": {"type": "string", "description": "Shell command to run in the background"},
     "env": {"type": "object", "additionalProperties": {"type": "string"}, "description": "Optional environment variables to set for this command"},
-    "timeout": {"type": "number", "minimum": 0, "description": "Optional: kill the process after this many seconds (default: runs until it exits or is killed)"}
+    "timeout": {"type": "number", "minimum": 0, "description": "Optional: kill the process after this many seconds (default: runs until it exits or is killed)"},
+    "terminal": {"type": "boolean", "description": "Run it on a pseudo-terminal (REPLs, prompts, TUIs); type into it with send_input"},
+    "rows": {"type": "integer", "minimum": 1, "maximum": 1000, "description": "Terminal height in lines (default 24)"},
+    "cols": {"type": "integer", "minimum": 1, "maximum": 1000, "description": "Terminal width in columns (default 80)"}
   },
   "required": ["command"]
+}`
+
+const sendInputSchema = `{
+  "type": "object",
+  "properties": {
+    "shell_id": {"type": "string", "description": "The shell_id run_in_background returned"},
+    "text": {"type": "string", "maxLength": 65536, "description": "Text to type, as is"},
+    "keys": {"type": "array", "items": {"type": "string"}, "maxItems": 256, "description": "Named keys to press after the text, in order: Enter, Tab, Ctrl-C, Up, ..."},
+    "wait_seconds": {"type": "number", "minimum": 0, "maximum": 50, "description": "Wait up to this many seconds for the output to pause (default 2)"}
+  },
+  "required": ["shell_id"]
 }`
 
 const readOutputSchema = `{

@@ -82,7 +82,7 @@ func testEveryTool(t *testing.T, b ab.FileBackend, cs *mcp.ClientSession) {
 		"edit_file", "create_directory", "list_directory", "list_directory_with_sizes", "directory_tree",
 		"move_file", "search_files", "get_file_info", "list_allowed_directories"}
 	if canExec {
-		wantNames = append(wantNames, "exec", "run_in_background", "read_output", "kill_shell", "list_shells")
+		wantNames = append(wantNames, "exec", "run_in_background", "read_output", "send_input", "kill_shell", "list_shells")
 	}
 	wantNames = append(wantNames, "grep")
 	slices.Sort(wantNames) // the Go SDK lists tools by name

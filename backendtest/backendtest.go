@@ -17,7 +17,7 @@
 // modes, rename, touch, scopes and their nesting, scopes as jails against
 // symbolic links (planted with the backend's Exec), environment merging, exec
 // (or NOT_IMPLEMENTED where a backend has none), background processes
-// (ProcessStarter, or NOT_IMPLEMENTED), close semantics and
+// (ProcessStarter, or NOT_IMPLEMENTED), processes on a terminal, close semantics and
 // concurrent use. It expects the backend's defaults: dangerous-command
 // blocking on.
 package backendtest
@@ -51,6 +51,12 @@ type Options struct {
 	// container engine), a suite that repeats what another already covers
 	// can lower it.
 	ConcurrentProcesses int
+	// TerminalPipes, when not empty, says why a process the backend starts
+	// on a terminal (ExecOptions.Terminal) gets pipes instead of a real
+	// terminal (a daemon that accepts the terminal request but ignores
+	// it), and skips the checks only a real terminal passes (isatty, size,
+	// echo, Ctrl-C).
+	TerminalPipes string
 }
 
 // Run runs the whole suite against backends made by newBackend, each
@@ -72,6 +78,8 @@ func RunWith(t *testing.T, newBackend Factory, opts Options) {
 	t.Run("ScopeJail", s.testScopeJail)
 	t.Run("Exec", s.testExec)
 	t.Run("Processes", s.testProcesses)
+	t.Run("Terminal", s.testTerminal)
+	t.Run("Watch", s.testWatch)
 	t.Run("Close", s.testClose)
 	t.Run("Concurrent", s.testConcurrent)
 	t.Run("FS", s.testFS)

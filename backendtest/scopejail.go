@@ -16,8 +16,9 @@ import (
 // testScopeJail attacks a scope through symbolic links planted in it: the
 // scope users/alice must not read, list, change or even see users/bob
 // through a link, whatever the operation (see ScopedBackend). The links are
-// planted with the parent's Exec (`ln -fs`, which the dangerous-command
-// check lets through, as a hostile agent would find), so the section needs
+// planted with the parent's Exec (`ln $s -f "$TARGET"`: the
+// dangerous-command check is a speed bump, which variables get past, as a
+// hostile agent would find), so the section needs
 // a backend that runs commands; one without has no way to hold a link.
 func (s suite) testScopeJail(t *testing.T) {
 	if s.opts.PrefixScopes != "" {
@@ -33,15 +34,14 @@ func (s suite) testScopeJail(t *testing.T) {
 	require.NoError(t, b.Mkdir(c, "users/alice/d"))
 	// Every way of pointing at users/bob from users/alice: up the tree,
 	// straight at it, absolute, through a chain of links, from a
-	// subdirectory. `..'/bob'` is ../bob to the shell, and not to the
-	// software-isolation heuristic that refuses "../".
+	// subdirectory.
 	for link, target := range map[string]string{
 		"up":   "..",
-		"bob":  `..'/bob'`,
-		"abs":  shq(b.RootDir() + "/users/bob"),
+		"bob":  "../bob",
+		"abs":  b.RootDir() + "/users/bob",
 		"c2":   "up/bob",
 		"c1":   "c2",
-		"d/in": `..'/up/bob'`,
+		"d/in": "../up/bob",
 	} {
 		plant(t, b, "users/alice/"+link, target)
 	}
@@ -79,6 +79,24 @@ func (s suite) testScopeJail(t *testing.T) {
 			_, err = child.ReadDir(c, ".")
 			jailtest.Refused(t, err, bob, "ReadDir through a scope whose directory is the link "+dir)
 			child.Close()
+		}
+	})
+	t.Run("PathThroughLink", func(t *testing.T) {
+		// The same links named in one scope path of the parent (a link an
+		// agent of users/alice planted, then scoped by the application):
+		// every element of a scope's path is a jail beneath the one before.
+		for _, dir := range []string{"bob", "up/bob", "c1", "abs"} {
+			s, err := b.Scope("users/alice/"+dir, nil)
+			require.NoError(t, err)
+			data, err := s.Read(c, "secret")
+			jailtest.Refused(t, err, bob, "Read through the scope users/alice/"+dir)
+			assert.NotContains(t, string(data), bob.Secret())
+			err = s.Write(c, "secret", []byte("pwned"))
+			jailtest.Refused(t, err, bob, "Write through the scope users/alice/"+dir)
+			names, err := s.ReadDir(c, ".")
+			jailtest.Refused(t, err, bob, "ReadDir through the scope users/alice/"+dir)
+			assert.Empty(t, names)
+			s.Close()
 		}
 	})
 	bob.Untouched(t)
@@ -123,11 +141,12 @@ func (f *bobsFile) Untouched(t testing.TB) {
 	assert.Equal(t, []string{"secret"}, names, "something was created beside the sibling's secret")
 }
 
-// plant makes a symbolic link at link (relative to b's root) to target, a
-// shell word, with b's Exec.
+// plant makes a symbolic link at link (relative to b's root) to target
+// with b's Exec. The flag and the target come in variables, which the
+// dangerous-command check does not see.
 func plant(t *testing.T, b ab.FileBackend, link, target string) {
 	t.Helper()
-	_, err := b.Exec(ctx(t), "ln -fs "+target+" "+shq(link), nil)
+	_, err := b.Exec(ctx(t), `s=-s; ln $s -f "$AGENTBE_LINK_TARGET" `+shq(link), &ab.ExecOptions{Env: map[string]string{"AGENTBE_LINK_TARGET": target}})
 	require.NoError(t, err, "planting %s -> %s", link, target)
 }
 

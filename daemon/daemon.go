@@ -39,6 +39,7 @@ import (
 	ab "github.com/agentbackend/agentbackend"
 	"github.com/agentbackend/agentbackend/agentmcp"
 	"github.com/agentbackend/agentbackend/internal/pathjail"
+	"github.com/agentbackend/agentbackend/internal/tmpfile"
 	"github.com/agentbackend/agentbackend/internal/wsnet"
 )
 
@@ -46,6 +47,7 @@ import (
 const (
 	DefaultPort               = 3001
 	DefaultMaxBodyBytes       = 32 << 20 // a POST /mcp body (a write_file of a large file fits)
+	DefaultMaxConnections     = 1024     // WebSocket /ssh clients connected at once
 	DefaultMaxSessionsPerConn = 64       // SSH channels open at once on one connection (the reference client stays under 50)
 	DefaultMaxExecsPerConn    = 16       // commands running at once on one connection; more wait their turn
 	DefaultShutdownTimeout    = 10 * time.Second
@@ -67,7 +69,11 @@ type Config struct {
 	// serves the whole RootDir over SFTP whatever its scope.)
 	ScopePath string
 	// Isolation, Shell and Network configure commands as for LocalBackend
-	// (SSH sessions included); the zero values are auto, auto and none.
+	// (SSH sessions included); the zero values are auto, auto and none. An
+	// allow-list Network (see agentbackend.Network) gives every command,
+	// MCP's and SSH's, a filtering proxy of its own; its decisions go to
+	// Logger, and for POST /mcp the Network policy of Permissions applies
+	// too (an Ask is denied: nobody can answer over HTTP).
 	Isolation ab.Isolation
 	Shell     ab.Shell
 	Network   ab.Network
@@ -101,8 +107,16 @@ type Config struct {
 	// MaxBodyBytes bounds a POST /mcp request body; 0 means
 	// DefaultMaxBodyBytes.
 	MaxBodyBytes int64
+	// MaxConnections bounds the WS /ssh clients connected at once; 0 means
+	// DefaultMaxConnections. One more is answered 503 Service Unavailable
+	// with the JSON body {"error":"Too many connections","message":...}
+	// and Retry-After, before the upgrade (RemoteBackend reports it as
+	// RESOURCE_LIMIT). POST /mcp requests do not count.
+	MaxConnections int
 	// MaxSessionsPerConn bounds the SSH channels one connection may have
-	// open at once (more are refused); 0 means DefaultMaxSessionsPerConn.
+	// open at once; 0 means DefaultMaxSessionsPerConn. One more is refused
+	// with the SSH reason "resource shortage" and a message naming the
+	// limit; RemoteBackend then opens another connection for it.
 	MaxSessionsPerConn int
 	// MaxExecsPerConn bounds the commands one connection may run at once
 	// (more wait for one to end); 0 means DefaultMaxExecsPerConn.
@@ -155,8 +169,13 @@ type Daemon struct {
 	sshServer *ssh.ServerConfig
 	mcpServer http.Handler
 
+	trim    *trimmer       // returns memory to the OS after clients leave
+	sweep   func()         // stops the sweep of stale temporary files and waits for it
+	pending *pendingWrites // the unnamed temporary files of SFTP writes in flight
+
 	mu       sync.Mutex
 	conns    map[*wsnet.Conn]struct{} // live WebSocket clients
+	admitted int                      // WS /ssh clients admitted (upgrading or live), for MaxConnections
 	stopping bool
 	connWG   sync.WaitGroup // one per live WebSocket client
 	closed   bool
@@ -206,7 +225,7 @@ func New(cfg Config) (*Daemon, error) {
 	if d.scope != "" {
 		d.sessionJail = d.jail.scoped(d.scope)
 	}
-	if d.exec, err = newExecEnv(local, cfg); err != nil {
+	if d.exec, err = newExecEnv(local, cfg, d.log); err != nil {
 		return fail(err)
 	}
 	d.hostKey = cfg.HostKey
@@ -224,6 +243,8 @@ func New(cfg Config) (*Daemon, error) {
 	}
 	d.mcpServer = d.mcpHandler()
 	d.handler = d.routes()
+	d.trim = startTrimmer()
+	d.sweep = d.startSweep()
 	return d, nil
 }
 
@@ -235,6 +256,9 @@ func newOnWorkspace(cfg Config) (*Daemon, error) {
 	}
 	if !cfg.DisableSSHWS {
 		return nil, errors.New("daemon: SSH over WebSocket serves a directory of this host, not Workspace: disable it (DisableSSHWS, --disable-ssh-ws)")
+	}
+	if cfg.Isolation != "" || cfg.Shell != "" || cfg.Network != "" {
+		return nil, errors.New("daemon: Isolation, Shell and Network configure a directory of this host, not Workspace, whose commands run as its backend runs them")
 	}
 	cfg.RootDir = root
 	d, err := newDaemon(cfg)
@@ -255,7 +279,7 @@ func newOnWorkspace(cfg Config) (*Daemon, error) {
 // newDaemon makes the Daemon of cfg with its logger and static scope, the
 // part both kinds of workspace share.
 func newDaemon(cfg Config) (*Daemon, error) {
-	d := &Daemon{cfg: cfg, log: cfg.Logger, conns: make(map[*wsnet.Conn]struct{})}
+	d := &Daemon{cfg: cfg, log: cfg.Logger, conns: make(map[*wsnet.Conn]struct{}), pending: newPendingWrites()}
 	if d.log == nil {
 		d.log = slog.Default()
 	}
@@ -396,6 +420,8 @@ func (d *Daemon) Close() error {
 	if d.local == nil {
 		return nil // Config.Workspace is the caller's
 	}
+	d.trim.close()
+	d.sweep()
 	return errors.Join(d.local.Close(), d.jail.close())
 }
 
@@ -432,6 +458,28 @@ func Run(ctx context.Context, cfg Config, addr string) error {
 	return d.serve(ctx, lns)
 }
 
+// startSweep removes, in the background, the temporary files that writers
+// killed before their rename left in the workspace (a daemon killed in the
+// instant a write takes its place, or mid-write on a file system without
+// O_TMPFILE): those unchanged since the daemon started (see
+// internal/tmpfile). It returns the function that stops it.
+func (d *Daemon) startSweep() (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	started := time.Now()
+	go func() {
+		defer close(done)
+		n, err := tmpfile.Sweep(ctx, d.jail.root, started)
+		if n > 0 || (err != nil && ctx.Err() == nil) {
+			d.log.Info("removed temporary files left by interrupted writes", "count", n, "err", err)
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
+}
+
 // track registers a WebSocket client; it fails once shutdown has begun.
 func (d *Daemon) track(c *wsnet.Conn) bool {
 	d.mu.Lock()
@@ -449,4 +497,30 @@ func (d *Daemon) untrack(c *wsnet.Conn) {
 	delete(d.conns, c)
 	d.mu.Unlock()
 	d.connWG.Done()
+}
+
+// admit reserves a place for one more WS /ssh client, or reports false
+// when MaxConnections are there already. release gives it back.
+func (d *Daemon) admit() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.admitted >= d.maxConnections() {
+		return false
+	}
+	d.admitted++
+	return true
+}
+
+func (d *Daemon) release() {
+	d.mu.Lock()
+	d.admitted--
+	d.mu.Unlock()
+	d.trim.clientLeft()
+}
+
+func (d *Daemon) maxConnections() int {
+	if d.cfg.MaxConnections > 0 {
+		return d.cfg.MaxConnections
+	}
+	return DefaultMaxConnections
 }

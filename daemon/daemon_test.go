@@ -17,10 +17,14 @@ import (
 
 	"github.com/agentbackend/agentbackend/agentmcp"
 	"github.com/agentbackend/agentbackend/daemon"
+	"github.com/agentbackend/agentbackend/internal/testenv"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
+		testenv.RemoveCLI()
+		os.Exit(code)
+	}))
 }
 
 func get(t *testing.T, url string) (int, map[string]any) {

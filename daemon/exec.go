@@ -1,11 +1,13 @@
 package daemon
 
 import (
+	"io"
+	"log/slog"
 	"os"
 	"os/exec"
-	"syscall"
 
 	ab "github.com/agentbackend/agentbackend"
+	"github.com/agentbackend/agentbackend/internal/netproxy"
 	"github.com/agentbackend/agentbackend/internal/sandbox"
 )
 
@@ -35,13 +37,15 @@ var secretEnv = []string{"AUTH_TOKEN", "MCP_AUTH_TOKEN"}
 // channel is as trusted as the token that opened it; bubblewrap isolation,
 // when the daemon has it, contains the command all the same.
 type execEnv struct {
-	shell string
-	bwrap *sandbox.Bwrap // nil: on the host
-	env   []string       // the base environment
+	shell    string
+	bwrap    *sandbox.Bwrap // nil: on the host
+	env      []string       // the base environment
+	netRules netproxy.Rules // an allow-list Network's; nil for none and host
+	log      *slog.Logger   // for the decisions of the allow-list's proxies
 }
 
-func newExecEnv(local *ab.LocalBackend, cfg Config) (execEnv, error) {
-	var e execEnv
+func newExecEnv(local *ab.LocalBackend, cfg Config, log *slog.Logger) (execEnv, error) {
+	e := execEnv{log: log}
 	switch cfg.Shell {
 	case ab.ShellBash:
 		e.shell = "/bin/bash"
@@ -59,8 +63,15 @@ func newExecEnv(local *ab.LocalBackend, cfg Config) (execEnv, error) {
 			return e, err
 		}
 		// The same configuration as the LocalBackend's (its probe is cached).
-		cfg := sandbox.BwrapConfig{HostNetwork: cfg.Network == ab.NetworkHost}
-		if e.bwrap, err = sandbox.NewBwrap(path, cfg).Probe(e.shell); err != nil {
+		bcfg := sandbox.BwrapConfig{HostNetwork: cfg.Network == ab.NetworkHost}
+		if list := cfg.Network.AllowList(); list != nil {
+			// NewLocal has checked the list, and that the proxy can be bound.
+			if e.netRules, err = netproxy.ParseRules(list); err != nil {
+				return e, err
+			}
+			bcfg.ReadOnly = []string{"/etc/ssl/certs"}
+		}
+		if e.bwrap, err = sandbox.NewBwrap(path, bcfg).Probe(e.shell); err != nil {
 			return e, err
 		}
 	}
@@ -75,12 +86,12 @@ func newExecEnv(local *ab.LocalBackend, cfg Config) (execEnv, error) {
 // for a scope that has none yet), which must stay open until the command
 // has started. sandbox.Command sets HOME and PWD to the working directory
 // as the command sees it.
-func (e *execEnv) command(command, term string, j *jail) (*exec.Cmd, *os.File, error) {
+func (e *execEnv) command(command, term string, terminal bool, j *jail) (*exec.Cmd, *os.File, error) {
 	root, done, err := j.dir(true)
 	if err != nil {
 		return nil, nil, jailErr(err)
 	}
-	dir, err := root.OpenFile(".", os.O_RDONLY|syscall.O_DIRECTORY, 0)
+	dir, err := root.OpenFile(".", os.O_RDONLY|oDirectory, 0)
 	done()
 	if err != nil {
 		return nil, nil, err
@@ -88,9 +99,15 @@ func (e *execEnv) command(command, term string, j *jail) (*exec.Cmd, *os.File, e
 	env := make([]string, 0, len(e.env)+1)
 	env = append(env, e.env...)
 	env = append(env, "TERM="+term)
-	s := sandbox.Spec{Shell: e.shell, Command: command, Root: j.real, Cwd: ".", Env: env, Bwrap: e.bwrap}
+	s := sandbox.Spec{Shell: e.shell, Command: command, Root: j.real, Cwd: ".", Env: env, Bwrap: e.bwrap, Terminal: terminal}
 	if e.bwrap != nil {
 		s.Mount, s.RootFD = j.abs("."), dir // clients name the configured spelling
+		if e.netRules != nil {
+			// A filtering proxy of its own, as LocalBackend gives its commands.
+			s.Env = append(s.Env, netproxy.Env(netproxy.SandboxAddr)...)
+			srv := &netproxy.Server{Rules: e.netRules, Log: func(ev netproxy.Event) { netproxy.LogEvent(e.log, command, ev) }}
+			s.Attach = func(ns *os.File) (io.Closer, error) { return srv.ServeIn(ns, netproxy.SandboxPort) }
+		}
 	}
 	return sandbox.Command(s), dir, nil
 }

@@ -7,11 +7,15 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	ab "github.com/agentbackend/agentbackend"
 	"github.com/agentbackend/agentbackend/daemon"
@@ -229,6 +233,9 @@ func remoteTranscript(t *testing.T, b ab.FileBackend) []string {
 	rec("scope write", errOnly(sc.Write(ctx, "x.txt", []byte("scoped"))))
 	rec("parent sees it", of(read("tenants/one/x.txt")))
 	res0, err := sc.Exec(ctx, "pwd; cat x.txt", nil)
+	if res0 == nil {
+		t.Fatalf("scope exec: %v", err)
+	}
 	rec("scope exec", outcome{string(res0.Stdout), err})
 	rec("scope escape", of(sc.Read(ctx, "../../moved/deeper/b.txt")))
 	res, err := ab.Grep(ctx, sc, ab.GrepOptions{Pattern: "scoped", Mode: ab.GrepContent})
@@ -320,5 +327,104 @@ func TestInteropRemoteProcessKill(t *testing.T) {
 	res, err := p.Wait(ctx)
 	if ab.ErrorCode(err) != ab.CodeExecFailed || res == nil || res.ExitCode != 137 || p.Info().State != ab.ProcessKilled {
 		t.Errorf("after Kill on the reference daemon: %+v, %v, %+v", res, err, p.Info())
+	}
+}
+
+// A process on a terminal sends pty-req and window-change. The reference
+// daemon accepts both and ignores them for exec (its commands get pipes),
+// so there the process runs without a terminal but otherwise works: input,
+// output, TERM, Resize. This daemon gives it a real terminal.
+func TestInteropRemoteTerminal(t *testing.T) {
+	ref := startRefDaemon(t, "tok")
+	d, port := startDaemon(t, daemon.Config{AuthToken: "tok"})
+	for _, c := range []struct {
+		name string
+		b    *ab.RemoteBackend
+		tty  string
+	}{
+		{"reference", remoteOn(t, ref.port, ref.root, "tok", ab.RemoteConfig{HostKey: ref.hostKey}), "notty"},
+		{"this daemon", remoteFor(t, d, port, ab.RemoteConfig{AuthToken: "tok"}), "tty"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			p, err := c.b.Start(ctx, `echo "term=$TERM"; if test -t 0; then echo tty; else echo notty; fi; read x; echo "got:$x"`,
+				&ab.ExecOptions{Terminal: &ab.Terminal{Term: "vt100", Rows: 30, Cols: 90}})
+			require.NoError(t, err)
+			require.NoError(t, p.Resize(40, 100), "window-change")
+			_, err = p.Stdin().Write([]byte("hi\n"))
+			require.NoError(t, err)
+			res, err := p.Wait(ctx)
+			require.NoError(t, err)
+			out := strings.ReplaceAll(string(res.Stdout), "\r\n", "\n")
+			assert.Contains(t, out, "term=vt100\n")
+			assert.Contains(t, out, "\n"+c.tty+"\n")
+			assert.Contains(t, out, "got:hi\n")
+		})
+	}
+}
+
+// RemoteBackend.Watch: this daemon streams inotify events (a scan once an
+// hour would never see the change in time); the reference has no watch
+// subsystem, and the backend scans it through SFTP.
+func TestInteropRemoteWatch(t *testing.T) {
+	ref := startRefDaemon(t, "tok")
+	d, port := startDaemon(t, daemon.Config{AuthToken: "tok"})
+	for _, c := range []struct {
+		name string
+		b    *ab.RemoteBackend
+		root string
+		poll time.Duration
+	}{
+		{"reference", remoteOn(t, ref.port, ref.root, "tok", ab.RemoteConfig{HostKey: ref.hostKey}), ref.root, 20 * time.Millisecond},
+		{"this daemon", remoteFor(t, d, port, ab.RemoteConfig{AuthToken: "tok"}), d.RootDir(), time.Hour},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			require.NoError(t, c.b.Mkdir(ctx, "w"))
+			events, err := ab.Watch(ctx, c.b, "w", &ab.WatchOptions{PollInterval: c.poll})
+			require.NoError(t, err)
+			require.NoError(t, os.WriteFile(filepath.Join(c.root, "w", "from-the-host.txt"), []byte("x"), 0o644))
+			var seen []ab.WatchEvent
+			for ev := range events {
+				seen = append(seen, ev)
+				if ev.Path == "w/from-the-host.txt" && ev.Op == ab.WatchCreate {
+					cancel()
+				}
+			}
+			assert.Contains(t, seen, ab.WatchEvent{Op: ab.WatchCreate, Path: "w/from-the-host.txt"})
+		})
+	}
+}
+
+// Through a scope jailed by this daemon, a link to a sibling scope
+// carries no event of the sibling's.
+func TestRemoteWatchScopeJail(t *testing.T) {
+	d, port := startDaemon(t, daemon.Config{AuthToken: "tok"})
+	b := remoteFor(t, d, port, ab.RemoteConfig{AuthToken: "tok"})
+	root := d.RootDir()
+	require.NoError(t, os.MkdirAll(filepath.Join(root, "s1"), 0o755))
+	require.NoError(t, os.MkdirAll(filepath.Join(root, "s2"), 0o755))
+	require.NoError(t, os.Symlink("../s2", filepath.Join(root, "s1", "sibling")))
+	s1, err := b.Scope("s1", nil)
+	require.NoError(t, err)
+	defer s1.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	events, err := s1.Watch(ctx, ".", &ab.WatchOptions{PollInterval: time.Hour})
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(root, "s2", "secret.txt"), []byte("x"), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(root, "s1", "mine.txt"), []byte("x"), 0o644))
+	var seen []ab.WatchEvent
+	for ev := range events {
+		seen = append(seen, ev)
+		if ev.Path == "mine.txt" {
+			cancel()
+		}
+	}
+	require.Contains(t, seen, ab.WatchEvent{Op: ab.WatchCreate, Path: "mine.txt"})
+	for _, ev := range seen {
+		assert.NotContains(t, ev.Path, "secret")
 	}
 }

@@ -2,10 +2,8 @@ package daemon
 
 import (
 	"errors"
-	"io/fs"
 	"os"
 	"strings"
-	"syscall"
 
 	"github.com/agentbackend/agentbackend/internal/pathjail"
 )
@@ -86,30 +84,21 @@ func (j *jail) abs(rel string) string {
 }
 
 // dir returns the handle every path of the jail resolves beneath, and the
-// function that releases it. A scope's directory is opened one level at a
-// time, each beneath the one before, so a link on the way is followed
-// inside its own level only; with create, missing levels are made.
+// function that releases it. A scope's directory is opened one element at
+// a time, each beneath the one before, so a link on the way is followed
+// inside its own directory only (a link that an agent planted in an
+// enclosing scope cannot take a scope path into a sibling); with create,
+// missing elements are made.
 func (j *jail) dir(create bool) (*os.Root, func(), error) {
 	r := j.root
 	var opened *os.Root // the last level opened here, for the caller to release
 	for _, level := range j.levels {
-		next, err := r.OpenRoot(level)
-		if create && errors.Is(err, fs.ErrNotExist) {
-			if err = r.MkdirAll(level, 0o755); err == nil {
-				next, err = r.OpenRoot(level)
-			}
-		}
-		if err != nil {
-			if fi, serr := r.Stat(level); serr == nil && !fi.IsDir() {
-				err = &fs.PathError{Op: "open", Path: level, Err: syscall.ENOTDIR} // OpenRoot says so only in words
-			}
-			if opened != nil {
-				opened.Close()
-			}
-			return nil, nil, err
-		}
+		next, err := pathjail.OpenBeneath(r, level, create)
 		if opened != nil {
 			opened.Close()
+		}
+		if err != nil {
+			return nil, nil, err
 		}
 		r, opened = next, next
 	}

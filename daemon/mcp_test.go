@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	ab "github.com/agentbackend/agentbackend"
 	"github.com/agentbackend/agentbackend/agentmcp"
@@ -185,6 +187,15 @@ func TestMCPOnWorkspace(t *testing.T) {
 	defer ws.Close()
 	if _, err := daemon.New(daemon.Config{Workspace: ws, HostKey: testKey}); err == nil || !strings.Contains(err.Error(), "DisableSSHWS") {
 		t.Fatalf("Workspace with SSH on: %v, want a refusal naming DisableSSHWS", err)
+	}
+	for _, cfg := range []daemon.Config{
+		{Workspace: ws, DisableSSHWS: true, Network: ab.NetworkHost},
+		{Workspace: ws, DisableSSHWS: true, Network: "allow:example.com"},
+		{Workspace: ws, DisableSSHWS: true, Isolation: ab.IsolationNone},
+	} {
+		_, err := daemon.New(cfg)
+		require.Error(t, err, "%+v", cfg)
+		assert.Contains(t, err.Error(), "not Workspace")
 	}
 	if _, err := daemon.New(daemon.Config{Workspace: ws, RootDir: "/elsewhere", DisableSSHWS: true}); err == nil {
 		t.Fatal("a RootDir other than the workspace's was accepted")

@@ -12,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/crypto/ssh"
 
 	ab "github.com/agentbackend/agentbackend"
 	"github.com/agentbackend/agentbackend/agentmcp"
@@ -221,4 +222,71 @@ func TestScopeJailReferenceDaemon(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []string{"a.txt"}, grep.Files)
 	assert.Equal(t, 1, logs.count("cannot jail scopes"), "the fallback must be logged, once")
+}
+
+// TestScopeJailAttackRequests: a hostile client speaks the scope request
+// itself: levels that climb, absolute or unclean levels, a level that is a
+// link out of its parent, NULs; a second request after the first (it may
+// only narrow), and one after the session's program started (refused).
+// Nothing reaches users/bob from a session scoped to users/alice.
+func TestScopeJailAttackRequests(t *testing.T) {
+	d, port := startDaemon(t, daemon.Config{Isolation: ab.IsolationNone})
+	w := jailtest.NewWorkspace(t, d.RootDir())
+	c := sshClient(t, d, port, "")
+	type levels struct{ Levels string }
+	session := func(t *testing.T, reqs ...string) (*ssh.Session, []bool) {
+		t.Helper()
+		sess, err := c.NewSession()
+		require.NoError(t, err)
+		t.Cleanup(func() { sess.Close() })
+		var oks []bool
+		for _, l := range reqs {
+			ok, err := sess.SendRequest(ab.RemoteScopeRequest, true, ssh.Marshal(levels{l}))
+			require.NoError(t, err)
+			oks = append(oks, ok)
+		}
+		return sess, oks
+	}
+	for _, l := range []string{"..", "../users", "users/../..", "/users/alice", "users/alice/", "users//alice", "users/./alice",
+		"users\x00..", "users\x00../bob", "", "\x00", "users/alice/up", "users/alice/bob", "users/alice/abs", "users/alice\x00up"} {
+		sess, oks := session(t, l)
+		if !oks[0] {
+			continue // refused: the session keeps the whole workspace, which is this client's anyway
+		}
+		// Granted (the directory is opened at each operation): the
+		// command fails, or runs beneath the workspace and, for a scope
+		// that names alice, sees nothing of bob's.
+		var out strings.Builder
+		sess.Stdout = &out
+		if sess.Run("cat secret ../secret bob/secret users/bob/secret 2>/dev/null; pwd") != nil {
+			continue
+		}
+		if strings.Contains(l, "alice") {
+			assert.NotContains(t, out.String(), w.Secret(), "scope %q reached bob's secret", l)
+		}
+		assert.True(t, strings.HasPrefix(lastLine(out.String()), d.RootDir()), "scope %q runs outside the workspace: %q", l, out.String())
+	}
+	// A second request narrows; a link up out of the first is no way back.
+	sess, _ := session(t, "users/alice", "up")
+	var out strings.Builder
+	sess.Stdout = &out
+	_ = sess.Run("cat ../bob/secret up/bob/secret bob/secret 2>/dev/null; pwd")
+	assert.NotContains(t, out.String(), w.Secret())
+	// After the program started, a scope request is refused.
+	sess, _ = session(t)
+	sess.Stdout = &out
+	in, err := sess.StdinPipe()
+	require.NoError(t, err)
+	require.NoError(t, sess.Start("read line; cat \"$line\""))
+	ok, err := sess.SendRequest(ab.RemoteScopeRequest, true, ssh.Marshal(levels{"users/alice"}))
+	require.NoError(t, err)
+	assert.False(t, ok, "a scope request after the program started was granted")
+	in.Close()
+	_ = sess.Wait()
+	w.Untouched(t)
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
 }

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
@@ -32,8 +33,10 @@ type session struct {
 	mu         sync.Mutex
 	background bool // the client asked for a background process: no exec slot
 	proc       *sandbox.Process
-	tty        *os.File // the pseudo-terminal's controlling side, when the command has one
-	pty        bool     // the client asked for a terminal
+	command    bool             // an exec or shell request was accepted: a command is starting or running
+	signals    []syscall.Signal // signals that came before proc was recorded, delivered once it is
+	tty        *sandbox.Process // the command, when it has a terminal
+	pty        bool             // the client asked for a terminal
 }
 
 // session serves a session channel's requests until the channel is closed,
@@ -68,6 +71,11 @@ func (d *Daemon) session(ch ssh.Channel, reqs <-chan *ssh.Request, cs *connState
 			program = s.program(req)
 			ok = program != nil
 			started = ok
+			if ok && req.Type != "subsystem" {
+				s.mu.Lock()
+				s.command = true
+				s.mu.Unlock()
+			}
 		}
 		if req.WantReply {
 			_ = req.Reply(ok, nil)
@@ -106,6 +114,8 @@ func (s *session) program(req *ssh.Request) func() {
 			return s.serveSFTP
 		case SearchSubsystem:
 			return s.serveSearch
+		case WatchSubsystem:
+			return s.serveWatch
 		}
 		return nil
 	}
@@ -114,7 +124,7 @@ func (s *session) program(req *ssh.Request) func() {
 // serveSFTP serves the SFTP subsystem on the channel until the client
 // closes it.
 func (s *session) serveSFTP() {
-	srv := sftp.NewRequestServer(s.ch, sftpHandlers{s.jail}.handlers(), sftp.WithRSAllocator())
+	srv := sftp.NewRequestServer(s.ch, sftpHandlers{j: s.jail, pending: s.d.pending, owner: s.cs}.handlers())
 	err := srv.Serve()
 	srv.Close()
 	if err != nil && err != io.EOF {
@@ -142,9 +152,9 @@ func (s *session) run(command string) {
 		defer func() { <-s.cs.execs }()
 	}
 	var code int
-	cmd, dir, err := s.d.exec.command(command, s.term, s.jail)
+	cmd, dir, err := s.d.exec.command(command, s.term, pty, s.jail)
 	if err == nil {
-		if pty && havePTY {
+		if pty {
 			code, err = s.runTerminal(cmd, dir)
 		} else {
 			code, err = s.runPiped(cmd, dir)
@@ -188,12 +198,19 @@ func (s *session) runPiped(cmd *exec.Cmd, dir *os.File) (int, error) {
 	return sandbox.ExitCode(state), nil
 }
 
-// started records the running command, and kills it at once when the
-// channel went away in the meantime.
+// started records the running command, delivers the signals that came
+// while it was starting (the command may already have written output the
+// client reacted to), and kills it at once when the channel went away in
+// the meantime.
 func (s *session) started(p *sandbox.Process) {
 	s.mu.Lock()
 	s.proc = p
+	pending := s.signals
+	s.signals = nil
 	s.mu.Unlock()
+	for _, sig := range pending {
+		p.Signal(sig)
+	}
 	select {
 	case <-s.done:
 		p.Kill(errChannelClosed)
@@ -243,6 +260,11 @@ func (s *session) signal(payload []byte) bool {
 	}
 	s.mu.Lock()
 	proc := s.proc
+	if proc == nil && s.command {
+		s.signals = append(s.signals, sig) // starting: delivered by started
+		s.mu.Unlock()
+		return true
+	}
 	s.mu.Unlock()
 	return proc != nil && proc.Signal(sig)
 }
@@ -300,7 +322,7 @@ func (s *session) windowChange(payload []byte) bool {
 	defer s.mu.Unlock()
 	s.cols, s.rows = p.Cols, p.Rows
 	if s.tty != nil {
-		_ = setWinsize(s.tty, p.Cols, p.Rows)
+		_ = s.tty.Resize(termSize(p.Cols, p.Rows))
 	}
 	return true
 }

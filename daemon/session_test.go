@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/pkg/sftp"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"golang.org/x/crypto/ssh"
 
 	ab "github.com/agentbackend/agentbackend"
@@ -235,4 +237,63 @@ func TestSFTPJail(t *testing.T) {
 	if ab.ErrorCode(err) != ab.CodePathEscape {
 		t.Errorf("RemoteBackend read through a link out: %v, want PATH_ESCAPE_ATTEMPT", err)
 	}
+}
+
+// TestSFTPAttackHostilePaths: the SFTP requests a hostile client adds to
+// TestSFTPJail's: metadata, mode, size, times and hard links through a
+// link out of the workspace, and paths no file system has (NUL, 64 KiB).
+// The file outside stays unread and unchanged.
+func TestSFTPAttackHostilePaths(t *testing.T) {
+	outside := t.TempDir()
+	secret := filepath.Join(outside, "secret")
+	require.NoError(t, os.WriteFile(secret, []byte("top secret"), 0o600))
+	before, err := os.Stat(secret)
+	require.NoError(t, err)
+	d, port := startDaemon(t, daemon.Config{Isolation: ab.IsolationNone})
+	root := d.Backend().RootDir()
+	require.NoError(t, os.Symlink(outside, filepath.Join(root, "link-out")))
+	require.NoError(t, os.Symlink(secret, filepath.Join(root, "secret-link")))
+	require.NoError(t, os.WriteFile(filepath.Join(root, "inside.txt"), []byte("inside"), 0o644))
+	sc, err := sftp.NewClient(sshClient(t, d, port, ""))
+	require.NoError(t, err)
+	defer sc.Close()
+
+	for _, p := range []string{"link-out/secret", "secret-link", root + "/link-out/secret"} {
+		_, err := sc.Stat(p)
+		assert.Error(t, err, "stat %s", p)
+		assert.Error(t, sc.Chmod(p, 0o777), "chmod %s", p)
+		assert.Error(t, sc.Truncate(p, 0), "truncate %s", p)
+		f, err := sc.OpenFile(p, os.O_WRONLY|os.O_TRUNC)
+		if err == nil {
+			f.Close()
+			t.Errorf("open %s for writing succeeded", p)
+		}
+		_ = sc.Chtimes(p, time.Unix(0, 0), time.Unix(0, 0)) // ignored, as the specification allows: the time is checked below
+		if real, err := sc.RealPath(p); err == nil {
+			assert.NotContains(t, real, outside, "realpath %s told the outside path", p)
+		}
+	}
+	assert.Error(t, sc.Link(filepath.Join(root, "link-out/secret"), "hard"), "LINK is served")
+	assert.Error(t, sc.Link("inside.txt", "link-out/hard"), "LINK is served")
+	assert.Error(t, sc.PosixRename("inside.txt", "link-out/moved"), "posix-rename through a link out")
+	// A NUL inside a name, and a name longer than the file system takes,
+	// are refused; a NUL in a name that ".." removes resolves inside the
+	// workspace (".." stops at its root), which is all the jail promises.
+	for _, p := range []string{"in\x00side.txt", strings.Repeat("n", 300)} {
+		_, err = sc.Create(p)
+		assert.Error(t, err, "create of %.20q", p)
+	}
+	if f, err := sc.Create("inside.txt\x00/../../" + secret); err == nil {
+		f.Close()
+	}
+	after, err := os.Stat(secret)
+	require.NoError(t, err)
+	assert.Equal(t, before.Mode(), after.Mode(), "the outside file's mode changed")
+	assert.Equal(t, before.ModTime(), after.ModTime(), "the outside file's time changed")
+	data, err := os.ReadFile(secret)
+	require.NoError(t, err)
+	assert.Equal(t, "top secret", string(data))
+	entries, err := os.ReadDir(outside)
+	require.NoError(t, err)
+	assert.Len(t, entries, 1, "something was created outside")
 }

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/pkg/sftp"
+
+	"github.com/agentbackend/agentbackend/internal/tmpfile"
 )
 
 // sftpHandlers serves the SFTP subsystem over the session's jail (the
@@ -28,9 +30,20 @@ import (
 // destination's parent is created; an existing destination file is
 // replaced), SETSTAT/FSETSTAT (mode and size; owner and times best effort).
 // SYMLINK and LINK are refused: they could plant links, and the reference
-// has neither. Errors: ENOENT → NO_SUCH_FILE, EACCES → PERMISSION_DENIED,
-// anything else → FAILURE with the message.
-type sftpHandlers struct{ j *jail }
+// has neither. The temporary files of writes (internal/tmpfile) have no
+// name while they are written (see pendingWrites), and listings leave
+// temporary names out.
+//
+// Errors: ENOENT → NO_SUCH_FILE, EACCES and EPERM → PERMISSION_DENIED,
+// anything else → FAILURE; the message is "<op> <path>: <reason>" with the
+// path as the client sent it and the reason the system's text for the
+// errno ("no space left on device"), from which a client recovers the
+// errno (RemoteBackend does).
+type sftpHandlers struct {
+	j       *jail
+	pending *pendingWrites
+	owner   *connState // the connection, which owns the unnamed files it makes
+}
 
 func (h sftpHandlers) handlers() sftp.Handlers {
 	return sftp.Handlers{FileGet: h, FilePut: h, FileCmd: h, FileList: h}
@@ -44,7 +57,7 @@ func (h sftpHandlers) resolve(p string, create bool) (root *os.Root, rel string,
 		return nil, "", nil, err
 	}
 	if root, done, err = h.j.dir(create); err != nil {
-		return nil, "", nil, fxErr(err)
+		return nil, "", nil, fxErr(p, err)
 	}
 	return root, rel, done, nil
 }
@@ -57,7 +70,10 @@ func (h sftpHandlers) Fileread(r *sftp.Request) (io.ReaderAt, error) {
 	}
 	defer done()
 	f, err := root.OpenFile(rel, os.O_RDONLY|syscall.O_NONBLOCK, 0)
-	return f, fxErr(err)
+	if err != nil {
+		return nil, fxErr(r.Filepath, err)
+	}
+	return sftpFile{f, r.Filepath}, nil
 }
 
 // Filewrite opens a file for writing.
@@ -98,15 +114,40 @@ func (h sftpHandlers) open(r *sftp.Request, read bool) (sftp.WriterAtReaderAt, e
 	if m, ok := openMode(r.Attrs); ok {
 		mode = m
 	}
+	if w, ok, err := h.openPending(root, rel, r.Filepath, pf, mode); ok {
+		return w, fxErr(r.Filepath, err)
+	}
 	f, err := root.OpenFile(rel, flags|syscall.O_NONBLOCK, mode)
 	if err != nil {
-		return nil, fxErr(err)
+		return nil, fxErr(r.Filepath, err)
 	}
 	if pf.Append {
-		return appender{f}, nil
+		return appender{sftpFile{f, r.Filepath}}, nil
 	}
-	return f, nil
+	return sftpFile{f, r.Filepath}, nil
 }
+
+// sftpFile is an open file whose errors name the path as the client sent
+// it.
+type sftpFile struct {
+	f    *os.File
+	path string
+}
+
+func (s sftpFile) ReadAt(p []byte, off int64) (int, error) {
+	n, err := s.f.ReadAt(p, off)
+	if err != nil && err != io.EOF {
+		err = fxErr(s.path, err)
+	}
+	return n, err
+}
+
+func (s sftpFile) WriteAt(p []byte, off int64) (int, error) {
+	n, err := s.f.WriteAt(p, off)
+	return n, fxErr(s.path, err)
+}
+
+func (s sftpFile) Close() error { return fxErr(s.path, s.f.Close()) }
 
 // openMode reads the permissions from the attributes of an OPEN request,
 // if the client sent them.
@@ -130,9 +171,12 @@ func openMode(attrs []byte) (fs.FileMode, bool) {
 
 // appender is a file opened with APPEND: every write goes to the end,
 // whatever offset the client names (as O_APPEND does for pwrite on Linux).
-type appender struct{ *os.File }
+type appender struct{ sftpFile }
 
-func (a appender) WriteAt(p []byte, _ int64) (int, error) { return a.File.Write(p) }
+func (a appender) WriteAt(p []byte, _ int64) (int, error) {
+	n, err := a.f.Write(p)
+	return n, fxErr(a.path, err)
+}
 
 // Filecmd carries out the requests that change the tree.
 func (h sftpHandlers) Filecmd(r *sftp.Request) error {
@@ -141,20 +185,32 @@ func (h sftpHandlers) Filecmd(r *sftp.Request) error {
 		return err
 	}
 	defer done()
+	return fxErr(r.Filepath, h.filecmd(root, rel, r))
+}
+
+func (h sftpHandlers) filecmd(root *os.Root, rel string, r *sftp.Request) error {
+	key := pendingKey(h.j, rel)
+	p := h.pending.get(key)
 	switch r.Method {
 	case "Setstat":
-		return fxErr(setstat(root, rel, r))
+		if p != nil {
+			return setstatFile(p.f, r)
+		}
+		return setstat(root, rel, r)
 	case "Rename", "PosixRename":
 		to, err := h.j.rel(r.Target)
 		if err != nil {
 			return err
 		}
+		if p != nil {
+			return h.publish(p, key, root, to)
+		}
 		if dir := path.Dir(to); dir != "." {
 			_ = root.MkdirAll(dir, 0o755)
 		}
-		return fxErr(root.Rename(rel, to))
+		return root.Rename(rel, to)
 	case "Mkdir":
-		return fxErr(root.Mkdir(rel, 0o755))
+		return root.Mkdir(rel, 0o755)
 	case "Rmdir":
 		fi, err := root.Lstat(rel)
 		if err == nil && !fi.IsDir() {
@@ -163,8 +219,12 @@ func (h sftpHandlers) Filecmd(r *sftp.Request) error {
 		if err == nil {
 			err = root.Remove(rel)
 		}
-		return fxErr(err)
+		return err
 	case "Remove":
+		if p != nil {
+			h.pending.drop(key)
+			return nil
+		}
 		fi, err := root.Lstat(rel)
 		if err == nil && fi.IsDir() {
 			err = &fs.PathError{Op: "remove", Path: rel, Err: syscall.EISDIR}
@@ -172,7 +232,7 @@ func (h sftpHandlers) Filecmd(r *sftp.Request) error {
 		if err == nil {
 			err = root.Remove(rel)
 		}
-		return fxErr(err)
+		return err
 	default: // Link, Symlink
 		return sftp.ErrSSHFxOpUnsupported
 	}
@@ -180,6 +240,26 @@ func (h sftpHandlers) Filecmd(r *sftp.Request) error {
 
 // PosixRename is Rename: both replace an existing destination file.
 func (h sftpHandlers) PosixRename(r *sftp.Request) error { return h.Filecmd(r) }
+
+// setstatFile is SETSTAT on an open file.
+func setstatFile(f *os.File, r *sftp.Request) error {
+	af := r.AttrFlags()
+	attrs := r.Attributes()
+	if af.Size {
+		if err := f.Truncate(int64(attrs.Size)); err != nil {
+			return err
+		}
+	}
+	if af.Permissions {
+		if err := f.Chmod(attrs.FileMode().Perm()); err != nil {
+			return err
+		}
+	}
+	if af.UidGid {
+		_ = f.Chown(int(attrs.UID), int(attrs.GID)) // only root may give files away
+	}
+	return nil
+}
 
 func setstat(root *os.Root, rel string, r *sftp.Request) error {
 	af := r.AttrFlags()
@@ -218,16 +298,26 @@ func (h sftpHandlers) Filelist(r *sftp.Request) (sftp.ListerAt, error) {
 	defer done()
 	switch r.Method {
 	case "List":
-		return list(root, rel)
+		l, err := list(root, rel)
+		return l, fxErr(r.Filepath, err)
 	case "Stat":
-		fi, err := root.Stat(rel)
+		fi, err := h.stat(root, rel, root.Stat)
 		if err != nil {
-			return nil, fxErr(err)
+			return nil, fxErr(r.Filepath, err)
 		}
 		return listerOf{fi}, nil
 	default:
 		return nil, sftp.ErrSSHFxOpUnsupported
 	}
+}
+
+// stat describes rel with statFn, or the unnamed file of a write in flight
+// that the client knows by that name.
+func (h sftpHandlers) stat(root *os.Root, rel string, statFn func(string) (fs.FileInfo, error)) (fs.FileInfo, error) {
+	if p := h.pending.get(pendingKey(h.j, rel)); p != nil {
+		return p.stat()
+	}
+	return statFn(rel)
 }
 
 // Lstat describes a path without following a final symbolic link.
@@ -237,9 +327,9 @@ func (h sftpHandlers) Lstat(r *sftp.Request) (sftp.ListerAt, error) {
 		return nil, err
 	}
 	defer done()
-	fi, err := root.Lstat(rel)
+	fi, err := h.stat(root, rel, root.Lstat)
 	if err != nil {
-		return nil, fxErr(err)
+		return nil, fxErr(r.Filepath, err)
 	}
 	return listerOf{fi}, nil
 }
@@ -252,7 +342,7 @@ func (h sftpHandlers) Readlink(p string) (string, error) {
 	}
 	defer done()
 	target, err := root.Readlink(rel)
-	return target, fxErr(err)
+	return target, fxErr(p, err)
 }
 
 // RealPath answers REALPATH as the reference does: the path as an absolute
@@ -269,27 +359,29 @@ func (h sftpHandlers) RealPath(p string) (string, error) {
 	return "/" + rel, nil
 }
 
-// list reads a directory's names at once (sorted) and describes them
-// (lstat, as the reference does) batch by batch as the client asks.
+// list reads a directory's names at once (sorted, temporary names left
+// out and removed when stale) and describes them (lstat, as the reference
+// does) batch by batch as the client asks.
 func list(root *os.Root, rel string) (sftp.ListerAt, error) {
 	dir, err := root.OpenRoot(rel)
 	if err != nil {
 		if fi, serr := root.Stat(rel); serr == nil && !fi.IsDir() {
-			return nil, fxErr(&fs.PathError{Op: "opendir", Path: rel, Err: syscall.ENOTDIR})
+			return nil, &fs.PathError{Op: "opendir", Path: rel, Err: syscall.ENOTDIR}
 		}
-		return nil, fxErr(err)
+		return nil, err
 	}
 	f, err := dir.Open(".")
 	if err != nil {
 		dir.Close()
-		return nil, fxErr(err)
+		return nil, err
 	}
 	names, err := f.Readdirnames(-1)
 	f.Close()
 	if err != nil {
 		dir.Close()
-		return nil, fxErr(err)
+		return nil, err
 	}
+	names = tmpfile.Hide(names, func(name string) { tmpfile.RemoveStale(dir, name) })
 	slices.Sort(names)
 	return &dirLister{dir: dir, names: names}, nil
 }
@@ -341,26 +433,54 @@ func (m missingInfo) ModTime() time.Time { return time.Time{} }
 func (m missingInfo) IsDir() bool        { return false }
 func (m missingInfo) Sys() any           { return nil }
 
-// fxErr maps a file-system error to what the SFTP client is told:
-// ENOENT → NO_SUCH_FILE and EACCES → PERMISSION_DENIED (pkg/sftp does
-// these from the errno), an escape → FAILURE "Path escape attempt
-// blocked", anything else → FAILURE with the error's message.
-func fxErr(err error) error {
+// fxErr maps a file-system error to what the SFTP client is told about
+// its path p (as the client sent it): an escape → FAILURE "Path escape
+// attempt blocked"; an error with an errno → that errno on p (pkg/sftp
+// turns ENOENT into NO_SUCH_FILE, EACCES and EPERM into PERMISSION_DENIED,
+// the rest into FAILURE, with the message "<op> <p>: <errno text>");
+// anything else → FAILURE with its message. Paths of this host never reach
+// the client.
+func fxErr(p string, err error) error {
 	if err == nil {
 		return nil
 	}
 	if isEscape(err) {
 		return errEscape
 	}
+	op := "sftp"
+	var pe *fs.PathError
+	var le *os.LinkError
+	switch {
+	case errors.As(err, &pe):
+		op = pe.Op
+	case errors.As(err, &le):
+		op = le.Op
+	}
 	var errno syscall.Errno
-	if errors.As(err, &errno) && (errno == syscall.ENOENT || errno == syscall.EACCES) {
-		if pe, ok := err.(*fs.PathError); ok && pe.Err == errno {
-			return pe // pkg/sftp maps the errno, and the message names the path
+	switch {
+	case errors.As(err, &errno):
+	case errors.Is(err, fs.ErrNotExist):
+		errno = syscall.ENOENT
+	case errors.Is(err, fs.ErrExist):
+		errno = syscall.EEXIST
+	case errors.Is(err, fs.ErrPermission):
+		errno = syscall.EACCES
+	default:
+		if errors.Is(err, sftp.ErrSSHFxOpUnsupported) {
+			return err
 		}
-		return errno
+		return errors.New(op + " " + p + ": " + innermost(err).Error())
 	}
-	if errors.Is(err, fs.ErrNotExist) {
-		return fs.ErrNotExist
+	return &fs.PathError{Op: op, Path: p, Err: errno}
+}
+
+// innermost returns the last error of err's chain.
+func innermost(err error) error {
+	for {
+		next := errors.Unwrap(err)
+		if next == nil {
+			return err
+		}
+		err = next
 	}
-	return errors.New(err.Error())
 }

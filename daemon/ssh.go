@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"fmt"
 	"net/http"
 	"sync"
 
@@ -15,10 +16,25 @@ import (
 // searches through SFTP instead.
 const SearchSubsystem = "agentbe-search@agentbackend"
 
+// WatchSubsystem is the SSH subsystem through which this daemon streams
+// the changes to a directory tree (agentbackend.Watch on its workspace,
+// inotify beneath the session's jail) to RemoteBackend.Watch. The
+// reference daemon does not have it, and RemoteBackend then scans through
+// SFTP instead.
+const WatchSubsystem = "agentbe-watch@agentbackend"
+
 // serveSSH is WS /ssh: it upgrades, checks the token (closing the
 // WebSocket with 4001 "Unauthorized" when it is wrong, as the reference
 // does) and serves SSH on the connection until it ends.
 func (d *Daemon) serveSSH(w http.ResponseWriter, r *http.Request) {
+	if !d.admit() {
+		d.log.Warn("ssh-ws refused: too many connections", "remote", r.RemoteAddr, "limit", d.maxConnections())
+		w.Header().Set("Retry-After", "1")
+		writeJSON(w, http.StatusServiceUnavailable, errorBody{"Too many connections", fmt.Sprintf(
+			"The daemon serves at most %d SSH-WS connections at once (--max-connections); try again later", d.maxConnections())})
+		return
+	}
+	defer d.release()
 	conn, err := wsnet.Accept(w, r)
 	if err != nil {
 		d.log.Warn("ssh-ws upgrade failed", "remote", r.RemoteAddr, "err", err)
@@ -92,7 +108,7 @@ func (d *Daemon) serveConn(conn *wsnet.Conn, remote string) {
 		select {
 		case cs.sessions <- struct{}{}:
 		default:
-			_ = nc.Reject(ssh.ResourceShortage, "too many sessions on this connection")
+			_ = nc.Reject(ssh.ResourceShortage, fmt.Sprintf("too many sessions on this connection (at most %d, --max-sessions-per-conn)", maxSessions))
 			continue
 		}
 		ch, creqs, err := nc.Accept()
@@ -106,5 +122,6 @@ func (d *Daemon) serveConn(conn *wsnet.Conn, remote string) {
 		})
 	}
 	wg.Wait()
+	d.pending.dropConn(cs)
 	d.log.Debug("ssh connection closed", "remote", remote)
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -14,12 +13,7 @@ import (
 	"github.com/agentbackend/agentbackend/agentmcp"
 	"github.com/agentbackend/agentbackend/daemon"
 	"github.com/agentbackend/agentbackend/kubernetes"
-	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
-
-// maxMessage bounds one MCP message on standard input (a write_file of a
-// large file is one message); the SDK's default is 16 MiB.
-const maxMessage = 1 << 30
 
 // runDaemon runs the daemon cfg describes until its input closes or ctx
 // ends.
@@ -80,12 +74,7 @@ func serveStdio(ctx context.Context, cfg *daemonConfig, b ab.FileBackend, where 
 		policy = ", with permissions"
 	}
 	fmt.Fprintf(stderr, "agent-backend daemon: serving %s over MCP on stdio (%s%s)\n", b.RootDir(), where, policy)
-	server := agentmcp.NewServer(b, nil)
-	err := server.Run(ctx, &drainTransport{mcp.IOTransport{Reader: stdin, Writer: stdout, MaxLineLength: maxMessage}})
-	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, mcp.ErrConnectionClosed) || errors.Is(err, io.EOF) {
-		return nil
-	}
-	return err
+	return agentmcp.ServeStdio(ctx, b, nil, stdin, stdout)
 }
 
 // runHTTP runs the full daemon (GET /health, POST /mcp, WS /ssh) on
@@ -95,6 +84,10 @@ func serveStdio(ctx context.Context, cfg *daemonConfig, b ab.FileBackend, where 
 // a token it listens on loopback only, and refuses a public --bind unless
 // --insecure-no-auth-public (daemon.Run).
 func runHTTP(ctx context.Context, cfg *daemonConfig, workspace ab.FileBackend, stderr io.Writer) error {
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	if cfg.TokenInArgs {
+		log.Warn("the --auth-token is on the command line, where every user of this host can read it (ps, /proc/PID/cmdline); prefer --auth-token-file")
+	}
 	return daemon.Run(ctx, daemon.Config{
 		Workspace:            workspace,
 		RootDir:              cfg.RootDir,
@@ -107,6 +100,9 @@ func runHTTP(ctx context.Context, cfg *daemonConfig, workspace ab.FileBackend, s
 		DisableSSHWS:         cfg.DisableSSHWS,
 		Permissions:          cfg.Permissions,
 		HostKeyPath:          cfg.SSHHostKey,
-		Logger:               slog.New(slog.NewTextHandler(stderr, nil)),
+		MaxConnections:       cfg.MaxConnections,
+		MaxSessionsPerConn:   cfg.MaxSessionsPerConn,
+		MaxExecsPerConn:      cfg.MaxExecsPerConn,
+		Logger:               log,
 	}, net.JoinHostPort(cfg.Bind, strconv.Itoa(cfg.Port)))
 }

@@ -347,3 +347,36 @@ func TestCLICommandsNeverSeeTheToken(t *testing.T) {
 	}
 	assert.Len(t, envs, 4)
 }
+
+// TestCLIAttackTokenInProcessList: a token given with --auth-token-file
+// is nowhere in the daemon's command line or environment, which every local
+// user (the command line) and every command of isolation none or software
+// (both: they run as the daemon's user) can read in /proc.
+func TestCLIAttackTokenInProcessList(t *testing.T) {
+	t.Parallel()
+	const token = "tok3n-fr0m-a-file-9Zq"
+	file := filepath.Join(t.TempDir(), "token")
+	require.NoError(t, os.WriteFile(file, []byte(token+"\n"), 0o600))
+	for _, iso := range []string{"none", "software"} {
+		t.Run(iso, func(t *testing.T) {
+			p := startCLIDaemon(t, nil, "--auth-token-file", file, "--isolation", iso)
+			rb, err := ab.NewRemote(ab.RemoteConfig{Host: "127.0.0.1", Port: p.port, RootDir: p.root, AuthToken: token, InsecureIgnoreHostKey: true})
+			require.NoError(t, err)
+			defer rb.Close()
+			require.NoError(t, rb.Write(context.Background(), "pattern", []byte(token))) // not on grep's own command line
+			res, err := rb.Exec(context.Background(), "grep -a -l -F -f pattern /proc/[0-9]*/cmdline /proc/[0-9]*/environ; echo scanned", nil)
+			require.NoError(t, err)
+			assert.Equal(t, "scanned\n", string(res.Stdout), "a command found the token in /proc")
+			for _, f := range []string{"cmdline", "environ"} {
+				data, err := os.ReadFile(fmt.Sprintf("/proc/%d/%s", p.cmd.Process.Pid, f))
+				require.NoError(t, err)
+				assert.NotContains(t, string(data), token, "the daemon's %s holds the token", f)
+			}
+			bad, err := ab.NewRemote(ab.RemoteConfig{Host: "127.0.0.1", Port: p.port, RootDir: p.root, AuthToken: "wrong", InsecureIgnoreHostKey: true})
+			require.NoError(t, err)
+			defer bad.Close()
+			_, err = bad.Exec(context.Background(), "true", nil)
+			assert.Error(t, err, "the daemon took a wrong token")
+		})
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -23,7 +24,10 @@ type daemonConfig struct {
 	Shell     ab.Shell     // --shell (auto is the zero value)
 	Port      int          // --port, 1024-65535, default 3001
 	Bind      string       // --bind: the address to listen on ("" is loopback without a token, every interface with one)
-	AuthToken string       // --auth-token
+	AuthToken string       // --auth-token, or the contents of --auth-token-file
+	// TokenInArgs says the token came on the command line (--auth-token),
+	// where every local user can read it: the daemon warns.
+	TokenInArgs bool
 	// InsecureNoAuthPublic is --insecure-no-auth-public: serve a
 	// non-loopback --bind without a token.
 	InsecureNoAuthPublic bool
@@ -36,6 +40,10 @@ type daemonConfig struct {
 	// Kubernetes is read from the YAML or JSON file --kubernetes names (see
 	// kubernetes.ParseConfig): the workspace is then a pod, not --rootDir.
 	Kubernetes *kubernetes.Config
+	// The daemon's limits (daemon.Config); 0 is its default.
+	MaxConnections     int // --max-connections
+	MaxSessionsPerConn int // --max-sessions-per-conn
+	MaxExecsPerConn    int // --max-execs-per-conn
 }
 
 // defaultPort is the daemon's HTTP port when --port is not given.
@@ -97,11 +105,14 @@ func parseDaemonArgs(args []string) (*daemonConfig, error) {
 		case "--network":
 			var v string
 			if v, err = value(); err == nil {
-				switch ab.Network(v) {
-				case ab.NetworkNone, ab.NetworkHost:
-					cfg.Network = ab.Network(v)
+				n, perr := ab.ParseNetwork(v)
+				switch {
+				case strings.TrimSpace(v) == "":
+					err = usagef("invalid network mode %q (valid modes: none, host, allow:<host>,<host>,...)", v)
+				case perr != nil:
+					err = usagef("invalid network mode %q: %v", v, perr)
 				default:
-					err = usagef("invalid network mode %q (valid modes: none, host)", v)
+					cfg.Network = n
 				}
 			}
 		case "--shell":
@@ -130,6 +141,12 @@ func parseDaemonArgs(args []string) (*daemonConfig, error) {
 			}
 		case "--auth-token":
 			cfg.AuthToken, err = value()
+			cfg.TokenInArgs = true
+		case "--auth-token-file":
+			var v string
+			if v, err = value(); err == nil {
+				cfg.AuthToken, err = readToken(v)
+			}
 		case "--insecure-no-auth-public":
 			cfg.InsecureNoAuthPublic = true
 		case "--local-only":
@@ -138,6 +155,12 @@ func parseDaemonArgs(args []string) (*daemonConfig, error) {
 			cfg.DisableSSHWS = true
 		case "--ssh-host-key":
 			cfg.SSHHostKey, err = value()
+		case "--max-connections":
+			cfg.MaxConnections, err = limitValue(arg, value)
+		case "--max-sessions-per-conn":
+			cfg.MaxSessionsPerConn, err = limitValue(arg, value)
+		case "--max-execs-per-conn":
+			cfg.MaxExecsPerConn, err = limitValue(arg, value)
 		case "--permissions":
 			var v string
 			if v, err = value(); err == nil {
@@ -174,15 +197,47 @@ func parseDaemonArgs(args []string) (*daemonConfig, error) {
 			return nil, usagef("--rootDir and --kubernetes exclude each other: the workspace is the pod's (workspaceDir in the file)")
 		case cfg.Isolation != "" || cfg.Shell != "":
 			return nil, usagef("--isolation and --shell do not apply to --kubernetes: the pod is the sandbox, /bin/sh its shell")
+		case cfg.Network != "":
+			return nil, usagef("--network does not apply to --kubernetes: the pod's network is the cluster's (limit it with a NetworkPolicy)")
 		case !cfg.LocalOnly && !cfg.DisableSSHWS:
 			return nil, usagef("--kubernetes serves POST /mcp only: SSH over WebSocket serves a directory of this host; add --disable-ssh-ws")
 		}
-		return cfg, nil
-	}
-	if cfg.RootDir == "" {
+	} else if cfg.RootDir == "" {
 		return nil, usagef("--rootDir is required")
 	}
+	if cfg.TokenInArgs && slices.Contains(args, "--auth-token-file") {
+		return nil, usagef("--auth-token and --auth-token-file: give the token one way")
+	}
 	return cfg, nil
+}
+
+// readToken reads the token of --auth-token-file: the file's first line,
+// which may not be blank. A token there stays out of the process list,
+// where every local user reads command lines.
+func readToken(path string) (string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", usagef("--auth-token-file: %v", err)
+	}
+	token, _, _ := strings.Cut(string(data), "\n")
+	token = strings.TrimSpace(token)
+	if token == "" {
+		return "", usagef("--auth-token-file: %s holds no token", path)
+	}
+	return token, nil
+}
+
+// limitValue reads the value of a limit flag: a whole number from 1.
+func limitValue(flag string, value func() (string, error)) (int, error) {
+	v, err := value()
+	if err != nil {
+		return 0, err
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		return 0, usagef("%s must be a whole number from 1, got %q", flag, v)
+	}
+	return n, nil
 }
 
 // checkBind checks a --bind address: an IP address (brackets around an IPv6

@@ -52,6 +52,8 @@ func TestParseKubernetesArgs(t *testing.T) {
 	}{
 		{[]string{"--kubernetes", f, "--rootDir", "/w", "--local-only"}, "--rootDir and --kubernetes exclude each other"},
 		{[]string{"--kubernetes", f, "--isolation", "bwrap", "--local-only"}, "do not apply to --kubernetes"},
+		{[]string{"--kubernetes", f, "--network", "allow:example.com", "--local-only"}, "--network does not apply to --kubernetes"},
+		{[]string{"--kubernetes", f, "--network", "host", "--local-only"}, "--network does not apply to --kubernetes"},
 		{[]string{"--kubernetes", f}, "add --disable-ssh-ws"},
 		{[]string{"--kubernetes", bad, "--local-only"}, `unknown field "runAsRooot"`},
 		{[]string{"--kubernetes", filepath.Join(t.TempDir(), "missing.yaml"), "--local-only"}, "no such file"},

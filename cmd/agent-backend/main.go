@@ -1,7 +1,7 @@
 // Command agent-backend is the agent-backend CLI.
 //
 //	agent-backend daemon --rootDir DIR [--scopePath P] [--isolation auto|bwrap|software|none]
-//	                     [--network none|host] [--shell bash|sh|auto] [--permissions FILE] --local-only
+//	                     [--network none|host|allow:<hosts>] [--shell bash|sh|auto] [--permissions FILE] --local-only
 //	agent-backend daemon --kubernetes FILE [--scopePath P] [--permissions FILE] --local-only
 //
 // serves the workspace DIR as MCP tools (the MCP filesystem server's tools
@@ -142,13 +142,19 @@ Workspace:
                              warning); software isolation is a heuristic
                              command filter that a determined command
                              defeats, not a sandbox
-  --network <mode>           none|host: what bwrap-sandboxed commands reach
-                             (default none: a loopback of their own; host:
-                             the host's network, its local services too)
+  --network <mode>           none|host|allow:<hosts>: what bwrap-sandboxed
+                             commands reach (default none: a loopback of
+                             their own; host: the host's network, its local
+                             services too; allow:github.com,*.pypi.org,...:
+                             only those hosts (ports 80 and 443 unless
+                             host:port or host:*), through a filtering HTTP
+                             proxy the daemon runs for each command; needs
+                             root)
   --shell <shell>            bash|sh|auto (default auto: bash if present)
   --permissions <file>       a JSON permission policy: per access (read,
-                             list, search, write, delete, exec) a default
-                             and rules {"pattern", "action", "reason"} with
+                             list, search, write, delete, exec, network) a
+                             default and rules {"pattern", "action",
+                             "reason"} with
                              actions allow|deny|ask, e.g.
                              {"write": {"default": "deny", "rules":
                                [{"pattern": "src/**", "action": "allow"}]},
@@ -159,7 +165,10 @@ Workspace:
 HTTP daemon (without --local-only):
   --port <port>              1024-65535 (default 3001)
   --auth-token <token>       bearer token required by /mcp and /ssh; commands
-                             the daemon runs never see it (nor AUTH_TOKEN)
+                             the daemon runs do not inherit it (nor
+                             AUTH_TOKEN), but every local user can read a
+                             command line: prefer --auth-token-file
+  --auth-token-file <path>   read the token from the file's first line
   --bind <address>           the address to listen on (default: every
                              interface with a token; 127.0.0.1 and ::1
                              without one)
@@ -168,6 +177,16 @@ HTTP daemon (without --local-only):
                              commands as this user
   --disable-ssh-ws           do not serve SSH over WebSocket at /ssh
   --ssh-host-key <path>      SSH host key file
+  --max-connections <n>      SSH-WS clients served at once (default 1024);
+                             one more is answered 503, which clients report
+                             as RESOURCE_LIMIT
+  --max-sessions-per-conn <n>
+                             SSH sessions (commands, SFTP, background
+                             processes) open at once on one connection
+                             (default 64); one more is refused, and this
+                             module's client opens another connection
+  --max-execs-per-conn <n>   commands running at once on one connection
+                             (default 16); more wait for one to end
 
 Flags are written exactly as above, each value after a space. Invalid values
 and unknown flags exit with status 1.

@@ -15,6 +15,7 @@ import (
 	ab "github.com/agentbackend/agentbackend"
 	"github.com/agentbackend/agentbackend/internal/testenv"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 )
 
@@ -38,6 +39,10 @@ func cli(args ...string) *exec.Cmd {
 }
 
 func TestParseDaemonArgs(t *testing.T) {
+	tokens := t.TempDir()
+	tokenFile, blankFile := filepath.Join(tokens, "token"), filepath.Join(tokens, "blank")
+	require.NoError(t, os.WriteFile(tokenFile, []byte("  tok-from-file \nsecond line\n"), 0o600))
+	require.NoError(t, os.WriteFile(blankFile, []byte("\n\n"), 0o600))
 	for _, c := range []struct {
 		args []string
 		want *daemonConfig
@@ -49,11 +54,21 @@ func TestParseDaemonArgs(t *testing.T) {
 		{[]string{"--rootDir", "/w", "--isolation", "auto", "--shell", "auto"}, &daemonConfig{RootDir: "/w", Port: 3001}, ""},
 		{[]string{"--rootDir", "/w", "--network", "host"}, &daemonConfig{RootDir: "/w", Port: 3001, Network: ab.NetworkHost}, ""},
 		{[]string{"--rootDir", "/w", "--network", "none"}, &daemonConfig{RootDir: "/w", Port: 3001, Network: ab.NetworkNone}, ""},
+		{[]string{"--rootDir", "/w", "--network", "allow: github.com, *.pypi.org:443"}, &daemonConfig{RootDir: "/w", Port: 3001, Network: "allow:github.com,*.pypi.org:443"}, ""},
 		{[]string{"--rootDir", "/w", "--port", "8080", "--auth-token", "tok", "--disable-ssh-ws", "--ssh-host-key", "/k"},
-			&daemonConfig{RootDir: "/w", Port: 8080, AuthToken: "tok", DisableSSHWS: true, SSHHostKey: "/k"}, ""},
+			&daemonConfig{RootDir: "/w", Port: 8080, AuthToken: "tok", TokenInArgs: true, DisableSSHWS: true, SSHHostKey: "/k"}, ""},
+		{[]string{"--rootDir", "/w", "--auth-token-file", tokenFile}, &daemonConfig{RootDir: "/w", Port: 3001, AuthToken: "tok-from-file"}, ""},
+		{[]string{"--rootDir", "/w", "--auth-token-file", blankFile}, nil, "holds no token"},
+		{[]string{"--rootDir", "/w", "--auth-token-file", filepath.Join(tokens, "missing")}, nil, "--auth-token-file: open"},
+		{[]string{"--rootDir", "/w", "--auth-token", "tok", "--auth-token-file", tokenFile}, nil, "give the token one way"},
 		{[]string{"--rootDir", "/w", "--bind", "[::1]", "--insecure-no-auth-public"},
 			&daemonConfig{RootDir: "/w", Port: 3001, Bind: "::1", InsecureNoAuthPublic: true}, ""},
 		{[]string{"--rootDir", "/w", "--bind", "localhost"}, &daemonConfig{RootDir: "/w", Port: 3001, Bind: "localhost"}, ""},
+		{[]string{"--rootDir", "/w", "--max-connections", "10", "--max-sessions-per-conn", "3", "--max-execs-per-conn", "2"},
+			&daemonConfig{RootDir: "/w", Port: 3001, MaxConnections: 10, MaxSessionsPerConn: 3, MaxExecsPerConn: 2}, ""},
+		{[]string{"--rootDir", "/w", "--max-connections", "0"}, nil, "--max-connections must be a whole number from 1"},
+		{[]string{"--rootDir", "/w", "--max-sessions-per-conn", "x"}, nil, "--max-sessions-per-conn must be a whole number from 1"},
+		{[]string{"--rootDir", "/w", "--max-execs-per-conn"}, nil, "--max-execs-per-conn requires a value"},
 		{[]string{"--rootDir", "/w", "--bind", "0.0.0.0:80"}, nil, "--bind must be an IP address or a host name without a port"},
 		{[]string{"--rootDir", "/w", "--bind", ""}, nil, "--bind must be"},
 		{[]string{"--local-only"}, nil, "--rootDir is required"},
@@ -66,6 +81,9 @@ func TestParseDaemonArgs(t *testing.T) {
 		{[]string{"--rootDir", "/w", "--isolation", "docker"}, nil, `invalid isolation mode "docker"`},
 		{[]string{"--rootDir", "/w", "--shell", "zsh"}, nil, `invalid shell "zsh"`},
 		{[]string{"--rootDir", "/w", "--network", "bridge"}, nil, `invalid network mode "bridge"`},
+		{[]string{"--rootDir", "/w", "--network", ""}, nil, `invalid network mode ""`},
+		{[]string{"--rootDir", "/w", "--network", "allow:"}, nil, `allows no host`},
+		{[]string{"--rootDir", "/w", "--network", "allow:exa*mple.com"}, nil, `a wildcard is only allowed`},
 		{[]string{"--rootDir", "/w", "--scopePath", "a/../b"}, nil, "path traversal"},
 		{[]string{"--rootDir", "/w", "--scopePath", "/"}, nil, "--scopePath must name a directory"},
 		{[]string{"--rootDir", "/w", "--root-dir", "/x"}, nil, "unrecognized option: --root-dir"},

@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"strings"
 	"testing"
 
@@ -82,6 +83,13 @@ func Attack(t *testing.T, ctx context.Context, b ab.FileBackend, via string, tar
 	text, err := ab.ReadLines(c, b, file, ab.ReadOptions{})
 	refused("ReadLines", err)
 	leaks("ReadLines", text)
+	page, err := ab.ReadPage(c, b, file, ab.ReadOptions{})
+	refused("ReadPage", err)
+	leaks("ReadPage", page)
+	fsys := ab.FS(c, b)
+	data, err = fs.ReadFile(fsys, file)
+	assert.Error(t, err, "fs.ReadFile through FS")
+	leaks("fs.ReadFile", string(data))
 	_, err = ab.Edit(c, b, file, target.Secret(), "pwned", false)
 	refused("Edit", err)
 	globbed, err := ab.Glob(c, b, "*", via)

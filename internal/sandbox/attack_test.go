@@ -3,12 +3,17 @@
 package sandbox
 
 import (
+	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -493,4 +498,190 @@ func TestStaleLeavesRemoved(t *testing.T) {
 	removeStaleLeaves(parent)
 	assert.NoDirExists(t, stale)
 	assert.DirExists(t, mine)
+}
+
+// A descriptor this process inherited without close-on-exec (from whoever
+// started it: a supervisor, a shell, a leaky parent) would pass on to every
+// command: a directory's is a way out of the sandbox through
+// /proc/self/fd/N, whatever is mounted. Commands get their standard
+// streams and the files they are given, nothing else.
+func TestAttackInheritedDescriptor(t *testing.T) {
+	bw := attackBwrap(t, BwrapConfig{})
+	outside := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(outside, "secret.txt"), []byte("SECRET=outside"), 0o644))
+	fd, err := unix.Open(outside, unix.O_RDONLY|unix.O_DIRECTORY, 0) // no O_CLOEXEC: a leaked descriptor
+	require.NoError(t, err)
+	t.Cleanup(func() { unix.Close(fd) })
+	attack := fmt.Sprintf(`ls -l /proc/self/fd/; cat /proc/self/fd/%d/secret.txt; echo pwned > /proc/self/fd/%d/pwned
+		for f in /proc/self/fd/*; do cat "$f/secret.txt"; done`, fd, fd)
+	for name, bwrap := range map[string]*Bwrap{"bwrap": bw, "host": nil} {
+		t.Run(name, func(t *testing.T) {
+			out, errOut, _ := run(t, Spec{Shell: "/bin/sh", Command: attack, Root: t.TempDir(), Cwd: ".", Bwrap: bwrap})
+			assert.NotContains(t, out+errOut, "SECRET", "the command read through a descriptor it inherited")
+			assert.NoFileExists(t, filepath.Join(outside, "pwned"))
+		})
+	}
+}
+
+// The keyring filter covers the compat system call tables too: an x86-64
+// process can still make i386 system calls (int $0x80) and x32 ones (the
+// 0x40000000 bit), each with its own numbers, which a filter of the native
+// numbers alone would let through. Two tiny static programs, written
+// here, make keyctl(KEYCTL_GET_KEYRING_ID, KEY_SPEC_USER_KEYRING) each
+// way and exit with its errno (0 on success).
+func TestAttackKeyringCompat(t *testing.T) {
+	if runtime.GOARCH != "amd64" {
+		t.Skip("the compat programs are x86-64 machine code")
+	}
+	bw := attackBwrap(t, BwrapConfig{})
+	tail := []byte{
+		0x85, 0xc0, // test eax, eax
+		0x79, 0x06, // jns ok
+		0xf7, 0xd8, // neg eax
+		0x89, 0xc7, // mov edi, eax
+		0xeb, 0x02, // jmp exit
+		0x31, 0xff, // ok: xor edi, edi
+		0xb8, 0x3c, 0, 0, 0, // exit: mov eax, 60 (exit)
+		0x0f, 0x05, // syscall
+	}
+	programs := map[string][]byte{
+		"i386": append([]byte{
+			0xb8, 0x20, 0x01, 0, 0, // mov eax, 288 (i386 keyctl)
+			0x31, 0xdb, // xor ebx, ebx (KEYCTL_GET_KEYRING_ID)
+			0xb9, 0xfc, 0xff, 0xff, 0xff, // mov ecx, -4 (KEY_SPEC_USER_KEYRING)
+			0x31, 0xd2, // xor edx, edx
+			0xcd, 0x80, // int 0x80
+		}, tail...),
+		"x32": append([]byte{
+			0xb8, 0xfa, 0, 0, 0x40, // mov eax, 0x40000000|250 (x32 keyctl)
+			0x31, 0xff, // xor edi, edi
+			0x48, 0xc7, 0xc6, 0xfc, 0xff, 0xff, 0xff, // mov rsi, -4
+			0x31, 0xd2, // xor edx, edx
+			0x0f, 0x05, // syscall
+		}, tail...),
+	}
+	root := t.TempDir()
+	for name, code := range programs {
+		require.NoError(t, os.WriteFile(filepath.Join(root, name), staticELF(code), 0o755))
+	}
+	for name := range programs {
+		t.Run(name, func(t *testing.T) {
+			host := exec.Command(filepath.Join(root, name))
+			err := host.Run()
+			var exit *exec.ExitError
+			if err != nil && !errors.As(err, &exit) {
+				t.Skipf("the %s program does not run here: %v", name, err)
+			}
+			t.Logf("on the host: exit %d", host.ProcessState.ExitCode())
+			_, errOut, code := inSandbox(t, bw, root, "./"+name)
+			assert.Equal(t, int(unix.EPERM), code, "keyctl through the %s table was not refused (%s)", name, errOut)
+		})
+	}
+}
+
+// staticELF returns a minimal static x86-64 executable running code.
+func staticELF(code []byte) []byte {
+	const base, headers = 0x400000, 64 + 56
+	size := uint64(headers + len(code))
+	le := binary.LittleEndian
+	b := make([]byte, headers, size)
+	copy(b, []byte{0x7f, 'E', 'L', 'F', 2, 1, 1})
+	le.PutUint16(b[16:], 2)            // ET_EXEC
+	le.PutUint16(b[18:], 0x3e)         // EM_X86_64
+	le.PutUint32(b[20:], 1)            // EV_CURRENT
+	le.PutUint64(b[24:], base+headers) // entry
+	le.PutUint64(b[32:], 64)           // program headers' offset
+	le.PutUint16(b[52:], 64)           // header size
+	le.PutUint16(b[54:], 56)           // program header size
+	le.PutUint16(b[56:], 1)            // one program header
+	ph := b[64:]
+	le.PutUint32(ph[0:], 1)     // PT_LOAD
+	le.PutUint32(ph[4:], 5)     // R+X
+	le.PutUint64(ph[16:], base) // vaddr
+	le.PutUint64(ph[24:], base) // paddr
+	le.PutUint64(ph[32:], size) // file size
+	le.PutUint64(ph[40:], size) // memory size
+	le.PutUint64(ph[48:], 0x1000)
+	return append(b, code...)
+}
+
+// Abstract unix sockets (no file: a name in the network namespace) and
+// netlink (the interfaces and routes) are the network namespace's: a
+// sandbox without the host network reaches neither the host's abstract
+// sockets (X11, D-Bus, many daemons listen there) nor its interfaces.
+func TestAttackHostAbstractSocketAndNetlink(t *testing.T) {
+	perl, err := exec.LookPath("perl")
+	if err != nil {
+		t.Skip("perl not installed (the attack needs a unix socket client)")
+	}
+	name := "agentbe-attack-" + proctest.SleepArg()
+	ln, err := net.Listen("unix", "@"+name)
+	require.NoError(t, err)
+	reached := attacktest.Accepting(t, ln)
+	connect := fmt.Sprintf(`%s -MIO::Socket::UNIX -e 'print IO::Socket::UNIX->new(Peer => "\0%s") ? "connected\n" : "refused\n"'; cat /proc/net/dev`, perl, name)
+	for _, host := range []bool{false, true} {
+		t.Run(fmt.Sprint("host network ", host), func(t *testing.T) {
+			bw := attackBwrap(t, BwrapConfig{HostNetwork: host})
+			out, errOut, _ := inSandbox(t, bw, "", connect)
+			if host {
+				assert.Contains(t, out, "connected\n", errOut)
+				assert.True(t, reached(true), "the listener saw no connection")
+				return
+			}
+			assert.Contains(t, out, "refused\n", errOut)
+			assert.False(t, reached(false), "a sandboxed command reached the host's abstract socket")
+			for line := range strings.Lines(out) {
+				if dev, _, ok := strings.Cut(strings.TrimSpace(line), ":"); ok && !strings.Contains(dev, "|") {
+					assert.Equal(t, "lo", dev, "the sandbox sees a host interface")
+				}
+			}
+		})
+	}
+}
+
+// A command started from a terminal (the caller's controlling terminal on
+// its standard input) must not push keystrokes into it with TIOCSTI, which
+// the caller's shell would then run: bwrap --new-session leaves the
+// command without a controlling terminal. The same attack without that
+// flag shows that it would work here.
+func TestAttackTIOCSTI(t *testing.T) {
+	perl, err := exec.LookPath("perl")
+	if err != nil {
+		t.Skip("perl not installed (the attack needs a raw ioctl)")
+	}
+	if v, err := os.ReadFile("/proc/sys/dev/tty/legacy_tiocsti"); err == nil && strings.TrimSpace(string(v)) == "0" {
+		t.Skip("this kernel refuses TIOCSTI to everyone (dev.tty.legacy_tiocsti = 0)")
+	}
+	bw := attackBwrap(t, BwrapConfig{})
+	script := fmt.Sprintf(`%s -e 'for my $c (split //, "echo pwned\n") { ioctl(STDIN, %d, $c) or print "refused: $!\n" }'`, perl, unix.TIOCSTI)
+	inject := func(t *testing.T, bw *Bwrap) string {
+		master, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
+		require.NoError(t, err)
+		defer master.Close()
+		mfd := int(master.Fd())
+		require.NoError(t, unix.IoctlSetPointerInt(mfd, unix.TIOCSPTLCK, 0))
+		n, err := unix.IoctlGetInt(mfd, unix.TIOCGPTN)
+		require.NoError(t, err)
+		tty, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY, 0)
+		require.NoError(t, err)
+		defer tty.Close()
+		cmd := Command(Spec{Shell: "/bin/sh", Command: script, Root: t.TempDir(), Cwd: ".", Bwrap: bw})
+		cmd.Stdin = tty
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0} // the terminal is the caller's
+		var out bytes.Buffer
+		p, err := Start(cmd, &out, &out)
+		require.NoError(t, err)
+		_, _ = p.Wait()
+		// What was pushed waits in the terminal's input, for its reader.
+		fd := int(tty.Fd()) // once: Fd makes the file blocking again
+		require.NoError(t, unix.SetNonblock(fd, true))
+		buf := make([]byte, 256)
+		k, _ := unix.Read(fd, buf)
+		t.Logf("command said %q", out.String())
+		return string(buf[:max(k, 0)])
+	}
+	if !strings.Contains(inject(t, bw.without("", "--new-session")), "pwned") {
+		t.Skip("TIOCSTI pushes nothing here even without --new-session")
+	}
+	assert.NotContains(t, inject(t, bw), "pwned", "the sandboxed command pushed input into the caller's terminal")
 }

@@ -192,13 +192,15 @@ func (b *Bwrap) without(warning string, flags ...string) *Bwrap {
 }
 
 // command returns the *exec.Cmd running bwrap with b's arguments, then
-// extra, then the shell; the seccomp program is its first extra file.
-func (b *Bwrap) command(extra []string, shell, script string) *exec.Cmd {
-	args := make([]string, 0, len(b.args)+len(extra)+5)
+// extra, then the program argv; the seccomp program is its first extra
+// file.
+func (b *Bwrap) command(extra []string, argv ...string) *exec.Cmd {
+	args := make([]string, 0, len(b.args)+len(extra)+2+len(argv))
 	args = append(args, "bwrap")
 	args = append(args, b.args...)
 	args = append(args, extra...)
-	args = append(args, "--", shell, "-c", script)
+	args = append(args, "--")
+	args = append(args, argv...)
 	return &exec.Cmd{Path: b.path, Args: args, ExtraFiles: []*os.File{seccompProgram()}}
 }
 
@@ -265,7 +267,7 @@ func (b *Bwrap) try(shell string) error {
 	if seccompFilter() == nil {
 		return errNoSeccomp
 	}
-	cmd := b.command(nil, shell, capsScript)
+	cmd := b.command(nil, shell, "-c", capsScript)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	err := cmd.Run()

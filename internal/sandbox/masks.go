@@ -16,7 +16,8 @@ import (
 // A hidden directory becomes an empty read-only tmpfs; a hidden file, a
 // bind of an empty read-only file (or, when that file cannot be made, of
 // the host's /dev/null, which the nodev bind makes unreadable); a
-// read-only path, a read-only bind of its opened file.
+// read-only path, a read-only bind of its opened file; a pinned directory,
+// a read-write bind of its opened self.
 func appendMasks(args []string, mount string, masks []Mask, files []*os.File, firstFD int) ([]string, []*os.File) {
 	for _, m := range masks {
 		dest := mount
@@ -24,6 +25,11 @@ func appendMasks(args []string, mount string, masks []Mask, files []*os.File, fi
 			dest = path.Join(mount, m.Path)
 		}
 		switch {
+		case m.Pin:
+			if m.File != nil {
+				args = append(args, "--bind-fd", strconv.Itoa(firstFD+len(files)), dest)
+				files = append(files, m.File)
+			}
 		case !m.Hide && m.File != nil:
 			args = append(args, "--ro-bind-fd", strconv.Itoa(firstFD+len(files)), dest)
 			files = append(files, m.File)

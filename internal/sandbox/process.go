@@ -40,7 +40,9 @@ type Process struct {
 	reaped bool  // the shell is reaped: the id may belong to someone else, never signal it
 	cause  error // why Kill killed a running command
 
-	outputs   []*os.File    // read ends of the output pipes
+	attached  io.Closer     // what an Attacher returned, closed by Wait
+	term      *os.File      // the terminal's controlling side (StartTerminal); also in outputs
+	outputs   []*os.File    // read ends of the output pipes, or the terminal
 	copying   atomic.Int32  // copiers still running
 	copiesEnd chan struct{} // closed by the last copier
 }
@@ -51,10 +53,26 @@ type Process struct {
 // called from one goroutine, and never after Wait returns; Wait waits for
 // the writers to take everything the command wrote. A writer's error stops
 // the copying to it, not the command. It closes cmd.ExtraFiles, started or
-// not (the child has its copies).
+// not (the child has its copies). The command inherits no other
+// descriptor of this process: Start marks any this process inherited
+// without close-on-exec so.
 func Start(cmd *exec.Cmd, stdout, stderr io.Writer) (*Process, error) {
+	return start(cmd, stdout, stderr, nil, nil)
+}
+
+// isBwrap reports whether cmd runs bubblewrap (Command under a Bwrap).
+func isBwrap(cmd *exec.Cmd) bool { return len(cmd.Args) > 0 && cmd.Args[0] == "bwrap" }
+
+// start is Start; with term (a terminal's controlling side, which cmd's
+// standard streams are the other side of) the command's output is read
+// from term and copied to termOut.
+func start(cmd *exec.Cmd, stdout, stderr io.Writer, term *os.File, termOut io.Writer) (*Process, error) {
+	att := takeAttachment(cmd)
 	defer Release(cmd)
-	p := &Process{cmd: cmd, sandboxed: len(cmd.Args) > 0 && cmd.Args[0] == "bwrap"}
+	if att != nil && att.err != nil {
+		return nil, att.err
+	}
+	p := &Process{cmd: cmd, sandboxed: isBwrap(cmd), term: term}
 	var parentEnds, childEnds []*os.File
 	closeAll := func() {
 		for _, f := range append(parentEnds, childEnds...) {
@@ -89,6 +107,7 @@ func Start(cmd *exec.Cmd, stdout, stderr io.Writer) (*Process, error) {
 	if !p.sandboxed {
 		p.reap = newReaper(cmd)
 	}
+	closeInherited()
 	err := cmd.Start()
 	if p.reap != nil {
 		p.reap.started(err)
@@ -97,6 +116,11 @@ func Start(cmd *exec.Cmd, stdout, stderr io.Writer) (*Process, error) {
 		if f != nil {
 			f.Close() // the child has its copies
 		}
+	}
+	if err == nil && att != nil {
+		err = p.attach(att)
+	} else if att != nil {
+		att.close()
 	}
 	if err != nil {
 		for _, f := range parentEnds {
@@ -108,18 +132,39 @@ func Start(cmd *exec.Cmd, stdout, stderr io.Writer) (*Process, error) {
 	}
 	p.pid = cmd.Process.Pid
 	p.copiesEnd = make(chan struct{})
+	writers := []io.Writer{stdout, stderr}
+	if term != nil {
+		parentEnds = append(parentEnds, term)
+		writers = append(writers, termOut)
+	}
 	for _, r := range parentEnds {
 		if r != nil {
 			p.outputs = append(p.outputs, r)
 			p.copying.Add(1) // all counted before any copier can finish
 		}
 	}
-	for i, w := range []io.Writer{stdout, stderr} {
+	for i, w := range writers {
 		if r := parentEnds[i]; r != nil {
 			go p.copy(r, w)
 		}
 	}
 	return p, nil
+}
+
+// attach runs the Attacher of a started sandbox and lets its command run;
+// when the Attacher fails, the sandbox is killed and reaped before its
+// command can start.
+func (p *Process) attach(att *attachment) error {
+	closer, err := att.run(p.cmd.Process.Pid)
+	if err != nil {
+		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		_ = p.cmd.Wait()
+		att.close() // only now: bubblewrap runs the command when the pipe ends
+		return err
+	}
+	p.attached = closer
+	att.unblock()
+	return nil
 }
 
 // Pid returns the process id of the command (the shell, or bwrap), which is
@@ -171,12 +216,37 @@ func (p *Process) Signal(sig syscall.Signal) bool {
 	if p.reaped || p.exited {
 		return false
 	}
+	if p.term != nil {
+		return p.signalTerminal(sig)
+	}
 	if p.sandboxed && sig != syscall.SIGKILL {
 		if init := childOf(p.pid); init > 0 {
 			return syscall.Kill(-init, sig) == nil
 		}
 	}
 	return syscall.Kill(-p.pid, sig) == nil
+}
+
+// signalTerminal sends sig to a command with a terminal: to its shell's
+// process group, and to the terminal's foreground process group when that
+// is another (a job of an interactive shell). The shell leads a session
+// of its own: on the host it is the command's process, under bubblewrap
+// the child of the sandbox's init. p.mu is held.
+func (p *Process) signalTerminal(sig syscall.Signal) bool {
+	shell := p.pid
+	if p.sandboxed && sig != syscall.SIGKILL {
+		if init := childOf(p.pid); init > 0 {
+			shell = init // until setsid(1) runs, the sandbox is still starting
+			if c := childOf(init); c > 0 {
+				shell = c
+			}
+		}
+	}
+	ok := syscall.Kill(-shell, sig) == nil
+	if fg := p.foreground(); fg > 0 && fg != shell {
+		ok = syscall.Kill(-fg, sig) == nil || ok
+	}
+	return ok
 }
 
 // KillCause returns the cause given to the first Kill that found the command
@@ -225,6 +295,9 @@ func (p *Process) Wait() (*os.ProcessState, error) {
 	}
 	if p.reap != nil {
 		p.reap.finish()
+	}
+	if p.attached != nil {
+		p.attached.Close()
 	}
 	p.finishOutput()
 	if err != nil && p.cmd.ProcessState == nil {

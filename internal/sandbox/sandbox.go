@@ -17,10 +17,12 @@
 package sandbox
 
 import (
+	"errors"
 	"os"
 	"os/exec"
 	"path"
 	"strconv"
+	"sync"
 )
 
 // WorkspaceDir is where the workspace appears inside the bubblewrap sandbox.
@@ -67,6 +69,15 @@ type Spec struct {
 	// read-only, parents before children; ignored on the host. Command
 	// takes ownership of their files.
 	Masks []Mask
+	// Attach, under bubblewrap, is called by Start with the sandbox's
+	// network namespace before the command runs (see Attacher); ignored
+	// on the host.
+	Attach Attacher
+	// Terminal prepares the command for StartTerminal: under bubblewrap
+	// the shell is started by setsid(1) with --ctty, so that inside the
+	// sandbox it leads a session of its own whose controlling terminal is
+	// the pseudo-terminal (see StartTerminal).
+	Terminal bool
 }
 
 // Mask is a path of the workspace that the sandbox shows differently from
@@ -80,8 +91,15 @@ type Mask struct {
 	// Hide shows the path empty and read-only: a file as an empty file, a
 	// directory as an empty directory. Otherwise it is shown read-only.
 	Hide bool
+	// Pin binds the directory onto itself, read-write: it looks the same,
+	// but as a mount point it cannot be renamed or removed (EBUSY). The
+	// directories above the other masks are pinned, since a mount moves
+	// with its parent: renaming one of them would carry the masked path to
+	// a name no rule covers, unmasked in the next command. A pin needs a
+	// File, like a read-only mask; one without is skipped.
+	Pin bool
 	// File is the path opened (O_PATH, without following a final link)
-	// inside the workspace, for a read-only mask: the bind takes the
+	// inside the workspace, for a read-only mask or a pin: the bind takes the
 	// opened file, so a link swapped in for the path since it was judged
 	// cannot redirect it out of the workspace. A read-only mask without a
 	// File is hidden instead.
@@ -116,9 +134,10 @@ func (s *Spec) Dir() string {
 // Setctty: the session leader is a group leader too, so killing the group
 // still works.
 //
-// Under bubblewrap, cmd.ExtraFiles holds the sandbox's seccomp program and
-// the files of the masks: Start closes them once the child has its
-// copies; a command that is never started must be given to Release.
+// Under bubblewrap, cmd.ExtraFiles holds the sandbox's seccomp program, the
+// files of the masks and the pipes of an Attacher: Start closes them once
+// the child has its copies; a command that is never started must be given
+// to Release.
 func Command(s Spec) *exec.Cmd {
 	dir := s.Dir()
 	var cmd *exec.Cmd
@@ -134,9 +153,23 @@ func Command(s Spec) *exec.Cmd {
 			extra = append(extra, "--bind", s.Root, s.mount())
 		}
 		extra, files = appendMasks(extra, s.mount(), s.Masks, files, firstFileFD)
+		var att *attachment
+		if s.Attach != nil {
+			extra, files, att = prepareAttach(s.Attach, extra, files, firstFileFD)
+		}
 		extra = append(extra, "--chdir", dir)
-		cmd = s.Bwrap.command(extra, s.Shell, s.Command)
+		argv := []string{s.Shell, "-c", s.Command}
+		if s.Terminal {
+			argv = append([]string{setsidPath(), "--ctty", "--wait"}, argv...)
+		}
+		cmd = s.Bwrap.command(extra, argv...)
 		cmd.ExtraFiles = append(cmd.ExtraFiles, files...)
+		if att != nil {
+			attachments.Store(cmd, att)
+		}
+		if s.Terminal && setsidPath() == "" {
+			cmd.Err = ErrNoSetsid // Start fails with it, and runs nothing
+		}
 	} else {
 		for _, m := range s.Masks {
 			if m.File != nil {
@@ -155,10 +188,33 @@ func Command(s Spec) *exec.Cmd {
 // Release closes the files Command gave a command that will not be
 // started (Start closes them itself).
 func Release(cmd *exec.Cmd) {
+	if a := takeAttachment(cmd); a != nil {
+		a.close()
+	}
 	for _, f := range cmd.ExtraFiles {
 		if f != nil {
 			f.Close()
 		}
 	}
 	cmd.ExtraFiles = nil
+}
+
+// ErrNoSetsid is the error of StartTerminal under bubblewrap when no
+// setsid(1) (util-linux) is found in the host's /usr/bin or /bin.
+var ErrNoSetsid = errors.New("sandbox: a terminal under bubblewrap needs setsid(1) from util-linux in /usr/bin or /bin")
+
+// setsidPath returns the path of setsid(1) on the host, which the sandbox
+// sees at the same place, or "" when there is none.
+var setsidPath = sync.OnceValue(func() string {
+	for _, p := range []string{"/usr/bin/setsid", "/bin/setsid"} {
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() {
+			return p
+		}
+	}
+	return ""
+})
+
+// TermSize is a terminal's size in character cells.
+type TermSize struct {
+	Rows, Cols uint16
 }

@@ -44,3 +44,21 @@ type Error struct {
 	Path     string `json:"path,omitempty"`
 	NotExist bool   `json:"notExist,omitempty"` // errors.Is(err, fs.ErrNotExist)
 }
+
+// WatchRequest starts a watch of the daemon's watch subsystem
+// (daemon.WatchSubsystem): the client sends it as a JSON line, then the
+// daemon writes one WatchEvent per line, the first an empty one (Op "") once
+// the watch is in place, or one with Error when it cannot be; it stops when
+// the client closes the channel. Dir is an absolute path, as in Request.
+type WatchRequest struct {
+	Dir   string `json:"dir"`
+	Queue int    `json:"queue,omitempty"`
+}
+
+// WatchEvent is one change (agentbackend.WatchEvent), Path relative to the
+// session's directory, as Response paths are.
+type WatchEvent struct {
+	Op    string `json:"op"`
+	Path  string `json:"path,omitempty"`
+	Error *Error `json:"error,omitempty"`
+}

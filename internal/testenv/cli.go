@@ -17,10 +17,15 @@ var (
 
 // BuildCLI builds cmd/agent-backend with `go build` once per test process,
 // for tests that run it as a user does, and returns the executable's
-// path. Call RemoveCLI from TestMain once the tests are done.
+// path; AGENTBE_CLI names one built already (the attack suite's
+// unprivileged run, whose user has no Go cache). Call RemoveCLI from
+// TestMain once the tests are done.
 func BuildCLI(t testing.TB) string {
 	t.Helper()
 	cliOnce.Do(func() {
+		if cliPath = os.Getenv("AGENTBE_CLI"); cliPath != "" {
+			return
+		}
 		gobin, err := exec.LookPath("go")
 		if err != nil {
 			cliErr = err

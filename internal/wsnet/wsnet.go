@@ -8,6 +8,7 @@ package wsnet
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"sync"
@@ -94,7 +95,9 @@ func wrap(ws *websocket.Conn) *Conn {
 }
 
 // Dial opens a WebSocket to url ("ws://host:port/ssh") with the given
-// request headers. client may be nil for http.DefaultClient.
+// request headers. client may be nil for http.DefaultClient. A server
+// that answers the upgrade with an HTTP status instead fails it with an
+// *UpgradeError.
 func Dial(ctx context.Context, url string, header http.Header, client *http.Client) (*Conn, error) {
 	ws, resp, err := websocket.Dial(ctx, url, &websocket.DialOptions{
 		HTTPHeader:      header,
@@ -102,6 +105,14 @@ func Dial(ctx context.Context, url string, header http.Header, client *http.Clie
 		CompressionMode: websocket.CompressionDisabled, // SSH is encrypted: nothing to gain
 	})
 	if err != nil {
+		if resp != nil && resp.StatusCode != http.StatusSwitchingProtocols {
+			ue := &UpgradeError{StatusCode: resp.StatusCode, Err: err}
+			if resp.Body != nil {
+				body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+				ue.Body = body
+			}
+			err = ue
+		}
 		if resp != nil && resp.Body != nil {
 			resp.Body.Close()
 		}
@@ -109,6 +120,17 @@ func Dial(ctx context.Context, url string, header http.Header, client *http.Clie
 	}
 	return wrap(ws), nil
 }
+
+// UpgradeError is a WebSocket upgrade the server answered with an HTTP
+// status other than 101, with the start of the answer's body.
+type UpgradeError struct {
+	StatusCode int
+	Body       []byte
+	Err        error
+}
+
+func (e *UpgradeError) Error() string { return e.Err.Error() }
+func (e *UpgradeError) Unwrap() error { return e.Err }
 
 // Accept upgrades an HTTP request to a WebSocket. Origins are not checked:
 // the endpoint is for programs, authenticated by token, not for browsers.

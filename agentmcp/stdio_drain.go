@@ -1,4 +1,4 @@
-package main
+package agentmcp
 
 import (
 	"context"
@@ -8,10 +8,10 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
-// drainTransport is MCP over standard input and output that answers what
-// it was asked before it ends. A client may write its requests and close
-// its end at once (`printf ... | agent-backend daemon --local-only`); the
-// SDK ends the session at the end of input and cancels the calls still
+// drainTransport is MCP over a byte stream (ServeStdio's) that answers
+// what it was asked before it ends. A client may write its requests and
+// close its end at once (`printf ... | agent-backend daemon --local-only`);
+// the SDK ends the session at the end of input and cancels the calls still
 // running, so their answers would be lost. This connection holds the end
 // of input back until every call read has been answered, the way the MCP
 // filesystem server does.
