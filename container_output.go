@@ -147,6 +147,10 @@ type exitLine struct {
 	seen bool
 }
 
+// maxExitCode bounds the digits of an exit line, so that output that
+// looks like the start of one is held back no more than that.
+const maxExitCode = 11
+
 func newExitLine(next io.Writer) *exitLine {
 	token := randomHex(8)
 	return &exitLine{next: next, token: token, mark: []byte(exitMark + token + " "), ended: make(chan struct{})}
@@ -166,10 +170,15 @@ func (e *exitLine) Write(p []byte) (int, error) {
 			break
 		}
 		j := bytes.IndexByte(data[i:], '\n')
-		if j < 0 { // the line is not complete yet
+		if j < 0 && len(data)-i <= len(e.mark)+maxExitCode { // the line is not complete yet
 			e.pass(data[:i])
 			e.held = bytes.Clone(data[i:])
 			return len(p), nil
+		}
+		if j < 0 || j > len(e.mark)+maxExitCode { // too long for an exit line: output, held back no longer
+			e.pass(data[:i+1])
+			data = data[i+1:]
+			continue
 		}
 		if code, err := strconv.Atoi(string(data[i+len(e.mark) : i+j])); err == nil && !e.seen {
 			e.code, e.seen = code, true
@@ -188,16 +197,6 @@ func (e *exitLine) Write(p []byte) (int, error) {
 	e.pass(data[:keep])
 	e.held = bytes.Clone(data[keep:])
 	return len(p), nil
-}
-
-// saw reports whether the exit line has come.
-func (e *exitLine) saw() bool {
-	select {
-	case <-e.ended:
-		return true
-	default:
-		return false
-	}
 }
 
 func (e *exitLine) pass(data []byte) {
