@@ -320,6 +320,10 @@ func (rc *remoteProc) signal(sig syscall.Signal) error {
 	if done {
 		return os.ErrProcessDone
 	}
+	// The command was running when the request went out. A command that
+	// ends before the answer came (often because of the signal: its
+	// session closes before the daemon's reply is read) counts as
+	// signalled, as os.Process.Signal counts one that ends just after.
 	var err error
 	select {
 	case answer := <-rc.sendSignal(ssh.Signal(name)):
@@ -329,14 +333,14 @@ func (rc *remoteProc) signal(sig syscall.Signal) error {
 		err = answer.err
 		select {
 		case <-rc.ended:
-			return os.ErrProcessDone
+			return nil
 		case <-time.After(100 * time.Millisecond): // it may just have ended
 		}
 		if err == nil {
 			err = errors.New("the daemon refused the signal request")
 		}
 	case <-rc.ended:
-		return os.ErrProcessDone
+		return nil
 	case <-time.After(remoteSignalWait):
 		err = errors.New("the daemon did not answer the signal request")
 	}
