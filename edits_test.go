@@ -65,7 +65,7 @@ func TestApplyEdits(t *testing.T) {
 		// earlier edit applied.
 		_, err = ApplyEdits(ctx, b, "dup.txt", []EditOp{{Old: "y", New: "w"}, {Old: "nope", New: "x"}}, false)
 		wantCodeT(t, err, CodeInvalidArgument)
-		if err.Error() != "Could not find exact match for edit:\nnope" || read("dup.txt") != "z\nz\ny\n" {
+		if err.Error() != "INVALID_ARGUMENT: edit dup.txt: Could not find exact match for edit:\nnope" || read("dup.txt") != "z\nz\ny\n" {
 			t.Fatalf("not found: %v, file %q", err, read("dup.txt"))
 		}
 		_, err = ApplyEdits(ctx, b, "dup.txt", []EditOp{{Old: "", New: "x"}}, false)

@@ -92,6 +92,18 @@ type ReadOptions struct {
 	Limit  int // how many lines; 0 means DefaultReadLimit
 }
 
+// check refuses the negative numbers that would otherwise read as the
+// defaults.
+func (o ReadOptions) check(path string) error {
+	if o.Offset < 0 {
+		return errArgument("read", path, "ReadOptions.Offset is %d, want 1 or more (0 means 1)", o.Offset)
+	}
+	if o.Limit < 0 {
+		return errArgument("read", path, "ReadOptions.Limit is %d, want 1 or more (0 means %d)", o.Limit, DefaultReadLimit)
+	}
+	return nil
+}
+
 // Page is a run of a text file's lines.
 type Page struct {
 	Lines     []string // the lines, without line endings (a trailing \r is dropped)
@@ -112,15 +124,19 @@ func (p *Page) BeyondEnd() bool { return p.First > p.Total && p.Total > 0 }
 
 // ReadPage returns a page of a text file's lines. Lines longer than
 // MaxLineLength are cut, ending with "… [line truncated, original N chars]".
-// A binary file is refused with INVALID_ARGUMENT rather than dumped. An
-// offset past the end returns an empty page (check Total).
+// A binary file is refused with INVALID_ARGUMENT rather than dumped, and so
+// is a negative Offset or Limit. An offset past the end returns an empty
+// page (check Total).
 func ReadPage(ctx context.Context, b FileBackend, path string, opts ReadOptions) (*Page, error) {
+	if err := opts.check(path); err != nil {
+		return nil, err
+	}
 	data, err := b.Read(ctx, path)
 	if err != nil {
 		return nil, err
 	}
 	if isBinary(data) {
-		return nil, errArgument("read", path, "%s is a binary file (%d bytes); read it as bytes, not as text lines", path, len(data))
+		return nil, errArgument("read", path, "a binary file (%d bytes); read it as bytes, not as text lines", len(data))
 	}
 	offset, limit := max(opts.Offset, 1), opts.Limit
 	if limit <= 0 {
@@ -156,7 +172,7 @@ func ReadLines(ctx context.Context, b FileBackend, path string, opts ReadOptions
 		return "", err
 	}
 	if p.BeyondEnd() {
-		return "", errArgument("read", path, "offset %d is beyond the end of %s (%d lines)", p.First, path, p.Total)
+		return "", errArgument("read", path, "ReadOptions.Offset %d is beyond the end of the file (%d lines)", p.First, p.Total)
 	}
 	var sb strings.Builder
 	for i, line := range p.Lines {
@@ -235,9 +251,9 @@ func isBinary(data []byte) bool {
 func Edit(ctx context.Context, b FileBackend, path, old, new string, replaceAll bool) (int, error) {
 	switch {
 	case old == "":
-		return 0, errArgument("edit", path, "the text to replace is empty; give the exact text to find in %s", path)
+		return 0, errArgument("edit", path, "the text to replace is empty; give the exact text to find in the file")
 	case old == new:
-		return 0, errArgument("edit", path, "the replacement is identical to the text it replaces; nothing to change in %s", path)
+		return 0, errArgument("edit", path, "the replacement is identical to the text it replaces; nothing to change")
 	}
 	unlock := lockPath(b, path)
 	defer unlock()
@@ -247,7 +263,7 @@ func Edit(ctx context.Context, b FileBackend, path, old, new string, replaceAll 
 		return 0, err
 	}
 	if isBinary(data) {
-		return 0, errArgument("edit", path, "%s is a binary file; Edit changes text files only", path)
+		return 0, errArgument("edit", path, "a binary file; Edit changes text files only")
 	}
 	content := string(data)
 	n := strings.Count(content, old)
@@ -257,9 +273,9 @@ func Edit(ctx context.Context, b FileBackend, path, old, new string, replaceAll 
 	}
 	switch {
 	case n == 0:
-		return 0, errArgument("edit", path, "the text to replace was not found in %s; read the file and copy the exact text, including whitespace and indentation", path)
+		return 0, errArgument("edit", path, "the text to replace was not found in the file; read it and copy the exact text, including whitespace and indentation")
 	case n > 1 && !replaceAll:
-		return 0, errArgument("edit", path, "the text to replace was found %d times in %s; add surrounding lines to make it unique, or set replaceAll to replace every occurrence", n, path)
+		return 0, errArgument("edit", path, "the text to replace was found %d times in the file; add surrounding lines to make it unique, or set replaceAll to replace every occurrence", n)
 	}
 	if replaceAll {
 		content = strings.ReplaceAll(content, old, new)
