@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"maps"
 	"os"
 	"strconv"
 	"strings"
@@ -65,22 +64,19 @@ func (n *dockerNetwork) env() []string {
 	return append(netproxy.Env(netproxy.SandboxAddr), n.mark)
 }
 
-// withProxy returns a command's environment with the proxy's variables
-// over the configured and the call's ones (as LocalBackend does), in a
-// new map; nil returns env as it is.
-func (n *dockerNetwork) withProxy(env map[string]string) map[string]string {
+// proxyEnv is what every command's environment gets over the configured
+// and the call's variables (as LocalBackend does): the proxy's variables;
+// nil for any other network.
+func (n *dockerNetwork) proxyEnv() map[string]string {
 	if n == nil {
-		return env
+		return nil
 	}
-	out := maps.Clone(env)
-	if out == nil {
-		out = map[string]string{}
-	}
+	env := map[string]string{}
 	for _, kv := range netproxy.Env(netproxy.SandboxAddr) {
 		k, v, _ := strings.Cut(kv, "=")
-		out[k] = v
+		env[k] = v
 	}
-	return out
+	return env
 }
 
 // attach binds the proxy in the network namespace of the started
@@ -126,12 +122,12 @@ func (n *dockerNetwork) close() {
 // scopeNetworkGap: every command of a container shares its network
 // namespace, so a scope's rules apply only where that namespace reaches
 // nothing.
-func (b *DockerBackend) scopeNetworkGap() string {
+func (t *dockerTransport) scopeNetworkGap() string {
 	switch {
-	case b.network != nil:
+	case t.network != nil:
 		return "every command of the container shares its allow-list's proxy, which cannot tell a scope's commands from the others"
-	case b.netMode != "none":
-		return "the container's network (" + cmp.Or(b.netMode, "the engine's default") + ") is shared by every command of the container"
+	case t.netMode != "none":
+		return "the container's network (" + cmp.Or(t.netMode, "the engine's default") + ") is shared by every command of the container"
 	}
 	return ""
 }

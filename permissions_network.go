@@ -92,6 +92,15 @@ func (c *CompositeBackend) scopeNetworkGap() string {
 	return ""
 }
 
+// scopeNetworkGap: every command of a container shares its network; the
+// transport says whether that reaches anything.
+func (b *ContainerBackend) scopeNetworkGap() string {
+	if g, ok := b.t.(networkGapper); ok {
+		return g.scopeNetworkGap()
+	}
+	return "every command of the " + string(b.Type()) + " container shares its network, which no scope can filter"
+}
+
 // scopeNetworkGap: the daemon's proxy (if it has one) decides by its own
 // rules, and cannot ask this side.
 func (b *RemoteBackend) scopeNetworkGap() string {
