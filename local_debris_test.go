@@ -60,8 +60,9 @@ func init() {
 
 // TestKilledLocalWriterLeavesNothing kills (SIGKILL) a process in the
 // middle of writing large files, several times: every file is whole (one
-// version, not a mix), and the workspace holds no other name, hidden or
-// not, and no space is held by a name nobody sees.
+// version, not a mix), the agent sees no other name, and once listed the
+// workspace holds no other name, hidden or not, and no space is held by a
+// name nobody sees.
 func TestKilledLocalWriterLeavesNothing(t *testing.T) {
 	dir := t.TempDir()
 	for round := range 4 {
@@ -76,6 +77,26 @@ func TestKilledLocalWriterLeavesNothing(t *testing.T) {
 		time.Sleep(time.Duration(rand.IntN(200)) * time.Millisecond) // mid-write, somewhere
 		require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
 		_ = cmd.Wait()
+
+		// A kill in the instant between linking the finished file under
+		// its hidden name and renaming it over the file leaves that name
+		// (Linux cannot link an unnamed file over an existing one): the
+		// agent never sees it, and the first listing that meets it once
+		// it is stale removes it.
+		b, err := NewLocal(LocalConfig{RootDir: dir, Isolation: IsolationNone})
+		require.NoError(t, err)
+		restore := tmpfile.SetStaleAge(0)
+		for w := range 4 {
+			before := localHostNames(t, filepath.Join(dir, fmt.Sprintf("w%d", w)))
+			names, err := b.ReadDir(context.Background(), fmt.Sprintf("w%d", w))
+			require.NoError(t, err)
+			assert.Equal(t, []string{"file.bin"}, names, "round %d: the agent sees other names", round)
+			if len(before) > 1 {
+				t.Logf("round %d: w%d held %v when the writer died; removed when listed", round, w, before)
+			}
+		}
+		restore()
+		require.NoError(t, b.Close())
 
 		var found []string
 		require.NoError(t, filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
