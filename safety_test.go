@@ -230,11 +230,11 @@ func TestSafetyPreprocessing(t *testing.T) {
 }
 
 func TestStripHeredocs(t *testing.T) {
-	got := StripHeredocs("cat <<A <<B\n1\nA\n2\nB\necho end")
+	got := stripHeredocs("cat <<A <<B\n1\nA\n2\nB\necho end")
 	if got != "cat <<A <<B\necho end" {
 		t.Errorf("two heredocs on one line: %q", got)
 	}
-	if got := StripHeredocs("cat <<EOF\nunterminated"); got != "cat <<EOF" {
+	if got := stripHeredocs("cat <<EOF\nunterminated"); got != "cat <<EOF" {
 		t.Errorf("unterminated: %q", got)
 	}
 }

@@ -71,9 +71,9 @@ type SessionManager struct {
 // read specially.
 var sessionIDRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
 
-// ValidSessionID reports whether id may name a session: 1 to 128 letters,
+// validSessionID reports whether id may name a session: 1 to 128 letters,
 // digits, '.', '_' and '-', starting with a letter or digit, and not "..".
-func ValidSessionID(id string) bool {
+func validSessionID(id string) bool {
 	return sessionIDRe.MatchString(id) && id != ".." && id != "."
 }
 
@@ -148,7 +148,7 @@ func (m *SessionManager) GetOrCreate(ctx context.Context, sessionID string) (*Do
 // Acquire is GetOrCreate that also marks the session in use until the
 // lease is released: CleanupIdle leaves it alone meanwhile.
 func (m *SessionManager) Acquire(ctx context.Context, sessionID string) (Lease, error) {
-	if !ValidSessionID(sessionID) {
+	if !validSessionID(sessionID) {
 		return Lease{}, errConfig("invalid session ID %q: use 1 to 128 letters, digits, '.', '_' and '-'", sessionID)
 	}
 	if m.warm {

@@ -1,0 +1,7 @@
+package agentbackend
+
+// Unexported names the external tests (package agentbackend_test) check.
+var (
+	ValidSessionID      = validSessionID
+	SandboxWorkspaceDir = sandboxWorkspaceDir
+)
