@@ -113,7 +113,7 @@ func splitCommand(command string) []cmdPiece {
 			case strings.HasPrefix(s[i:], "<<<"):
 				i += 2 // a here-string: its word is data, read as a word
 			case strings.HasPrefix(s[i:], "<<"):
-				i = skipHeredocDelimiter(s, i+2) - 1 // the body is gone (StripHeredocs)
+				i = skipHeredocDelimiter(s, i+2) - 1 // the body is gone (stripHeredocs)
 			}
 		case '>':
 			endWord() // a redirection: its target is the next word

@@ -184,10 +184,10 @@ func dequote(s string) string {
 	return b.String()
 }
 
-// CheckWorkspaceEscape checks a command against the workspace-escape
+// checkWorkspaceEscape checks a command against the workspace-escape
 // patterns (cd, $HOME, ../, ...). Software isolation applies it on top of
 // CheckCommand.
-func CheckWorkspaceEscape(command string) SafetyCheck {
+func checkWorkspaceEscape(command string) SafetyCheck {
 	return matchQuoted(escapeRules, stripHeredocs(strings.ToLower(command)))
 }
 
@@ -266,7 +266,7 @@ func commandCheck(command string, policy *SafetyPolicy, allowDangerous, escapeCh
 		}
 	}
 	if escapeCheck {
-		if c := CheckWorkspaceEscape(command); !c.Safe {
+		if c := checkWorkspaceEscape(command); !c.Safe {
 			return &Error{Code: CodeUnsafeCommand, Op: "exec", Command: command,
 				Message: "Command blocked: it could leave the workspace: " + command + "\n" + c.Reason}
 		}

@@ -96,7 +96,7 @@ func TestEveryEscapePatternBlocks(t *testing.T) {
 		"cd /", "pushd /tmp", "popd", "export PATH=/x", "export HOME=/", "export PWD=/",
 		"ls ~/", "ls $HOME", "ls ${HOME}", "cat ../x", `type ..\x`, "echo `id`", "echo $(id)",
 	} {
-		if c := CheckWorkspaceEscape(cmd); c.Safe {
+		if c := checkWorkspaceEscape(cmd); c.Safe {
 			t.Errorf("CheckWorkspaceEscape(%q) passed", cmd)
 		}
 	}
@@ -158,7 +158,7 @@ func TestSafetyClosesKnownGaps(t *testing.T) {
 		}
 	}
 	for _, cmd := range []string{"c'd' /", `cat .."/"x`, `ls "$"HOME`} {
-		if c := CheckWorkspaceEscape(cmd); c.Safe {
+		if c := checkWorkspaceEscape(cmd); c.Safe {
 			t.Errorf("CheckWorkspaceEscape(%q) passed", cmd)
 		}
 	}
