@@ -144,7 +144,7 @@ func TestBackgroundToolsOnlyWhereProcessesStart(t *testing.T) {
 		"local":        {local, nil, true, true},
 		// A route can start processes, but exec (and a start without a
 		// working directory) goes to the default backend: not offered.
-		"memory default": {comp, nil, false, true},
+		"memory default": {comp, nil, false, false},
 	} {
 		var names []string
 		for _, tool := range agentmcp.Tools(c.b, c.opts) {
