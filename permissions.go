@@ -19,7 +19,7 @@ import (
 //
 // Every operation needs one or more accesses, each with its own Policy:
 //
-//	read    Read, Stat, Exists (and ReadLines, ReadPage, Edit's read)
+//	read    Read, Stat, Exists (and ReadLines, Edit's read)
 //	list    ReadDir, ReadDirInfo, LsInfo, Glob (on the directory listed)
 //	search  Grep (on the path searched)
 //	write   Write, Mkdir, Touch, Edit's write, the target of Rename

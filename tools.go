@@ -78,8 +78,8 @@ func lsEntry(fi FileInfo, path string) LsEntry {
 	return LsEntry{Name: fi.Name, Path: path, IsDir: fi.IsDir, Symlink: fi.Symlink, Size: fi.Size, ModTime: fi.ModTime}
 }
 
-// DefaultReadLimit is how many lines ReadLines and ReadPage return when no
-// limit is given.
+// DefaultReadLimit is how many lines ReadLines returns when no limit is
+// given.
 const DefaultReadLimit = 2000
 
 // MaxLineLength is the longest line ReadLines shows whole; longer lines are
@@ -92,7 +92,8 @@ type ReadOptions struct {
 	Limit  int // how many lines; 0 means DefaultReadLimit
 }
 
-// Page is a run of a text file's lines.
+// Page is a run of a text file's lines, read by ReadLines. Its String
+// method shows it to a model, numbered.
 type Page struct {
 	Lines     []string // the lines, without line endings (a trailing \r is dropped)
 	First     int      // line number of Lines[0], 1-based
@@ -110,11 +111,12 @@ func (p *Page) WholeFile() bool { return p.First == 1 && len(p.Lines) >= p.Total
 // BeyondEnd reports whether the page starts past the file's last line.
 func (p *Page) BeyondEnd() bool { return p.First > p.Total && p.Total > 0 }
 
-// ReadPage returns a page of a text file's lines. Lines longer than
+// ReadLines returns a page of a text file's lines. Lines longer than
 // MaxLineLength are cut, ending with "… [line truncated, original N chars]".
 // A binary file is refused with INVALID_ARGUMENT rather than dumped. An
-// offset past the end returns an empty page (check Total).
-func ReadPage(ctx context.Context, b FileBackend, path string, opts ReadOptions) (*Page, error) {
+// offset past the end is not an error: the page is empty (BeyondEnd says
+// so), as the MCP tool read_text_file answers it.
+func ReadLines(ctx context.Context, b FileBackend, path string, opts ReadOptions) (*Page, error) {
 	data, err := b.Read(ctx, path)
 	if err != nil {
 		return nil, err
@@ -145,31 +147,26 @@ func ReadPage(ctx context.Context, b FileBackend, path string, opts ReadOptions)
 	return p, nil
 }
 
-// ReadLines returns a page of a text file numbered like `cat -n`: each line
-// is its number right-aligned in six columns, a tab, and the line. When the
-// page does not cover the whole file a footer says which lines were shown,
-// how many there are, and how to read on. An offset past the end is
-// INVALID_ARGUMENT; an empty file gives "".
-func ReadLines(ctx context.Context, b FileBackend, path string, opts ReadOptions) (string, error) {
-	p, err := ReadPage(ctx, b, path, opts)
-	if err != nil {
-		return "", err
-	}
-	if p.BeyondEnd() {
-		return "", errArgument("read", path, "offset %d is beyond the end of %s (%d lines)", p.First, path, p.Total)
-	}
+// String returns the page numbered like `cat -n`: each line is its number
+// right-aligned in six columns, a tab, and the line. When the page does
+// not cover the whole file a footer says which lines were shown, how many
+// there are, and how to read on; an empty file gives "".
+func (p *Page) String() string {
 	var sb strings.Builder
 	for i, line := range p.Lines {
 		fmt.Fprintf(&sb, "%6d\t%s\n", p.First+i, line)
 	}
-	if !p.WholeFile() && p.Total > 0 {
+	switch {
+	case p.BeyondEnd():
+		fmt.Fprintf(&sb, "[Offset %d is beyond the end of the file (%d lines).]\n", p.First, p.Total)
+	case !p.WholeFile() && p.Total > 0:
 		fmt.Fprintf(&sb, "\n[Showing lines %d-%d of %d.", p.First, p.Last(), p.Total)
 		if p.Last() < p.Total {
 			fmt.Fprintf(&sb, " Use offset=%d to read more.", p.Last()+1)
 		}
 		sb.WriteString("]\n")
 	}
-	return sb.String(), nil
+	return sb.String()
 }
 
 // truncateLine cuts a line at MaxLineLength characters with the marker the

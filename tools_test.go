@@ -112,7 +112,11 @@ func TestReadLines(t *testing.T) {
 	forEachBackend(t, files, func(t *testing.T, b FileBackend) {
 		check := func(path string, opts ReadOptions, want string) {
 			t.Helper()
-			got, err := ReadLines(ctx, b, path, opts)
+			page, err := ReadLines(ctx, b, path, opts)
+			got := ""
+			if page != nil {
+				got = page.String()
+			}
 			if err != nil || got != want {
 				t.Errorf("ReadLines(%s, %+v) = %q, %v\nwant %q", path, opts, got, err, want)
 			}
@@ -126,15 +130,18 @@ func TestReadLines(t *testing.T) {
 		check("plain.txt", ReadOptions{Offset: 3}, "     3\tthree\n\n[Showing lines 3-3 of 3.]\n")
 		check("long.txt", ReadOptions{Offset: 2}, "     2\tshort\n\n[Showing lines 2-2 of 2.]\n")
 
-		got, err := ReadLines(ctx, b, "long.txt", ReadOptions{Limit: 1})
+		page, err := ReadLines(ctx, b, "long.txt", ReadOptions{Limit: 1})
 		wantLine := strings.Repeat("é", MaxLineLength) + fmt.Sprintf("… [line truncated, original %d chars]", MaxLineLength+5)
-		if err != nil || !strings.HasPrefix(got, "     1\t"+wantLine+"\n") {
-			t.Errorf("long line: %.80q…, %v", got, err)
+		if err != nil || !page.Truncated || !strings.HasPrefix(page.String(), "     1\t"+wantLine+"\n") {
+			t.Errorf("long line: %.80q…, %v", page, err)
 		}
 		_, err = ReadLines(ctx, b, "bin.dat", ReadOptions{})
 		wantCodeT(t, err, CodeInvalidArgument)
-		_, err = ReadLines(ctx, b, "plain.txt", ReadOptions{Offset: 9})
-		wantCodeT(t, err, CodeInvalidArgument)
+		// An offset past the end is an empty page, as read_text_file answers it.
+		check("plain.txt", ReadOptions{Offset: 9}, "[Offset 9 is beyond the end of the file (3 lines).]\n")
+		if page, err := ReadLines(ctx, b, "plain.txt", ReadOptions{Offset: 9}); err != nil || len(page.Lines) != 0 || !page.BeyondEnd() {
+			t.Errorf("offset past the end: %+v, %v", page, err)
+		}
 		if _, err := ReadLines(ctx, b, "missing.txt", ReadOptions{}); !errors.Is(err, fs.ErrNotExist) {
 			t.Errorf("missing: %v", err)
 		}
@@ -150,16 +157,16 @@ func TestReadLinesPagesABigFile(t *testing.T) {
 		fmt.Fprintf(&sb, "line %d\n", i)
 	}
 	m.Write(ctx, "big.txt", []byte(sb.String()))
-	got, err := ReadLines(ctx, m, "big.txt", ReadOptions{})
+	page, err := ReadLines(ctx, m, "big.txt", ReadOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	lines := strings.Split(strings.TrimSuffix(got, "\n"), "\n")
+	lines := strings.Split(strings.TrimSuffix(page.String(), "\n"), "\n")
 	if len(lines) != DefaultReadLimit+2 || lines[DefaultReadLimit-1] != "  2000\tline 2000" ||
 		lines[len(lines)-1] != "[Showing lines 1-2000 of 5000. Use offset=2001 to read more.]" {
 		t.Errorf("default page: %d lines, last %q", len(lines), lines[len(lines)-1])
 	}
-	p, err := ReadPage(ctx, m, "big.txt", ReadOptions{Offset: 4999, Limit: 10})
+	p, err := ReadLines(ctx, m, "big.txt", ReadOptions{Offset: 4999, Limit: 10})
 	if err != nil || p.First != 4999 || p.Last() != 5000 || p.Total != 5000 || p.WholeFile() || p.Lines[1] != "line 5000" {
 		t.Errorf("last page: %+v, %v", p, err)
 	}
