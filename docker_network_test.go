@@ -67,6 +67,17 @@ func TestDockerNetworkAllowList(t *testing.T) {
 	}
 	out, code = run("nslookup allowed.test 1.1.1.1")
 	assert.NotEqual(t, 0, code, out)
+	// Without the proxy's variables there is no route at all.
+	out, code = run(fmt.Sprintf("env -u HTTP_PROXY -u http_proxy wget -q -T 10 -O - http://allowed.test:%d/hello", port))
+	assert.NotEqual(t, 0, code, out)
+	assert.NotContains(t, out, "hello from")
+	// A scope that allows everything does not widen the list.
+	wide, err := b.Scope("wide", &ab.ScopeConfig{Permissions: &ab.Permissions{Network: ab.Policy{Default: ab.Allow, Rules: []ab.Rule{{Pattern: "*:*", Action: ab.Allow}}}}})
+	require.NoError(t, err)
+	defer wide.Close()
+	res, err := wide.Exec(dockerCtx(t), fmt.Sprintf("wget -q -O - http://denied.test:%d/hello", port), nil)
+	require.NotNil(t, res, "%v", err)
+	assert.Contains(t, string(res.Stderr), "blocked by network policy: denied.test")
 	assert.Equal(t, served, o.Requests(), "no refused request reached the server")
 	assert.Contains(t, logs.String(), "network request refused")
 

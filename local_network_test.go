@@ -65,6 +65,7 @@ func newNetFixture(t *testing.T, cfg ab.LocalConfig, entries ...string) *netFixt
 		entries[i] = strings.ReplaceAll(e, "HTTP", fmt.Sprint(f.http))
 	}
 	cfg.Isolation, cfg.Network = ab.IsolationBwrap, ab.NetworkAllow(entries...)
+	cfg.AllowDangerous = true // the attacks use /dev/tcp, which the guard-rail of dangerous commands would stop first
 	f.b = newLocal(t, cfg)
 	t.Cleanup(func() { f.b.Close() })
 	require.NoError(t, os.WriteFile(filepath.Join(f.b.RootDir(), "ca.pem"), f.origin.CAPEM, 0o644))

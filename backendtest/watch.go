@@ -3,6 +3,7 @@ package backendtest
 import (
 	"context"
 	"fmt"
+	"path"
 	"strings"
 	"testing"
 	"time"
@@ -138,6 +139,9 @@ func testWatchEvents(t *testing.T, b ab.FileBackend) {
 	for _, ev := range e.seen {
 		assert.True(t, ev.Op == ab.WatchOverflow || ev.Path == "w" || strings.HasPrefix(ev.Path, "w/"),
 			"an event outside the watched tree: %s %s", ev.Op, ev.Path)
+		// Only names someone could open: not a write's unnamed new
+		// contents (Linux names an O_TMPFILE file "#<inode>" in events).
+		assert.NotContains(t, path.Base(ev.Path), "#", "an event about a file that has no name: %s %s", ev.Op, ev.Path)
 	}
 }
 
@@ -195,9 +199,12 @@ func testWatchOverflow(t *testing.T, b ab.FileBackend) {
 			require.Failf(t, "no overflow", "seen: %s", e)
 		}
 	}
-	// The queue, an event on its way to the reader at each layer (a scope
-	// over a backend), and the overflow.
-	assert.LessOrEqual(t, len(e.seen), 4+4, "more events than the queue holds came before the overflow: %s", e)
+	// The 41 files made at least 41 events. The reader starts once they
+	// are written, but a backend may still be taking them in (a busy
+	// machine delays inotify's reader), so the queue can drain meanwhile:
+	// what bounds the events before the overflow is that some were
+	// dropped, not the queue's size alone.
+	assert.Less(t, len(e.seen)-1, 41, "no event was dropped before the overflow: %s", e)
 }
 
 func testWatchChecks(t *testing.T, b ab.FileBackend) {

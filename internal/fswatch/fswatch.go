@@ -203,6 +203,29 @@ func (wt *Watch) handle(ev fsnotify.Event) {
 		wt.drop(rel)
 		wt.sink.Event(Event{Op: Rename, Path: rel})
 	case ev.Has(fsnotify.Write):
+		if unnamed(wt.root, base, rel) {
+			return
+		}
 		wt.sink.Event(Event{Op: Write, Path: rel})
 	}
+}
+
+// unnamed reports whether a written file is one opened without a name
+// (O_TMPFILE, as every write of this module makes its new contents): the
+// kernel names it "#<inode>" in the events of its directory, and it has
+// no such name there. The watcher learns of it when it is linked in; a
+// write to it says nothing a reader could open, and would tell a scope
+// that something unnamed is being written in its directory. A real file
+// named so is checked, and reported.
+func unnamed(root *os.Root, base, rel string) bool {
+	if len(base) < 2 || base[0] != '#' {
+		return false
+	}
+	for _, c := range base[1:] {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	_, err := root.Lstat(rel)
+	return errors.Is(err, fs.ErrNotExist)
 }

@@ -39,5 +39,9 @@ func resolve(ctx context.Context, host string) ([]netip.Addr, error) {
 	if ok {
 		return append([]netip.Addr(nil), addrs...), nil
 	}
-	return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+	return lookup(ctx, "ip", host)
 }
+
+// lookup asks DNS; a variable so that a test can answer differently at
+// each question (DNS rebinding).
+var lookup = net.DefaultResolver.LookupNetIP

@@ -19,11 +19,12 @@ import (
 
 // Limits of one Server: what a command can make the host process hold.
 const (
-	maxConns       = 256              // connections at once; more are refused with 503
-	maxHeaderBytes = 1 << 20          // a request's line and headers
-	headerTimeout  = 2 * time.Minute  // to send a request's headers (the idle time between requests too)
-	dialTimeout    = 30 * time.Second // to connect to a host
-	helloTimeout   = time.Minute      // for a TLS client's ClientHello once a tunnel is open
+	maxConns               = 256              // connections at once; more are refused with 503
+	maxHeaderBytes         = 64 << 10         // a request's line and headers: 16 MiB at most for a full proxy
+	maxResponseHeaderBytes = 256 << 10        // a forwarded answer's headers
+	headerTimeout          = 2 * time.Minute  // to send a request's headers (the idle time between requests too)
+	dialTimeout            = 30 * time.Second // to connect to a host
+	helloTimeout           = time.Minute      // for a TLS client's ClientHello once a tunnel is open
 )
 
 // Target is a host and port a command asked for.
@@ -116,9 +117,12 @@ func (s *Server) init() {
 		s.transport = &http.Transport{
 			DialContext:         s.dialAddr,
 			DisableCompression:  true, // pass the client's Accept-Encoding on as it is
+			MaxIdleConns:        16,   // kept for reuse, over every host a command asked for
 			MaxIdleConnsPerHost: 4,
 			IdleConnTimeout:     30 * time.Second,
 			TLSHandshakeTimeout: dialTimeout,
+			// What a host's answer can make the proxy hold, per connection.
+			MaxResponseHeaderBytes: maxResponseHeaderBytes,
 		}
 	})
 }
