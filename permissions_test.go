@@ -146,7 +146,7 @@ var permOps = []permOp{
 	{name: "Mkdir", access: ab.AccessWrite, target: "nd", effect: "nd", run: func(ctx context.Context, s ab.FileBackend) error { return s.Mkdir(ctx, "nd") }},
 	{name: "Touch", access: ab.AccessWrite, target: "t.txt", effect: "t.txt", run: func(ctx context.Context, s ab.FileBackend) error { return s.Touch(ctx, "t.txt") }},
 	{name: "Edit", access: ab.AccessWrite, target: "f.txt", run: func(ctx context.Context, s ab.FileBackend) error {
-		_, err := ab.Edit(ctx, s, "f.txt", "hello", "bye", false)
+		_, err := ab.Edit(ctx, s, "f.txt", ab.EditOp{Old: "hello", New: "bye"})
 		return err
 	}},
 	{name: "RenameTarget", access: ab.AccessWrite, target: "moved.txt", effect: "moved.txt", missing: "f.txt", run: func(ctx context.Context, s ab.FileBackend) error { return s.Rename(ctx, "f.txt", "moved.txt") }},

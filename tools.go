@@ -221,58 +221,6 @@ func isBinary(data []byte) bool {
 	return !utf8.Valid(head)
 }
 
-// Edit replaces old with new in a file and returns how many replacements it
-// made. old must occur exactly once unless replaceAll is set; otherwise the
-// error (INVALID_ARGUMENT) says it was not found, or how many times it was
-// found and to add surrounding context or use replaceAll. When the file uses
-// CRLF line endings and old (with \n endings) is not found as given, it is
-// matched with CRLF endings and new is written with them. The file is
-// rewritten with the backend's atomic Write, and concurrent Edits of the
-// same file in this process are serialised so none is lost.
-func Edit(ctx context.Context, b FileBackend, path, old, new string, replaceAll bool) (int, error) {
-	switch {
-	case old == "":
-		return 0, errArgument("edit", path, "the text to replace is empty; give the exact text to find in %s", path)
-	case old == new:
-		return 0, errArgument("edit", path, "the replacement is identical to the text it replaces; nothing to change in %s", path)
-	}
-	unlock := lockPath(b, path)
-	defer unlock()
-
-	data, err := b.Read(ctx, path)
-	if err != nil {
-		return 0, err
-	}
-	if isBinary(data) {
-		return 0, errArgument("edit", path, "%s is a binary file; Edit changes text files only", path)
-	}
-	content := string(data)
-	n := strings.Count(content, old)
-	if n == 0 && strings.Contains(content, "\r\n") && strings.Contains(old, "\n") && !strings.Contains(old, "\r\n") {
-		old, new = toCRLF(old), toCRLF(new)
-		n = strings.Count(content, old)
-	}
-	switch {
-	case n == 0:
-		return 0, errArgument("edit", path, "the text to replace was not found in %s; read the file and copy the exact text, including whitespace and indentation", path)
-	case n > 1 && !replaceAll:
-		return 0, errArgument("edit", path, "the text to replace was found %d times in %s; add surrounding lines to make it unique, or set replaceAll to replace every occurrence", n, path)
-	}
-	if replaceAll {
-		content = strings.ReplaceAll(content, old, new)
-	} else {
-		content = strings.Replace(content, old, new, 1)
-	}
-	if err := b.Write(ctx, path, []byte(content)); err != nil {
-		return 0, err
-	}
-	return n, nil
-}
-
-func toCRLF(s string) string {
-	return strings.ReplaceAll(strings.ReplaceAll(s, "\r\n", "\n"), "\n", "\r\n")
-}
-
 // pathLocks serialises read-modify-write tool calls (Edit) on the same
 // file. Locks are striped by a hash of the backend type and the file's
 // absolute path, so two views of one file (a scope and its parent) share a

@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 )
 
@@ -170,82 +169,6 @@ func TestReadLinesPagesABigFile(t *testing.T) {
 	if err != nil || p.First != 4999 || p.Last() != 5000 || p.Total != 5000 || p.WholeFile() || p.Lines[1] != "line 5000" {
 		t.Errorf("last page: %+v, %v", p, err)
 	}
-}
-
-func TestEdit(t *testing.T) {
-	ctx := context.Background()
-	files := map[string]string{
-		"a.go":     "func a() {\n\treturn 1\n}\n",
-		"dup.txt":  "x = 1\nx = 1\nx = 1\n",
-		"crlf.txt": "first line\r\nsecond line\r\n",
-		"bin":      "\x00\x01",
-	}
-	forEachBackend(t, files, func(t *testing.T, b FileBackend) {
-		n, err := Edit(ctx, b, "a.go", "return 1", "return 2", false)
-		if err != nil || n != 1 {
-			t.Fatalf("Edit = %d, %v", n, err)
-		}
-		if got, _ := b.Read(ctx, "a.go"); string(got) != "func a() {\n\treturn 2\n}\n" {
-			t.Errorf("after edit: %q", got)
-		}
-		_, err = Edit(ctx, b, "a.go", "return 1", "x", false)
-		wantCodeT(t, err, CodeInvalidArgument)
-		if err != nil && !strings.Contains(err.Error(), "not found") {
-			t.Errorf("not-found message: %v", err)
-		}
-		_, err = Edit(ctx, b, "dup.txt", "x = 1", "x = 2", false)
-		wantCodeT(t, err, CodeInvalidArgument)
-		if err != nil && (!strings.Contains(err.Error(), "3 times") || !strings.Contains(err.Error(), "replaceAll")) {
-			t.Errorf("ambiguous message: %v", err)
-		}
-		if got, _ := b.Read(ctx, "dup.txt"); string(got) != files["dup.txt"] {
-			t.Error("a refused edit changed the file")
-		}
-		if n, err := Edit(ctx, b, "dup.txt", "x = 1", "x = 2", true); err != nil || n != 3 {
-			t.Errorf("replaceAll = %d, %v", n, err)
-		}
-		_, err = Edit(ctx, b, "a.go", "same", "same", false)
-		wantCodeT(t, err, CodeInvalidArgument)
-		_, err = Edit(ctx, b, "a.go", "", "x", false)
-		wantCodeT(t, err, CodeInvalidArgument)
-		_, err = Edit(ctx, b, "bin", "\x00", "y", false)
-		wantCodeT(t, err, CodeInvalidArgument)
-		if _, err := Edit(ctx, b, "missing", "a", "b", false); !errors.Is(err, fs.ErrNotExist) {
-			t.Errorf("missing: %v", err)
-		}
-		// CRLF files: an old text with \n endings still matches, and the
-		// file keeps its endings.
-		if n, err := Edit(ctx, b, "crlf.txt", "first line\nsecond", "1st line\n2nd", false); err != nil || n != 1 {
-			t.Fatalf("CRLF edit = %d, %v", n, err)
-		}
-		if got, _ := b.Read(ctx, "crlf.txt"); string(got) != "1st line\r\n2nd line\r\n" {
-			t.Errorf("CRLF after edit: %q", got)
-		}
-	})
-}
-
-func TestEditConcurrentNoLostUpdates(t *testing.T) {
-	ctx := context.Background()
-	forEachBackend(t, nil, func(t *testing.T, b FileBackend) {
-		var sb strings.Builder
-		for i := range 20 {
-			fmt.Fprintf(&sb, "marker-%02d\n", i)
-		}
-		b.Write(ctx, "shared.txt", []byte(sb.String()))
-		var wg sync.WaitGroup
-		for i := range 20 {
-			wg.Go(func() {
-				if _, err := Edit(ctx, b, "shared.txt", fmt.Sprintf("marker-%02d", i), fmt.Sprintf("done-%02d", i), false); err != nil {
-					t.Error(err)
-				}
-			})
-		}
-		wg.Wait()
-		got, _ := b.Read(ctx, "shared.txt")
-		if strings.Contains(string(got), "marker") {
-			t.Errorf("lost updates: %q", got)
-		}
-	})
 }
 
 func TestGlob(t *testing.T) {

@@ -87,7 +87,7 @@ func Attack(t *testing.T, ctx context.Context, b ab.FileBackend, via string, tar
 	data, err = fs.ReadFile(fsys, file)
 	assert.Error(t, err, "fs.ReadFile through FS")
 	leaks("fs.ReadFile", string(data))
-	_, err = ab.Edit(c, b, file, target.Secret(), "pwned", false)
+	_, err = ab.Edit(c, b, file, ab.EditOp{Old: target.Secret(), New: "pwned"})
 	refused("Edit", err)
 	globbed, err := ab.Glob(c, b, "*", via)
 	refused("Glob dir", err)
