@@ -136,7 +136,7 @@ var permOps = []permOp{
 		_, err := s.(ab.InfoLister).ReadDirInfo(ctx, "d")
 		return err
 	}},
-	{name: "LsInfo", access: ab.AccessList, target: "d", run: func(ctx context.Context, s ab.FileBackend) error { _, err := ab.LsInfo(ctx, s, "d"); return err }},
+	{name: "Ls", access: ab.AccessList, target: "d", run: func(ctx context.Context, s ab.FileBackend) error { _, err := ab.Ls(ctx, s, "d", true); return err }},
 	{name: "Glob", access: ab.AccessList, target: "d", run: func(ctx context.Context, s ab.FileBackend) error { _, err := ab.Glob(ctx, s, "*", "d"); return err }},
 	{name: "Grep", access: ab.AccessSearch, target: "d", run: func(ctx context.Context, s ab.FileBackend) error {
 		_, err := ab.Grep(ctx, s, ab.GrepOptions{Pattern: "x", Path: "d"})

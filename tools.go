@@ -36,7 +36,7 @@ type Grepper interface {
 	Grep(ctx context.Context, opts GrepOptions) (*GrepResult, error)
 }
 
-// LsEntry is one entry of LsInfo.
+// LsEntry is one entry of Ls.
 type LsEntry struct {
 	Name    string    // base name
 	Path    string    // path relative to the backend root, slash-separated
@@ -46,14 +46,20 @@ type LsEntry struct {
 	ModTime time.Time // last modification
 }
 
-// LsInfo lists a directory with each entry's metadata, sorted by name. On a
-// file it returns that file's one entry.
-func LsInfo(ctx context.Context, b FileBackend, dir string) ([]LsEntry, error) {
-	return ls(ctx, b, dir, readDirInfo)
-}
-
-// ls is LsInfo listing with list.
-func ls(ctx context.Context, b FileBackend, dir string, list dirLister) ([]LsEntry, error) {
+// Ls lists a directory as ls does, for a person or a model: its entries
+// sorted by name, each with its kind and its path from the backend root;
+// on a file, that file's one entry. With info, each entry has its Size and
+// ModTime too. Without, those are zero and the listing may cost much less
+// (a local directory: one read of it instead of a stat per entry), and a
+// symbolic link may be described by its target (IsDir of a link to a
+// directory) or not, depending on the backend: code that must not follow
+// links checks Symlink. For names alone, use the backend's ReadDir; for
+// io/fs (fs.ReadDir, fs.WalkDir), FS.
+func Ls(ctx context.Context, b FileBackend, dir string, info bool) ([]LsEntry, error) {
+	list := listTypes
+	if info {
+		list = readDirInfo
+	}
 	rel, err := resolve(cleanRoot(b.RootDir()), "ls", dir)
 	if err != nil {
 		return nil, err

@@ -64,10 +64,10 @@ func wantCodeT(t *testing.T, err error, code Code) {
 	}
 }
 
-func TestLsInfo(t *testing.T) {
+func TestLs(t *testing.T) {
 	ctx := context.Background()
 	forEachBackend(t, map[string]string{"src/b.go": "package b", "src/a.go": "package a\n", "src/sub/c.go": ""}, func(t *testing.T, b FileBackend) {
-		entries, err := LsInfo(ctx, b, "src")
+		entries, err := Ls(ctx, b, "src", true)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -81,17 +81,17 @@ func TestLsInfo(t *testing.T) {
 		want := []string{"a.go src/a.go false 10", "b.go src/b.go false 9", "sub src/sub true"}
 		for i := range want {
 			if i >= len(got) || !strings.HasPrefix(got[i], want[i]) {
-				t.Fatalf("LsInfo(src) = %q, want %q", got, want)
+				t.Fatalf("Ls(src, true) = %q, want %q", got, want)
 			}
 		}
-		one, err := LsInfo(ctx, b, "/src/a.go")
+		one, err := Ls(ctx, b, "/src/a.go", true)
 		if err != nil || len(one) != 1 || one[0].Path != "src/a.go" || one[0].IsDir {
-			t.Errorf("LsInfo(file) = %+v, %v", one, err)
+			t.Errorf("Ls(file, true) = %+v, %v", one, err)
 		}
-		if _, err := LsInfo(ctx, b, "missing"); !errors.Is(err, fs.ErrNotExist) {
-			t.Errorf("LsInfo(missing) = %v", err)
+		if _, err := Ls(ctx, b, "missing", true); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("Ls(missing, true) = %v", err)
 		}
-		_, err = LsInfo(ctx, b, "../x")
+		_, err = Ls(ctx, b, "../x", true)
 		wantCodeT(t, err, CodePathEscape)
 	})
 }

@@ -18,7 +18,7 @@
 // server; Tools returns them as plain definitions (name, description, JSON
 // Schema, Call) for function-calling APIs that do not speak MCP. Both run
 // the same code, built on the agent tools of the root package (ReadLines,
-// Edit, LsInfo, Glob, Grep), so a tool behaves the same everywhere.
+// Edit, Ls, Glob, Grep), so a tool behaves the same everywhere.
 //
 // Paths follow the workspace path rule of the root package: relative paths
 // and absolute paths inside the workspace name what they say, other
