@@ -509,6 +509,9 @@ func (c *CompositeBackend) Grep(ctx context.Context, opts GrepOptions) (*GrepRes
 	if err != nil {
 		return nil, err
 	}
+	if err := opts.check(); err != nil {
+		return nil, err
+	}
 	if _, err := newLineMatcher(opts); err != nil {
 		return nil, err
 	}

@@ -331,18 +331,21 @@ func (b *DockerBackend) Stat(ctx context.Context, p string) (FileInfo, error) {
 	return fi, nil
 }
 
-// Remove deletes a file or an empty directory, or with opts.Recursive a
-// directory and everything in it. The workspace root itself cannot be
-// removed.
+// Remove deletes a file or, with opts.Recursive, a directory and everything
+// in it; as on LocalBackend, a directory without Recursive fails even when
+// empty, and the workspace root itself is never removed (WRITE_FAILED).
 func (b *DockerBackend) Remove(ctx context.Context, p string, opts RemoveOptions) error {
 	rel, abs, err := b.locate("rm", p)
 	if err != nil {
 		return err
 	}
 	if rel == "." {
-		return errFileOp(CodeWriteFailed, "rm", p, &fs.PathError{Op: "rm", Path: p, Err: fs.ErrPermission})
+		return errFileOp(CodeWriteFailed, "rm", p, errRemoveRoot)
 	}
 	reply, err := b.shellRunIn(ctx, nil, []string{abs}, "ab_rm", nil, abs, flag(opts.Recursive), flag(opts.Force))
+	if err == nil && reply.Code == dockerExitIsDir {
+		return errFileOp(CodeWriteFailed, "rm", p, errIsDirectory) // as LocalBackend: even an empty one
+	}
 	if err != nil || reply.Code != 0 {
 		return dockerFileErr(CodeWriteFailed, "rm", p, reply, err)
 	}

@@ -91,11 +91,15 @@ ab_lsinfo() {
 	return 0
 }
 ab_mkdir() { [ -d "$1" ] || mkdir -p -- "$1"; }
-ab_touch() { ab_mkdir "$1" && touch -- "$2"; }
+ab_touch() {
+	if [ -d "$2" ]; then return 102; fi
+	ab_mkdir "$1" && touch -- "$2"
+}
 ab_rm() {
 	if ab_missing "$1"; then [ "$3" = 1 ] && return 0; return 100; fi
 	if [ "$2" = 1 ]; then rm -rf -- "$1"; return; fi
-	if [ -d "$1" ] && ! [ -L "$1" ]; then rmdir -- "$1"; else rm -f -- "$1"; fi
+	if [ -d "$1" ] && ! [ -L "$1" ]; then return 102; fi
+	rm -f -- "$1"
 }
 ab_mv() {
 	if ab_missing "$1"; then return 100; fi

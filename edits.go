@@ -75,7 +75,7 @@ func edit(ctx context.Context, b FileBackend, path string, edits []EditOp, write
 		return nil, err
 	}
 	if isBinary(data) {
-		return nil, errArgument("edit", path, "%s is a binary file; edits change text files only", path)
+		return nil, errArgument("edit", path, "a binary file; edits change text files only")
 	}
 	raw := string(data)
 	crlf := strings.Count(raw, "\r\n") > 0 && strings.Count(raw, "\r\n") == strings.Count(raw, "\n")

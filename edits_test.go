@@ -67,7 +67,7 @@ func TestEdit(t *testing.T) {
 		// earlier edit applied.
 		_, err = Edit(ctx, b, "dup.txt", EditOp{Old: "y", New: "w"}, EditOp{Old: "nope", New: "x"})
 		wantCodeT(t, err, CodeInvalidArgument)
-		if err.Error() != "Could not find exact match for edit:\nnope" || read("dup.txt") != "z\nz\ny\n" {
+		if err.Error() != "INVALID_ARGUMENT: edit dup.txt: Could not find exact match for edit:\nnope" || read("dup.txt") != "z\nz\ny\n" {
 			t.Fatalf("not found: %v, file %q", err, read("dup.txt"))
 		}
 		_, err = Edit(ctx, b, "dup.txt", EditOp{Old: "", New: "x"})

@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Code identifies the kind of failure an *Error reports. The values are the
@@ -27,7 +29,7 @@ const (
 	CodeDangerousOperation   Code = "DANGEROUS_OPERATION"   // dangerous command blocked
 	CodeConnectionClosed     Code = "CONNECTION_CLOSED"     // connection lost (remote)
 	CodeAuthFailed           Code = "AUTH_FAILED"           // the daemon refused the auth token (remote)
-	CodeKeyNotFound          Code = "KEY_NOT_FOUND"         // key does not exist (memory)
+	CodeKeyNotFound          Code = "KEY_NOT_FOUND"         // the specification's code for a missing key in memory; MemoryBackend reports the operation's code instead, as LocalBackend does
 	CodeNotImplemented       Code = "NOT_IMPLEMENTED"       // operation unsupported by this backend type
 )
 
@@ -72,7 +74,9 @@ const (
 //
 // Use errors.Is with the sentinels below (errors.Is(err, ErrPathEscape)) or
 // errors.As to get the fields. The cause stays reachable through Unwrap, so
-// errors.Is(err, fs.ErrNotExist) is true for a missing file on every backend.
+// errors.Is(err, fs.ErrNotExist) is true for a missing file on every backend,
+// whose code is the operation's on each (READ_FAILED for a read,
+// WRITE_FAILED for a remove, LS_FAILED for a listing).
 type Error struct {
 	Code     Code        // the kind of failure
 	Op       string      // the operation: "read", "write", "exec", ...
@@ -80,28 +84,123 @@ type Error struct {
 	Command  string      // the command, for exec and safety failures
 	Backend  BackendType // the backend type, for NOT_IMPLEMENTED and destroyed backends
 	ExitCode int         // the exit code, for EXEC_FAILED
-	Message  string      // the human-readable message; Error returns it
+	Message  string      // what went wrong, in words (see Reason); empty: the cause's text
 	Err      error       // the underlying cause, if any
 }
 
-// Error returns the message. Errors about a path build it from the fields,
-// so a layer that renames the path (a scope, a composite route) renames the
-// message with it.
+// Error returns the one shape every error of this module has,
+// "CODE: op path: reason", leaving out what does not apply:
+//
+//	READ_FAILED: read notes.txt: no such file or directory
+//	PATH_ESCAPE_ATTEMPT: write ../x: path escapes the workspace
+//	EXEC_FAILED: exec: Command execution failed with exit code 2: no such file
+//	INVALID_CONFIGURATION: LocalConfig.RootDir: /srv/ws/f.txt is a file, not a directory
+//
+// The path is the caller's (a layer that renames the path, a scope or a
+// composite route, renames the message with it). An empty path shows as "",
+// a path with control characters is quoted, and a path over 120 bytes is
+// shortened in the middle: the Path field keeps it whole. Where there is no
+// path, a command the reason does not already name is shown quoted and
+// shortened the same way.
 func (e *Error) Error() string {
+	var sb strings.Builder
+	sb.WriteString(string(e.Code))
+	sb.WriteString(": ")
+	reason := e.Reason()
+	if e.Op != "" {
+		sb.WriteString(e.Op)
+		switch {
+		case e.Path != "" || e.Code.pathOp():
+			sb.WriteByte(' ')
+			sb.WriteString(shownPath(e.Path))
+		case e.Command != "" && !strings.Contains(reason, e.Command):
+			sb.WriteByte(' ')
+			sb.WriteString(strconv.Quote(shorten(e.Command)))
+		}
+		sb.WriteString(": ")
+	}
+	sb.WriteString(reason)
+	return sb.String()
+}
+
+// Reason returns what went wrong, without the code, operation and path that
+// Error puts before it: the Message when there is one, else the cause's
+// text (for an *fs.PathError only its inner error, since its path is the
+// backend's internal one), else a description of the code. It is the text
+// to show where the code and path are shown otherwise, as the MCP server
+// and the daemon do.
+func (e *Error) Reason() string {
 	switch {
 	case e.Message != "":
 		return e.Message
-	case e.Code == CodePathEscape:
-		return "Path escapes scope boundary: " + e.Path
 	case e.Code == CodePermissionDenied || e.Code == CodeApprovalRequired:
-		return permissionMessage(e)
-	case e.Path != "" && e.Err != nil:
-		return e.Op + " " + e.Path + ": " + reason(e.Err)
+		return permissionReason(e)
 	case e.Err != nil:
-		return string(e.Code) + ": " + e.Err.Error()
-	default:
-		return string(e.Code)
+		return reason(e.Err)
 	}
+	return e.Code.describe()
+}
+
+// pathOp reports whether errors of code c are about a path even when the
+// path is empty (an empty path names the root), so that "" is shown.
+func (c Code) pathOp() bool {
+	switch c {
+	case CodeReadFailed, CodeWriteFailed, CodeLsFailed, CodePathEscape, CodeKeyNotFound:
+		return true
+	}
+	return false
+}
+
+// describe is the reason of an error that has neither message nor cause,
+// such as the sentinels.
+func (c Code) describe() string {
+	switch c {
+	case CodePathEscape:
+		return "path escapes the workspace"
+	case CodeKeyNotFound:
+		return "no such file or directory"
+	case CodeDestroyed:
+		return "the backend is destroyed (Close was called)"
+	case CodeNotImplemented:
+		return "not implemented by this backend"
+	case CodeEmptyCommand:
+		return "command is empty"
+	}
+	return strings.ToLower(strings.ReplaceAll(string(c), "_", " "))
+}
+
+// maxShown is the longest path or command a message shows whole.
+const maxShown = 120
+
+// shownPath is how a message shows path p: "" for the empty path, quoted
+// when it holds control characters, shortened past maxShown bytes.
+func shownPath(p string) string {
+	if p == "" {
+		return `""`
+	}
+	short := shorten(p)
+	for _, r := range short {
+		if r < ' ' || r == 0x7f || r == utf8.RuneError {
+			return strconv.Quote(short)
+		}
+	}
+	return short
+}
+
+// shorten cuts the middle out of s when it is longer than maxShown bytes,
+// on rune boundaries, saying how long it was.
+func shorten(s string) string {
+	if len(s) <= maxShown {
+		return s
+	}
+	head, tail := s[:maxShown/2], s[len(s)-maxShown/2+10:]
+	for len(head) > 0 && !utf8.RuneStart(s[len(head)]) {
+		head = head[:len(head)-1]
+	}
+	for len(tail) > 0 && !utf8.RuneStart(tail[0]) {
+		tail = tail[1:]
+	}
+	return head + "…" + tail + " (" + strconv.Itoa(len(s)) + " bytes)"
 }
 
 // reason returns the part of a cause worth showing: for an *fs.PathError
@@ -148,23 +247,17 @@ var (
 	ErrResourceLimit        = &Error{Code: CodeResourceLimit}
 )
 
-// permissionMessage phrases a permission error from its fields, so that a
-// layer renaming the path (a composite route) renames the message too:
-// "read .env: permission denied: rule "**/.env" denies read (...)".
-func permissionMessage(e *Error) string {
-	subject := e.Path
-	if e.Command != "" {
-		subject = fmt.Sprintf("%q", e.Command)
-	}
-	what := "permission denied"
-	if e.Code == CodeApprovalRequired {
-		what = "approval required"
-	}
-	msg := e.Op + " " + displayPath(subject) + ": " + what
+// permissionReason phrases the reason of a permission error from its
+// cause, a *Denial: `rule "**/.env" denies read (...)`. A command the
+// operation was refused for is named by Error, as its subject.
+func permissionReason(e *Error) string {
 	if e.Err != nil {
-		msg += ": " + e.Err.Error()
+		return e.Err.Error()
 	}
-	return msg
+	if e.Code == CodeApprovalRequired {
+		return "approval required"
+	}
+	return "permission denied"
 }
 
 // ErrorCode returns the code of the first *Error in err's chain, or "" when
@@ -177,8 +270,7 @@ func ErrorCode(err error) Code {
 	return ""
 }
 
-// errPathEscape reports a path that leaves the workspace or scope. The
-// message is the reference implementation's, so tools and logs read the same.
+// errPathEscape reports a path that leaves the workspace or scope.
 func errPathEscape(op, path string) *Error {
 	return &Error{Code: CodePathEscape, Op: op, Path: path}
 }
@@ -186,17 +278,18 @@ func errPathEscape(op, path string) *Error {
 // errNotImplemented reports an operation a backend type does not support.
 func errNotImplemented(op string, t BackendType) *Error {
 	return &Error{Code: CodeNotImplemented, Op: op, Backend: t,
-		Message: fmt.Sprintf("Operation '%s' not implemented for %s backend", op, t)}
+		Message: fmt.Sprintf("not implemented by the %s backend", t)}
 }
 
 // errDestroyed reports an operation on a closed backend. It wraps
 // fs.ErrClosed so generic code that checks for closed files sees it too.
 func errDestroyed(op string, t BackendType) *Error {
 	return &Error{Code: CodeDestroyed, Op: op, Backend: t, Err: fs.ErrClosed,
-		Message: fmt.Sprintf("%s: %s backend is destroyed (Close was called)", op, t)}
+		Message: fmt.Sprintf("%s backend is destroyed (Close was called)", t)}
 }
 
-// errConfig reports invalid configuration.
+// errConfig reports invalid configuration. The message names the field
+// first: "LocalConfig.RootDir: ...".
 func errConfig(format string, args ...any) *Error {
 	return &Error{Code: CodeInvalidConfiguration, Message: fmt.Sprintf(format, args...)}
 }

@@ -83,8 +83,8 @@ var GrepTypes = map[string][]string{
 // entries are skipped unless Hidden, and .gitignore/.ignore rules are
 // honoured unless NoIgnore — as ripgrep does, except that the rules apply
 // whether or not the tree is a git repository. A file named by Path is
-// searched even if hidden or ignored. A bad pattern, glob or type is
-// INVALID_ARGUMENT.
+// searched even if hidden or ignored. A bad pattern, glob, type or mode, or
+// a negative Before, After or HeadLimit, is INVALID_ARGUMENT.
 func Grep(ctx context.Context, b FileBackend, opts GrepOptions) (*GrepResult, error) {
 	if g, ok := b.(Grepper); ok {
 		return g.Grep(ctx, opts)
@@ -92,9 +92,31 @@ func Grep(ctx context.Context, b FileBackend, opts GrepOptions) (*GrepResult, er
 	return grepTree(ctx, backendTree(b), opts)
 }
 
+// check refuses the numbers and modes that mean nothing, naming the
+// field, rather than searching as if they had not been given.
+func (o GrepOptions) check() error {
+	switch o.Mode {
+	case "", GrepFilesWithMatches, GrepContent, GrepCount:
+	default:
+		return errArgument("grep", o.Path, "GrepOptions.Mode %q is not one of %q, %q, %q", o.Mode, GrepFilesWithMatches, GrepContent, GrepCount)
+	}
+	for _, f := range []struct {
+		name string
+		n    int
+	}{{"Before", o.Before}, {"After", o.After}, {"HeadLimit", o.HeadLimit}} {
+		if f.n < 0 {
+			return errArgument("grep", o.Path, "GrepOptions.%s is %d, want 0 or more", f.name, f.n)
+		}
+	}
+	return nil
+}
+
 // grepTree is Grep on a tree: the one implementation behind every backend's
 // search that runs in this process.
 func grepTree(ctx context.Context, t tree, opts GrepOptions) (*GrepResult, error) {
+	if err := opts.check(); err != nil {
+		return nil, err
+	}
 	m, err := newLineMatcher(opts)
 	if err != nil {
 		return nil, err

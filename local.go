@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/agentbackend/agentbackend/internal/netproxy"
 	"github.com/agentbackend/agentbackend/internal/pathjail"
@@ -284,6 +285,12 @@ func (b *LocalBackend) openRoot(dir string) error {
 			Message: fmt.Sprintf("Failed to create root directory: %s: %v", abs, reason(err))}
 	}
 	if err := os.MkdirAll(abs, 0o755); err != nil {
+		if errors.Is(err, syscall.ENOTDIR) || errors.Is(err, fs.ErrExist) {
+			// A file is where the root or one of its parents should be:
+			// the configuration is wrong, no write failed.
+			return &Error{Code: CodeInvalidConfiguration, Path: abs, Err: err,
+				Message: "LocalConfig.RootDir: " + shorten(abs) + " is not a directory"}
+		}
 		return fail(err)
 	}
 	real, err := filepath.EvalSymlinks(abs)

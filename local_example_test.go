@@ -45,7 +45,7 @@ func ExampleNewLocal() {
 	// Output:
 	// 6
 	// PATH_ESCAPE_ATTEMPT
-	// Command execution failed with exit code 1:
+	// EXEC_FAILED: exec "false": Command execution failed with exit code 1:
 }
 
 // Commands that reach package registries and nothing else: each runs in

@@ -74,7 +74,8 @@ func TestLocalExecBasics(t *testing.T) {
 		res, err = b.Exec(ctx, "echo out; echo problem >&2; exit 3", nil)
 		e := localWantCode(t, err, CodeExecFailed, "exit 3")
 		if e == nil || e.ExitCode != 3 || e.Command != "echo out; echo problem >&2; exit 3" ||
-			e.Error() != "Command execution failed with exit code 3: problem" {
+			e.Reason() != "Command execution failed with exit code 3: problem" ||
+			e.Error() != `EXEC_FAILED: exec "echo out; echo problem >&2; exit 3": Command execution failed with exit code 3: problem` {
 			t.Errorf("EXEC_FAILED: %#v", e)
 		}
 		if res == nil || res.ExitCode != 3 || string(res.Stdout) != "out\n" || string(res.Stderr) != "problem\n" {
@@ -439,7 +440,7 @@ func TestLocalExecCwd(t *testing.T) {
 		}
 		_, err := b.Exec(ctx, "true", &ExecOptions{Cwd: "no/such/dir"})
 		if e := localWantCode(t, err, CodeExecError, "missing Cwd"); !errors.Is(err, fs.ErrNotExist) || e == nil ||
-			e.Error() != "exec no/such/dir: working directory: no such file or directory" {
+			e.Error() != "EXEC_ERROR: exec no/such/dir: working directory: no such file or directory" {
 			t.Errorf("missing Cwd: %v", err)
 		}
 		_, err = b.Exec(ctx, "true", &ExecOptions{Cwd: "sub/dir/file"})
@@ -455,7 +456,7 @@ func TestLocalExecSpawnFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := b.Exec(context.Background(), "true", nil)
-	if e := localWantCode(t, err, CodeExecError, "spawn in a removed root"); e != nil && !strings.HasPrefix(e.Error(), "Failed to execute command: ") {
+	if e := localWantCode(t, err, CodeExecError, "spawn in a removed root"); e != nil && !strings.HasPrefix(e.Reason(), "Failed to execute command: ") {
 		t.Errorf("message: %q", e.Error())
 	}
 

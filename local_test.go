@@ -104,8 +104,8 @@ func TestNewLocalConfigErrors(t *testing.T) {
 		"env LD_PRELOAD":  {LocalConfig{RootDir: t.TempDir(), Env: map[string]string{"LD_PRELOAD": "x.so"}}, CodeInvalidConfiguration, "LD_PRELOAD"},
 		"env bad name":    {LocalConfig{RootDir: t.TempDir(), Env: map[string]string{"A B": "x"}}, CodeInvalidConfiguration, "not a valid identifier"},
 		"relative ro":     {LocalConfig{RootDir: t.TempDir(), SandboxReadOnly: []string{"etc"}}, CodeInvalidConfiguration, "SandboxReadOnly"},
-		"root is a file":  {LocalConfig{RootDir: file}, CodeWriteFailed, "Failed to create root directory"},
-		"root under file": {LocalConfig{RootDir: file + "/ws"}, CodeWriteFailed, "Failed to create root directory"},
+		"root is a file":  {LocalConfig{RootDir: file}, CodeInvalidConfiguration, "LocalConfig.RootDir: " + file + " is not a directory"},
+		"root under file": {LocalConfig{RootDir: file + "/ws"}, CodeInvalidConfiguration, "LocalConfig.RootDir: " + file + "/ws is not a directory"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			b, err := NewLocal(tc.cfg)
@@ -184,7 +184,7 @@ func TestNewLocalIsolationChoice(t *testing.T) {
 	}
 	_, err := NewLocal(LocalConfig{RootDir: t.TempDir(), Isolation: IsolationBwrap})
 	if e := localWantCode(t, err, CodeMissingUtilities, "bwrap missing"); e != nil &&
-		e.Error() != "bwrap command not found. Install bubblewrap: apt install bubblewrap" {
+		e.Reason() != "bwrap command not found. Install bubblewrap: apt install bubblewrap" {
 		t.Errorf("message: %q", e.Error())
 	}
 

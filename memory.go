@@ -39,22 +39,24 @@ type MemoryConfig struct {
 //     key. The root always exists.
 //   - A file and a directory never share a path: writing over a directory
 //     or below a file fails (EISDIR, ENOTDIR), as do ReadDir of a file,
-//     Read of a directory, Mkdir over a file (EEXIST) and Remove of a
-//     non-empty directory without Recursive (ENOTEMPTY). Rename follows
+//     Read of a directory, Mkdir over a file (EEXIST), Touch of a directory
+//     and Remove of a directory, even an empty one, without Recursive
+//     (EISDIR), as on LocalBackend. Rename follows
 //     os.Rename: it replaces files, never directories. Causes are syscall
 //     errnos, so errors.Is works with fs.ErrNotExist, fs.ErrExist and the
 //     like. The randomized test TestMemoryAgainstOS holds all of this
 //     against a real directory.
-//   - A missing path fails Read, Stat, Remove and Rename with KEY_NOT_FOUND
-//     (the specification's code for memory) wrapping syscall.ENOENT, so
-//     errors.Is(err, fs.ErrNotExist) holds; ReadDir of a missing directory
-//     is LS_FAILED wrapping the same cause.
+//   - A missing path fails with the operation's code, as on LocalBackend
+//     (READ_FAILED for Read and Stat, WRITE_FAILED for Remove and Rename,
+//     LS_FAILED for ReadDir), wrapping syscall.ENOENT, so
+//     errors.Is(err, fs.ErrNotExist) holds.
 //   - Stat is synthetic: files are 0644 with Size the content length,
 //     directories fs.ModeDir|0755 with Size 0. ModTime is the last write or
 //     Touch of a file; for a directory, as in POSIX, the last time an entry
 //     was created, removed or renamed in it (its creation time until then).
-//     Touch of an existing file or directory sets its ModTime to now.
-//   - Remove(".", Recursive) empties the workspace; the root itself stays.
+//     Touch of an existing file sets its ModTime to now.
+//   - The root itself is never removed: Remove(".") fails with
+//     WRITE_FAILED whatever the options, as on LocalBackend.
 //   - Bytes are copied in by Write and out by Read: no caller can alias the
 //     stored contents.
 //
@@ -119,16 +121,16 @@ func (b *MemoryBackend) load(data map[string][]byte) error {
 	for _, k := range keys {
 		rel, err := resolve(b.root, "init", k)
 		if err != nil {
-			return &Error{Code: CodeInvalidConfiguration, Op: "init", Path: k, Err: err,
+			return &Error{Code: CodeInvalidConfiguration, Path: k, Err: err,
 				Message: "MemoryConfig.InitialData: key escapes the root: " + k}
 		}
 		if other, dup := seen[rel]; dup {
-			return &Error{Code: CodeInvalidConfiguration, Op: "init", Path: k,
+			return &Error{Code: CodeInvalidConfiguration, Path: k,
 				Message: "MemoryConfig.InitialData: keys " + other + " and " + k + " name the same file " + rel}
 		}
 		seen[rel] = k
 		if err := b.idx.writeFile(rel, string(data[k]), now); err != nil {
-			return &Error{Code: CodeInvalidConfiguration, Op: "init", Path: k, Err: err,
+			return &Error{Code: CodeInvalidConfiguration, Path: k, Err: err,
 				Message: "MemoryConfig.InitialData: key " + k + ": " + err.Error()}
 		}
 	}
@@ -185,9 +187,9 @@ func ctxCheck(ctx context.Context, code Code, op, p string) func() error {
 	}
 }
 
-// notFound is the error for a missing path: KEY_NOT_FOUND, which is
-// fs.ErrNotExist too.
-func notFound(op, p string) error { return errFileOp(CodeKeyNotFound, op, p, syscall.ENOENT) }
+// notFound is the error for a missing path: the operation's code (as on
+// LocalBackend) wrapping ENOENT, so that it is fs.ErrNotExist too.
+func notFound(code Code, op, p string) error { return errFileOp(code, op, p, syscall.ENOENT) }
 
 // lookup returns the entry at key under the read lock; ok is false when
 // there is none. It fails only when the backend is closed.
@@ -224,7 +226,7 @@ func (b *MemoryBackend) Read(ctx context.Context, p string) ([]byte, error) {
 	case err != nil:
 		return nil, err
 	case !ok:
-		return nil, notFound("read", p)
+		return nil, notFound(CodeReadFailed, "read", p)
 	case e.dir:
 		return nil, errFileOp(CodeReadFailed, "read", p, syscall.EISDIR)
 	}
@@ -384,16 +386,15 @@ func (b *MemoryBackend) Stat(ctx context.Context, p string) (FileInfo, error) {
 		return FileInfo{}, err
 	}
 	if !ok {
-		return FileInfo{}, notFound("stat", p)
+		return FileInfo{}, notFound(CodeReadFailed, "stat", p)
 	}
 	return fileInfoOf(base(rel), e), nil
 }
 
-// Remove deletes a file, an empty directory, or with opts.Recursive a
-// directory and everything below it. With opts.Force a missing path is not
-// an error. The root itself always exists: Remove(".", RemoveOptions{
-// Recursive: true}) empties the workspace, and without Recursive removing
-// the root fails with ENOTEMPTY unless the workspace is already empty.
+// Remove deletes a file or, with opts.Recursive, a directory and
+// everything below it. With opts.Force a missing path is not an error.
+// As on LocalBackend, a directory without Recursive fails even when empty,
+// and the root itself is never removed (WRITE_FAILED).
 //
 // A recursive remove checks ctx between batches of entries; when ctx ends
 // it stops with the subtree partly removed (as rm -r would), never leaving
@@ -402,6 +403,9 @@ func (b *MemoryBackend) Remove(ctx context.Context, p string, opts RemoveOptions
 	rel, err := b.begin(ctx, CodeWriteFailed, "rm", p)
 	if err != nil {
 		return err
+	}
+	if rel == "." {
+		return errFileOp(CodeWriteFailed, "rm", p, errRemoveRoot)
 	}
 	now := time.Now().UnixNano()
 	err = b.mutate("rm", func(idx *memIndex) error {
@@ -418,7 +422,7 @@ func (b *MemoryBackend) Remove(ctx context.Context, p string, opts RemoveOptions
 		if opts.Force {
 			return nil
 		}
-		return notFound("rm", p)
+		return notFound(CodeWriteFailed, "rm", p)
 	case ErrorCode(err) != "":
 		return err // the context ended
 	}
@@ -430,7 +434,7 @@ func (b *MemoryBackend) Remove(ctx context.Context, p string, opts RemoveOptions
 // replaces an existing file; an existing directory is never replaced
 // (EEXIST, so errors.Is(err, fs.ErrExist)); a directory does not replace a
 // file (ENOTDIR) nor move into its own subtree (EINVAL). Renaming a path to
-// itself does nothing. A missing from is KEY_NOT_FOUND.
+// itself does nothing. A missing from is WRITE_FAILED wrapping ENOENT.
 //
 // Rename is atomic. Moving a directory costs O(k log n) for its k entries;
 // ctx is checked while they are gathered, before anything changes.
@@ -461,7 +465,7 @@ func (b *MemoryBackend) Rename(ctx context.Context, from, to string) error {
 	case err == nil:
 		return nil
 	case errors.Is(err, syscall.ENOENT) && !onDst:
-		return notFound("rename", from)
+		return notFound(CodeWriteFailed, "rename", from)
 	case ErrorCode(err) != "":
 		return err // the context ended
 	case onDst:
@@ -471,8 +475,8 @@ func (b *MemoryBackend) Rename(ctx context.Context, from, to string) error {
 }
 
 // Touch creates an empty file, with missing parents, if p does not exist.
-// It never truncates: an existing file or directory only gets its ModTime
-// set to now, as touch(1) does.
+// It never truncates: an existing file only gets its ModTime set to now. A
+// directory fails with EISDIR, as on LocalBackend.
 func (b *MemoryBackend) Touch(ctx context.Context, p string) error {
 	rel, err := b.begin(ctx, CodeWriteFailed, "touch", p)
 	if err != nil {

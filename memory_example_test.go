@@ -34,7 +34,7 @@ func ExampleNewMemory() {
 	fmt.Println(agentbackend.ErrorCode(err))
 	// Output:
 	// [notes src]
-	// KEY_NOT_FOUND true
+	// READ_FAILED true
 	// PATH_ESCAPE_ATTEMPT
 }
 

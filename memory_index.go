@@ -274,6 +274,9 @@ func (x *memIndex) mkdirAll(key string, now int64) error {
 // touch sets the modification time of key if it exists, or creates an
 // empty file.
 func (x *memIndex) touch(key string, now int64) error {
+	if e, ok := x.get(key); ok && e.dir {
+		return syscall.EISDIR // as open(2) of a directory for writing
+	}
 	if !x.setMod(key, now) {
 		return x.writeFile(key, "", now)
 	}
@@ -390,8 +393,9 @@ func (x *memIndex) removeAll(dir string, check func() error) error {
 	}
 }
 
-// remove deletes key: a file, or a directory that is empty or, with
-// recursive, everything in it. The parent's modification time becomes now.
+// remove deletes key: a file or, with recursive, a directory and
+// everything in it (without, a directory fails with EISDIR even when
+// empty, as rm without -r). The parent's modification time becomes now.
 // Removing the root empties the store and keeps the root.
 func (x *memIndex) remove(key string, recursive bool, now int64, check func() error) error {
 	defer x.shrink()
@@ -399,10 +403,10 @@ func (x *memIndex) remove(key string, recursive bool, now int64, check func() er
 	if !ok {
 		return syscall.ENOENT
 	}
+	if e.dir && !recursive {
+		return errIsDirectory
+	}
 	if e.dir && x.hasChildren(key) {
-		if !recursive {
-			return syscall.ENOTEMPTY
-		}
 		if err := x.removeAll(key, check); err != nil {
 			return err
 		}

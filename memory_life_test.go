@@ -187,9 +187,9 @@ func TestMemoryScope(t *testing.T) {
 	}
 	// The parent's absolute path of the sibling names a path inside u1.
 	_, err = u1.Read(ctx, "/ws/users/user2/secret")
-	wantError(t, err, CodeKeyNotFound, "/ws/users/user2/secret", fs.ErrNotExist, "scope Read(sibling absolute)")
+	wantError(t, err, CodeReadFailed, "/ws/users/user2/secret", fs.ErrNotExist, "scope Read(sibling absolute)")
 	_, err = u1.Read(ctx, "missing")
-	wantError(t, err, CodeKeyNotFound, "missing", fs.ErrNotExist, "scope Read(missing)")
+	wantError(t, err, CodeReadFailed, "missing", fs.ErrNotExist, "scope Read(missing)")
 
 	mustDo(t, u1.Rename(ctx, "notes", "archive/notes"), "scope Rename")
 	wantContent(t, b, "users/user1/archive/notes/a.txt", "u1")

@@ -178,7 +178,10 @@ func osWrite(root *os.Root, p string, data []byte) error {
 }
 
 func osTouch(root *os.Root, p string) error {
-	if _, err := root.Lstat(p); err == nil {
+	if fi, err := root.Lstat(p); err == nil {
+		if fi.IsDir() {
+			return syscall.EISDIR // LocalBackend opens it to write
+		}
 		return nil // only the time would change
 	}
 	if err := osParent(root, p); err != nil {
@@ -192,11 +195,15 @@ func osTouch(root *os.Root, p string) error {
 }
 
 func osRemove(root *os.Root, p string, opts RemoveOptions) error {
-	if _, err := root.Lstat(p); err != nil {
+	fi, err := root.Lstat(p)
+	if err != nil {
 		if opts.Force && (errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)) {
 			return nil
 		}
 		return err
+	}
+	if fi.IsDir() && !opts.Recursive {
+		return syscall.EISDIR // LocalBackend's rule, like rm without -r
 	}
 	if opts.Recursive {
 		return root.RemoveAll(p)

@@ -165,9 +165,9 @@ func TestMemoryReadWrite(t *testing.T) {
 	}
 
 	_, err := b.Read(ctx, "missing.txt")
-	wantError(t, err, CodeKeyNotFound, "missing.txt", fs.ErrNotExist, "Read(missing)")
+	wantError(t, err, CodeReadFailed, "missing.txt", fs.ErrNotExist, "Read(missing)")
 	_, err = b.Read(ctx, "hello.txt/below")
-	wantError(t, err, CodeKeyNotFound, "hello.txt/below", fs.ErrNotExist, "Read(below a file)")
+	wantError(t, err, CodeReadFailed, "hello.txt/below", fs.ErrNotExist, "Read(below a file)")
 	_, err = b.Read(ctx, "a/b")
 	wantError(t, err, CodeReadFailed, "a/b", syscall.EISDIR, "Read(directory)")
 	_, err = b.Read(ctx, ".")
@@ -177,7 +177,9 @@ func TestMemoryReadWrite(t *testing.T) {
 	wantError(t, err, CodeWriteFailed, "a/b", syscall.EISDIR, "Write over a directory")
 	wantContent(t, b, "a/b/c/d.txt", "deep")
 	err = b.Write(ctx, "/", []byte("x"))
-	wantError(t, err, CodeWriteFailed, "/", syscall.EISDIR, "Write over the root")
+	wantError(t, err, CodeInvalidArgument, "/", nil, "Write over the root (a path ending in /)")
+	err = b.Write(ctx, ".", []byte("x"))
+	wantError(t, err, CodeWriteFailed, ".", syscall.EISDIR, "Write over the root")
 
 	// Below a file: fails, and creates none of the missing directories.
 	err = b.Write(ctx, "hello.txt/x/y", []byte("x"))
@@ -387,7 +389,7 @@ func TestMemoryStat(t *testing.T) {
 	}
 
 	_, err := b.Stat(ctx, "missing")
-	wantError(t, err, CodeKeyNotFound, "missing", fs.ErrNotExist, "Stat(missing)")
+	wantError(t, err, CodeReadFailed, "missing", fs.ErrNotExist, "Stat(missing)")
 }
 
 func TestMemoryExists(t *testing.T) {

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 	"unsafe"
+
+	"github.com/stretchr/testify/assert"
 )
 
 func TestMemoryRemove(t *testing.T) {
@@ -20,9 +22,9 @@ func TestMemoryRemove(t *testing.T) {
 	mustDo(t, b.Remove(ctx, "f", RemoveOptions{}), "Remove file")
 	wantExist(t, b, "f", false)
 	err := b.Remove(ctx, "f", RemoveOptions{})
-	wantError(t, err, CodeKeyNotFound, "f", fs.ErrNotExist, "Remove(missing)")
+	wantError(t, err, CodeWriteFailed, "f", fs.ErrNotExist, "Remove(missing)")
 	err = b.Remove(ctx, "f", RemoveOptions{Recursive: true})
-	wantError(t, err, CodeKeyNotFound, "f", fs.ErrNotExist, "Remove(missing, Recursive)")
+	wantError(t, err, CodeWriteFailed, "f", fs.ErrNotExist, "Remove(missing, Recursive)")
 	mustDo(t, b.Remove(ctx, "f", RemoveOptions{Force: true}), "Remove(missing, Force)")
 	mustDo(t, b.Remove(ctx, "f/below", RemoveOptions{Force: true, Recursive: true}), "Remove(missing, Force, Recursive)")
 
@@ -30,7 +32,7 @@ func TestMemoryRemove(t *testing.T) {
 		mustWrite(t, b, p, "v")
 	}
 	err = b.Remove(ctx, "tree", RemoveOptions{})
-	wantError(t, err, CodeWriteFailed, "tree", syscall.ENOTEMPTY, "Remove(non-empty dir)")
+	wantError(t, err, CodeWriteFailed, "tree", syscall.EISDIR, "Remove(non-empty dir)")
 	wantContent(t, b, "tree/sub/b", "v")
 	mustDo(t, b.Remove(ctx, "tree", RemoveOptions{Recursive: true}), "Remove recursive")
 	wantExist(t, b, "tree", false)
@@ -41,17 +43,22 @@ func TestMemoryRemove(t *testing.T) {
 	}
 
 	mustDo(t, b.Mkdir(ctx, "empty/inner"), "Mkdir")
-	mustDo(t, b.Remove(ctx, "empty/inner", RemoveOptions{}), "Remove empty dir")
+	err = b.Remove(ctx, "empty/inner", RemoveOptions{})
+	wantError(t, err, CodeWriteFailed, "empty/inner", syscall.EISDIR, "Remove(empty dir) without Recursive, as on Local")
+	mustDo(t, b.Remove(ctx, "empty/inner", RemoveOptions{Recursive: true}), "Remove empty dir")
 	wantExist(t, b, "empty/inner", false)
 	wantExist(t, b, "empty", true) // the parent stays
 
-	// The root: non-recursive only when empty; recursive empties it.
-	err = b.Remove(ctx, ".", RemoveOptions{})
-	wantError(t, err, CodeWriteFailed, ".", syscall.ENOTEMPTY, "Remove(root)")
-	mustDo(t, b.Remove(ctx, "/", RemoveOptions{Recursive: true}), "Remove(root, Recursive)")
-	wantNames(t, b, ".")
-	wantExist(t, b, ".", true)
-	mustDo(t, b.Remove(ctx, ".", RemoveOptions{}), "Remove(empty root)")
+	// The root is never removed, as on Local, whatever the options.
+	keys := b.ListKeys("")
+	for _, p := range []string{".", "/", "", "./"} {
+		for _, o := range []RemoveOptions{{}, {Recursive: true}, {Recursive: true, Force: true}} {
+			err = b.Remove(ctx, p, o)
+			wantError(t, err, CodeWriteFailed, p, nil, "Remove(root)")
+			assert.ErrorIs(t, err, errRemoveRoot)
+		}
+	}
+	assert.Equal(t, keys, b.ListKeys(""), "Remove(root) changed the store")
 	mustWrite(t, b, "again/x", "works")
 	wantContent(t, b, "again/x", "works")
 }
@@ -197,7 +204,7 @@ func TestMemoryRename(t *testing.T) {
 	err = b.Rename(ctx, ".", "elsewhere")
 	wantError(t, err, CodeWriteFailed, ".", syscall.EBUSY, "Rename the root")
 	err = b.Rename(ctx, "missing", "elsewhere")
-	wantError(t, err, CodeKeyNotFound, "missing", fs.ErrNotExist, "Rename(missing)")
+	wantError(t, err, CodeWriteFailed, "missing", fs.ErrNotExist, "Rename(missing)")
 	wantExist(t, b, "elsewhere", false)
 	wantContent(t, b, "dir.txt", "dir.txt")
 	wantContent(t, b, "dir0", "dir0")
@@ -242,12 +249,14 @@ func TestMemoryTouch(t *testing.T) {
 		t.Error("Touch did not advance the ModTime")
 	}
 	mustDo(t, b.Mkdir(ctx, "adir"), "Mkdir")
-	mustDo(t, b.Touch(ctx, "adir"), "Touch dir")
+	err := b.Touch(ctx, "adir")
+	wantError(t, err, CodeWriteFailed, "adir", syscall.EISDIR, "Touch dir, as on Local")
 	if fi, err := b.Stat(ctx, "adir"); err != nil || !fi.IsDir {
 		t.Errorf("Touch(dir) replaced the directory: %+v %v", fi, err)
 	}
-	mustDo(t, b.Touch(ctx, "."), "Touch root")
-	err := b.Touch(ctx, "kept/below")
+	err = b.Touch(ctx, ".")
+	wantError(t, err, CodeWriteFailed, ".", syscall.EISDIR, "Touch root")
+	err = b.Touch(ctx, "kept/below")
 	wantError(t, err, CodeWriteFailed, "kept/below", syscall.ENOTDIR, "Touch below a file")
 }
 

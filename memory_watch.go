@@ -36,7 +36,7 @@ func (b *MemoryBackend) Watch(ctx context.Context, p string, opts *WatchOptions)
 	switch {
 	case !ok:
 		b.mu.Unlock()
-		return nil, notFound("watch", p)
+		return nil, notFound(CodeReadFailed, "watch", p)
 	case !e.dir:
 		b.mu.Unlock()
 		return nil, errArgument("watch", p, "not a directory: watch the directory that holds it")

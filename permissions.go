@@ -357,6 +357,10 @@ func PermissionsFromJSON(data []byte) (*Permissions, error) {
 	if dec.More() {
 		return nil, errConfig("permissions: unexpected data after the JSON object")
 	}
+	if bytes.Equal(bytes.TrimSpace(data), []byte("null")) {
+		// Decoding null leaves the zero Permissions: a policy nobody wrote.
+		return nil, errConfig("permissions: got JSON null, want a JSON object such as {\"exec\": {\"default\": \"deny\"}}")
+	}
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}

@@ -109,7 +109,7 @@ func TestAskWithoutApprover(t *testing.T) {
 	ctx := context.Background()
 	_, err := askScope(t, nil, "").Read(ctx, "ask/a.txt")
 	wantDenied(t, err, "Ask without approver")
-	if want := `read ask/a.txt: permission denied: rule "ask/**" asks for approval, and no approver is configured (private notes)`; err.Error() != want {
+	if want := `PERMISSION_DENIED: read ask/a.txt: rule "ask/**" asks for approval, and no approver is configured (private notes)`; err.Error() != want {
 		t.Errorf("message %q\nwant    %q", err, want)
 	}
 	_, err = askScope(t, nil, ab.FallbackError).Read(ctx, "ask/a.txt")

@@ -53,8 +53,8 @@ func ExamplePermissions() {
 	fmt.Println(errors.Is(err, agentbackend.ErrPermissionDenied), errors.As(err, &d) && d.Asked)
 	// Output:
 	// ls: [main.go]
-	// read .env: permission denied: rule "**/.env" denies read (secrets and credentials are off limits)
-	// write main.go: permission denied: the default write policy denies write
+	// PERMISSION_DENIED: read .env: rule "**/.env" denies read (secrets and credentials are off limits)
+	// PERMISSION_DENIED: write main.go: the default write policy denies write
 	// <nil>
 	// asked: exec "make deploy" by reviewer in / (the default exec policy)
 	// true true
@@ -73,5 +73,5 @@ func ExamplePermissionsFromJSON() {
 	fmt.Println(err)
 	// Output:
 	// true false <nil>
-	// permissions: exec.rules[0].action: invalid action "alow": want "allow", "deny" or "ask"
+	// INVALID_CONFIGURATION: permissions: exec.rules[0].action: invalid action "alow": want "allow", "deny" or "ask"
 }

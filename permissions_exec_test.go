@@ -117,7 +117,7 @@ func TestPermissionExecDefaults(t *testing.T) {
 	}
 	_, err := s.Exec(ctx, "true", nil)
 	wantDenied(t, err, "Exec under ReadOnly")
-	if want := `exec "true": permission denied: the default exec policy denies exec`; err.Error() != want {
+	if want := `PERMISSION_DENIED: exec "true": the default exec policy denies exec`; err.Error() != want {
 		t.Errorf("message %q", err)
 	}
 	_, err = s.Exec(ctx, "# only a comment", nil)

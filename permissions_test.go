@@ -538,10 +538,10 @@ func TestPermissionDenialMessage(t *testing.T) {
 		err  error
 		want string
 	}{
-		{s.Write(ctx, "src/a.go", nil), `write src/a.go: permission denied: the default write policy denies write`},
-		{func() error { _, err := s.Read(ctx, "x/.env"); return err }(), `read x/.env: permission denied: rule "**/.env" denies read (credentials)`},
-		{func() error { _, err := s.Exec(ctx, "ls && rm -rf src", nil); return err }(), `exec "ls && rm -rf src": permission denied: rule "rm *" denies exec (no deleting by shell)`},
-		{func() error { _, err := s.Exec(ctx, "cat x/.env", nil); return err }(), `exec "cat x/.env": permission denied: argument "x/.env": rule "**/.env" denies read (credentials)`},
+		{s.Write(ctx, "src/a.go", nil), `PERMISSION_DENIED: write src/a.go: the default write policy denies write`},
+		{func() error { _, err := s.Read(ctx, "x/.env"); return err }(), `PERMISSION_DENIED: read x/.env: rule "**/.env" denies read (credentials)`},
+		{func() error { _, err := s.Exec(ctx, "ls && rm -rf src", nil); return err }(), `PERMISSION_DENIED: exec "ls && rm -rf src": rule "rm *" denies exec (no deleting by shell)`},
+		{func() error { _, err := s.Exec(ctx, "cat x/.env", nil); return err }(), `PERMISSION_DENIED: exec "cat x/.env": argument "x/.env": rule "**/.env" denies read (credentials)`},
 	} {
 		if c.err == nil || c.err.Error() != c.want {
 			t.Errorf("error = %v\nwant    %s", c.err, c.want)

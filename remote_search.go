@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io/fs"
 
 	"github.com/agentbackend/agentbackend/internal/searchwire"
 	"github.com/agentbackend/agentbackend/internal/sshext"
@@ -130,19 +129,12 @@ func (b *RemoteBackend) search(ctx context.Context, op, p string, req searchwire
 	}
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil, &Error{Code: CodeReadFailed, Op: op, Path: p, Err: ctx.Err(), Message: op + " " + p + ": " + ctx.Err().Error()}
+			return nil, &Error{Code: CodeReadFailed, Op: op, Path: p, Err: ctx.Err()}
 		}
 		return nil, b.fail(c, CodeReadFailed, op, p, err)
 	}
 	if e := resp.Error; e != nil {
-		if e.Code == string(CodePathEscape) {
-			return nil, errPathEscape(op, p)
-		}
-		out := &Error{Code: Code(e.Code), Op: op, Path: p, Message: e.Message}
-		if e.NotExist {
-			out.Err = fs.ErrNotExist
-		}
-		return nil, out
+		return nil, remoteWireError(op, p, e)
 	}
 	return &resp, nil
 }

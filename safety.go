@@ -249,12 +249,16 @@ type heredoc struct {
 }
 
 // commandCheck is what an exec-capable backend applies before running a
-// command: an empty command is EMPTY_COMMAND; unless allowDangerous, a
+// command: an empty command is EMPTY_COMMAND; one with a NUL byte (which
+// no program's argument can hold) is INVALID_ARGUMENT; unless allowDangerous, a
 // dangerous one is DANGEROUS_OPERATION; with escapeCheck (software
 // isolation), a workspace escape is UNSAFE_COMMAND.
 func commandCheck(command string, policy *SafetyPolicy, allowDangerous, escapeCheck bool) error {
 	if strings.TrimSpace(command) == "" {
 		return &Error{Code: CodeEmptyCommand, Op: "exec", Message: "Command cannot be empty"}
+	}
+	if strings.IndexByte(command, 0) >= 0 {
+		return &Error{Code: CodeInvalidArgument, Op: "exec", Command: command, Message: "command contains a NUL byte"}
 	}
 	if !allowDangerous {
 		if policy == nil {

@@ -3,6 +3,7 @@ package agentbackend
 import (
 	"errors"
 	"regexp"
+	"strings"
 	"testing"
 )
 
@@ -254,8 +255,8 @@ func TestCommandCheckErrors(t *testing.T) {
 	var e *Error
 	if err := commandCheck("curl x | sh", nil, false, false); !errors.As(err, &e) || e.Command != "curl x | sh" {
 		t.Errorf("dangerous error does not carry the command: %v", err)
-	} else if want := "Dangerous operation blocked: curl x | sh"; e.Error()[:len(want)] != want {
-		t.Errorf("message %q does not start like the reference's", e.Error())
+	} else if want := "Dangerous operation blocked: curl x | sh"; !strings.HasPrefix(e.Reason(), want) {
+		t.Errorf("message %q does not start like the reference's", e.Reason())
 	}
 	if err := commandCheck("sudo ls", nil, true, false); err != nil {
 		t.Errorf("AllowDangerous did not turn blocking off: %v", err)

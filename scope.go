@@ -126,13 +126,35 @@ func NewScope(parent FileBackend, path string, cfg *ScopeConfig) (*ScopedBackend
 	return newScope(parent, reg, &ScopedBackend{fs: parent, at: ".", fsRoot: ".", prefix: "."}, path, cfg)
 }
 
+// scopeOfFile refuses a scope whose directory is a file, which would
+// otherwise fail only at its first operation. A missing directory is fine
+// (the scope creates it when first written), and so is a backend that is
+// not connected yet (a RemoteBackend before its first operation): Scope
+// does not connect.
+func scopeOfFile(parent *ScopedBackend, rel, path string) error {
+	if rel == "." || parent.fs.Status() != StatusConnected {
+		return nil
+	}
+	fi, err := parent.fs.Stat(context.Background(), pathjail.JoinRel(parent.at, rel))
+	if err == nil && fi.Mode.IsRegular() { // a link is judged when it is followed, beneath the jail
+		return errArgument("scope", path, "not a directory: a scope is a directory")
+	}
+	return nil
+}
+
 // newScope makes a scope of base below parent (a pseudo-scope of the whole
 // backend for a backend's own scopes), inheriting its prefix, environment,
 // logger, user and permissions.
 func newScope(base FileBackend, reg *scopeRegistry, parent *ScopedBackend, path string, cfg *ScopeConfig) (*ScopedBackend, error) {
+	if err := checkPath("scope", path); err != nil {
+		return nil, err
+	}
 	rel, ok := pathjail.ValidScope(path)
 	if !ok {
 		return nil, errPathEscape("scope", path)
+	}
+	if err := scopeOfFile(parent, rel, path); err != nil {
+		return nil, err
 	}
 	if cfg == nil {
 		cfg = &ScopeConfig{}

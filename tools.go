@@ -98,6 +98,18 @@ type ReadOptions struct {
 	Limit  int // how many lines; 0 means DefaultReadLimit
 }
 
+// check refuses the negative numbers that would otherwise read as the
+// defaults.
+func (o ReadOptions) check(path string) error {
+	if o.Offset < 0 {
+		return errArgument("read", path, "ReadOptions.Offset is %d, want 1 or more (0 means 1)", o.Offset)
+	}
+	if o.Limit < 0 {
+		return errArgument("read", path, "ReadOptions.Limit is %d, want 1 or more (0 means %d)", o.Limit, DefaultReadLimit)
+	}
+	return nil
+}
+
 // Page is a run of a text file's lines, read by ReadLines. Its String
 // method shows it to a model, numbered.
 type Page struct {
@@ -119,16 +131,20 @@ func (p *Page) BeyondEnd() bool { return p.First > p.Total && p.Total > 0 }
 
 // ReadLines returns a page of a text file's lines. Lines longer than
 // MaxLineLength are cut, ending with "… [line truncated, original N chars]".
-// A binary file is refused with INVALID_ARGUMENT rather than dumped. An
-// offset past the end is not an error: the page is empty (BeyondEnd says
-// so), as the MCP tool read_text_file answers it.
+// A binary file is refused with INVALID_ARGUMENT rather than dumped, and so
+// is a negative Offset or Limit. An offset past the end is not an error:
+// the page is empty (BeyondEnd says so), as the MCP tool read_text_file
+// answers it.
 func ReadLines(ctx context.Context, b FileBackend, path string, opts ReadOptions) (*Page, error) {
+	if err := opts.check(path); err != nil {
+		return nil, err
+	}
 	data, err := b.Read(ctx, path)
 	if err != nil {
 		return nil, err
 	}
 	if isBinary(data) {
-		return nil, errArgument("read", path, "%s is a binary file (%d bytes); read it as bytes, not as text lines", path, len(data))
+		return nil, errArgument("read", path, "a binary file (%d bytes); read it as bytes, not as text lines", len(data))
 	}
 	offset, limit := max(opts.Offset, 1), opts.Limit
 	if limit <= 0 {

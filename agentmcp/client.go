@@ -29,7 +29,7 @@ func newClient() *mcp.Client {
 func Connect(ctx context.Context, b ab.FileBackend, opts *Options) (*mcp.ClientSession, error) {
 	if b.Status() == ab.StatusDestroyed {
 		return nil, &ab.Error{Code: ab.CodeDestroyed, Op: "connect", Backend: b.Type(), Err: fs.ErrClosed,
-			Message: fmt.Sprintf("connect: %s backend is destroyed (Close was called)", b.Type())}
+			Message: fmt.Sprintf("%s backend is destroyed (Close was called)", b.Type())}
 	}
 	ct, st := mcp.NewInMemoryTransports()
 	ss, err := NewServer(b, opts).Connect(ctx, st, nil)

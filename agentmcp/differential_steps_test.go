@@ -198,6 +198,16 @@ func TestDifferentialOfficial(t *testing.T) {
 		{"write_file", A{"path": "new.txt", "content": "replaced"}, ""},
 		{"read_text_file", A{"path": "new.txt"}, ""},
 		{"write_file", A{"path": "../escape.txt", "content": "x"}, ""},
+		// Texts that name a file echo the path as the call spelled it,
+		// absolute or not, as the reference does.
+		{"write_file", A{"path": "<root>/abs.txt", "content": "x"}, ""},
+		{"write_file", A{"path": "./sub/../dot.txt", "content": "x"}, ""},
+		{"create_directory", A{"path": "<root>/made/abs"}, ""},
+		{"create_directory", A{"path": "./made//dot/"}, ""},
+		{"read_multiple_files", A{"paths": []any{"<root>/abs.txt", "./sub/../dot.txt", "<root>/missing.txt"}}, ""},
+		{"move_file", A{"source": "<root>/abs.txt", "destination": "./sub/../abs2.txt"}, ""},
+		{"move_file", A{"source": "./dot.txt", "destination": "<root>/made/dot/dot.txt"}, ""},
+		{"get_file_info", A{"path": "<root>/abs2.txt"}, ""},
 		{"create_directory", A{"path": "made/a/b"}, ""},
 		{"create_directory", A{"path": "made/a/b"}, ""},
 		{"create_directory", A{"path": "a.txt"}, ""},
@@ -205,6 +215,8 @@ func TestDifferentialOfficial(t *testing.T) {
 		{"list_directory", A{"path": "made/a"}, ""},
 
 		// edit_file
+		{"edit_file", edit("./sub/../a.txt", true, "line1", "x"), ""},
+		{"edit_file", edit("<root>/a.txt", true, "line1", "x"), ""},
 		{"edit_file", edit("a.txt", false, "line2", "LINE2"), ""},
 		{"edit_file", edit("a.txt", true, "line1\nLINE2", "x"), ""},
 		{"read_text_file", A{"path": "a.txt"}, ""},

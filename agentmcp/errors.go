@@ -112,6 +112,22 @@ func (t *toolset) accessDenied(p string) string {
 	return "Access denied - path outside allowed directories: " + t.abs(p) + " not in " + t.root
 }
 
+// reasonError is the tool error for err worded as agent-backend's daemon
+// words it: the reason alone ("Command execution failed with exit code 2:
+// ..."), without the code, operation and path that err.Error() puts
+// before it. Permission refusals keep their own wording (permissionError).
+func reasonError(tool string, err error) error {
+	if perr := permissionError(tool, err); perr != nil {
+		return perr
+	}
+	msg := err.Error()
+	var e *ab.Error
+	if errors.As(err, &e) {
+		msg = e.Reason()
+	}
+	return &ToolError{Tool: tool, Message: msg, Err: err}
+}
+
 // toolError is a ToolError with a message of this package's own.
 func toolError(tool, msg string, cause error) error {
 	return &ToolError{Tool: tool, Message: msg, Err: cause}

@@ -98,14 +98,14 @@ func TestDeniedCallIsAToolErrorWithTheReason(t *testing.T) {
 		args obj
 		want []string
 	}{
-		{"read_text_file", obj{"path": ".env"}, []string{`read .env: permission denied: rule "**/.env" denies read (secrets and credentials are off limits).`, "do not retry"}},
-		{"write_file", obj{"path": "src/b.go", "content": "x"}, []string{"write src/b.go: permission denied: the default write policy asks for approval, and no approver is configured", "do not retry"}},
-		{"exec", obj{"command": "go test ./..."}, []string{`exec "go test ./...": permission denied`, "asks for approval"}},
+		{"read_text_file", obj{"path": ".env"}, []string{`PERMISSION_DENIED: read .env: rule "**/.env" denies read (secrets and credentials are off limits).`, "do not retry"}},
+		{"write_file", obj{"path": "src/b.go", "content": "x"}, []string{"PERMISSION_DENIED: write src/b.go: the default write policy asks for approval, and no approver is configured", "do not retry"}},
+		{"exec", obj{"command": "go test ./..."}, []string{`PERMISSION_DENIED: exec "go test ./...": `, "asks for approval"}},
 		{"read_multiple_files", obj{"paths": []string{"src/a.go", ".env"}}, nil},
 	} {
 		r := call(t, cs, c.tool, c.args)
 		if c.want == nil {
-			if r.IsError || !strings.Contains(r.Text, "package a") || !strings.Contains(r.Text, ".env: Error - read .env: permission denied") {
+			if r.IsError || !strings.Contains(r.Text, "package a") || !strings.Contains(r.Text, ".env: Error - PERMISSION_DENIED: read .env: rule") {
 				t.Errorf("%s: %q (isError %v)", c.tool, r.Text, r.IsError)
 			}
 			continue
@@ -133,7 +133,7 @@ func TestDeniedCallIsAToolErrorWithTheReason(t *testing.T) {
 	p = ab.StrictPermissions()
 	p.AskFallback = ab.FallbackError
 	r = call(t, connect(t, permScope(t, p)), "write_file", obj{"path": "x.txt", "content": "x"})
-	if !r.IsError || !strings.Contains(r.Text, "approval required") || !strings.Contains(r.Text, "needs a person's approval") {
+	if !r.IsError || !strings.Contains(r.Text, "APPROVAL_REQUIRED: write x.txt: ") || !strings.Contains(r.Text, "needs a person's approval") {
 		t.Errorf("write_file with FallbackError: %q", r.Text)
 	}
 }

@@ -55,7 +55,7 @@ func execCommand(ctx context.Context, t *toolset, args map[string]any) (*Result,
 	}
 	res, err := t.b.Exec(ctx, str(args, "command"), o)
 	if err != nil {
-		return nil, toolError("exec", err.Error(), err)
+		return nil, reasonError("exec", err)
 	}
 	return text(strings.TrimSpace(string(res.Stdout))), nil
 }

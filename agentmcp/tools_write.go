@@ -78,7 +78,7 @@ func editFile(ctx context.Context, t *toolset, args map[string]any) (*Result, er
 	r, err := edit(ctx, t.b, p, edits...)
 	if err != nil {
 		if ab.ErrorCode(err) == ab.CodeInvalidArgument {
-			return nil, toolError("edit_file", err.Error(), err)
+			return nil, reasonError("edit_file", err)
 		}
 		return nil, t.fileError("edit_file", err, "read", p)
 	}

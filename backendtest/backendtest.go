@@ -14,7 +14,10 @@
 //
 // The suite covers path resolution (including escapes), reading and writing
 // text and binary data, directory listing, mkdir, exists, stat, remove
-// modes, rename, touch, scopes and their nesting, scopes as jails against
+// modes, rename, touch, the codes of a missing path, the refusal of
+// malformed input (NUL bytes, over-long names, "g.txt/" to write, negative
+// numbers, unknown modes) as INVALID_ARGUMENT in the error format of the
+// module, scopes and their nesting, scopes as jails against
 // symbolic links (planted with the backend's Exec), environment merging, exec
 // (or NOT_IMPLEMENTED where a backend has none), background processes
 // (ProcessStarter, or NOT_IMPLEMENTED), processes on a terminal, close semantics and
@@ -74,6 +77,8 @@ func RunWith(t *testing.T, newBackend Factory, opts Options) {
 	t.Run("Remove", s.testRemove)
 	t.Run("Rename", s.testRename)
 	t.Run("Touch", s.testTouch)
+	t.Run("Missing", s.testMissing)
+	t.Run("Refusals", s.testRefusals)
 	t.Run("Scopes", s.testScopes)
 	t.Run("ScopeJail", s.testScopeJail)
 	t.Run("Exec", s.testExec)

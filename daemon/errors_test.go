@@ -159,7 +159,7 @@ func TestRemotePermissionDenied(t *testing.T) {
 	assert.Equal(t, ab.CodeReadFailed, ab.ErrorCode(err), "%v", err)
 	assert.ErrorIs(t, err, syscall.EACCES)
 	assert.ErrorIs(t, err, fs.ErrPermission)
-	assert.Equal(t, "read secret: permission denied", err.Error())
+	assert.Equal(t, "READ_FAILED: read secret: permission denied", err.Error())
 	err = rb.Write(ctx, "locked/x", []byte("x"))
 	assert.Equal(t, ab.CodeWriteFailed, ab.ErrorCode(err), "%v", err)
 	assert.ErrorIs(t, err, syscall.EACCES)

@@ -115,7 +115,7 @@ func (d *Daemon) jailBackend(j *jail) (ab.FileBackend, func(), error) {
 func jailPath(j *jail, op, p string) (string, error) {
 	rel, err := j.rel(p)
 	if err != nil {
-		return "", &ab.Error{Code: ab.CodePathEscape, Op: op, Path: p, Message: "Path escapes workspace: " + p}
+		return "", &ab.Error{Code: ab.CodePathEscape, Op: op, Path: p}
 	}
 	return rel, nil
 }
@@ -125,7 +125,7 @@ func wireError(err error) *searchwire.Error {
 	e := &searchwire.Error{Code: string(ab.ErrorCode(err)), Message: err.Error(), NotExist: errors.Is(err, fs.ErrNotExist)}
 	var abe *ab.Error
 	if errors.As(err, &abe) {
-		e.Path = abe.Path
+		e.Path, e.Message = abe.Path, abe.Reason() // the client puts its own code, op and path before it
 	}
 	if e.Code == "" {
 		e.Code = string(ab.CodeReadFailed)

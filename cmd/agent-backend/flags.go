@@ -251,7 +251,12 @@ func loadPermissions(file string) (*ab.Permissions, error) {
 	}
 	p, err := ab.PermissionsFromJSON(data)
 	if err != nil {
-		return nil, usagef("--permissions %s: %s", file, strings.TrimPrefix(err.Error(), "permissions: "))
+		reason := err.Error()
+		var e *ab.Error
+		if errors.As(err, &e) {
+			reason = e.Reason() // the flag names what the code would
+		}
+		return nil, usagef("--permissions %s: %s", file, strings.TrimPrefix(reason, "permissions: "))
 	}
 	return p, nil
 }

@@ -125,7 +125,7 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"daemon"}, 1, "", "--rootDir is required"},
 		{[]string{"daemon", "--rootDir", dir, "--port", "99999"}, 1, "", "--port must be between 1024-65535"},
 		{[]string{"daemon", "--rootDir", dir, "--bogus"}, 1, "", "unrecognized option: --bogus"},
-		{[]string{"daemon", "--rootDir", filepath.Join(dir, "f", "x"), "--local-only"}, 1, "", "Failed to create root directory"},
+		{[]string{"daemon", "--rootDir", filepath.Join(dir, "f", "x"), "--local-only"}, 1, "", "INVALID_CONFIGURATION: LocalConfig.RootDir: " + filepath.Join(dir, "f", "x") + " is not a directory"},
 		{[]string{"daemon", "--rootDir", dir, "--permissions", filepath.Join(dir, "f"), "--local-only"}, 1, "", "--permissions " + filepath.Join(dir, "f") + ": empty input"},
 	} {
 		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
