@@ -10,7 +10,7 @@ PKGS ?= ./...
 
 ## test: vet, then every test with the race detector (what CI runs)
 test: vet
-	$(GO) test -race -count=1 -timeout 15m $(PKGS)
+	$(GO) test -race -count=1 -timeout 25m $(PKGS)
 
 ## attack: the attack suite (see internal/attacktest) as this user and,
 ## run as root, again as an unprivileged one (uid 65534), as CI does
