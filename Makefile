@@ -28,13 +28,25 @@ cross:
 	GOOS=windows $(GO) build ./...
 
 ## examples: build and run every example (those in this module, then each
-## example module of its own), so none can rot; stdin is closed, as in CI
+## example module of its own), so none can rot; stdin is closed, as in CI.
+## examples/kubernetes runs on the cluster $KUBECONFIG names, with
+## KUBERNETES_EXAMPLE_ARGS (CI: the test image, no pulling); without a
+## KUBECONFIG it is only built.
 EXAMPLES := $(sort $(dir $(wildcard examples/*/main.go)))
+KUBERNETES_EXAMPLE_ARGS ?=
 examples:
 	@set -e; for d in $(EXAMPLES); do \
 		if [ -f $$d/go.mod ]; then \
 			echo "== $$d (own module)"; \
 			(cd $$d && $(GO) vet ./... && $(GO) test -count=1 ./... && $(GO) run . </dev/null >/dev/null); \
+		elif [ $$d = examples/kubernetes/ ]; then \
+			if [ -n "$$KUBECONFIG" ]; then \
+				echo "== $$d (on $$KUBECONFIG)"; \
+				$(GO) run ./$$d $(KUBERNETES_EXAMPLE_ARGS) </dev/null >/dev/null; \
+			else \
+				echo "== $$d (built only: KUBECONFIG is not set)"; \
+				$(GO) build -o /dev/null ./$$d; \
+			fi; \
 		else \
 			echo "== $$d"; \
 			$(GO) run ./$$d </dev/null >/dev/null; \

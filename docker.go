@@ -8,7 +8,6 @@ import (
 	"maps"
 	"path"
 	"strings"
-	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
@@ -149,20 +148,15 @@ type DockerConfig struct {
 	Client client.APIClient
 }
 
-// dockerDefaultMaxOutput is the MaxOutputLength used when it is zero.
-const dockerDefaultMaxOutput = 10 << 20
-
 // DockerBackend is a workspace inside a Docker container: files under
 // WorkspaceDir and commands run in the container, all through the Docker
-// Engine API, so DOCKER_HOST may name a local or a remote engine.
-//
-// Commands run through exec, with the workspace (or scope) directory as
-// working directory and HOME; a Timeout or a cancelled context kills the
-// command's whole process group inside the container. Files larger than 1
-// MiB move as tar streams (CopyToContainer, CopyFromContainer); smaller
-// files and every other file operation go through a few long-lived shells
-// in the container (see docker_shell.go for why and how), with every
-// argument single-quoted.
+// Engine API, so DOCKER_HOST may name a local or a remote engine. It is a
+// ContainerBackend whose transport is the engine's exec: see there for how
+// commands run (the workspace, or a scope, as working directory and HOME;
+// a Timeout or a cancelled context kills the command's process group in the
+// container) and how files move (a few long-lived shells in the container,
+// every argument single-quoted; files over 1 MiB over an exec stream of
+// their own, checked for length on arrival).
 //
 // Paths are jailed to the workspace by the package's path rule. Symbolic
 // links are followed inside the container: they can lead to container
@@ -173,34 +167,9 @@ const dockerDefaultMaxOutput = 10 << 20
 // A DockerBackend is safe for concurrent use. Close removes the container
 // it created (not one it attached to).
 type DockerBackend struct {
-	*dockerCore // shared with the views of the backend's scopes
-
-	root  string   // this view's directory in the container: WorkspaceDir, or a scope's
-	jails []string // a scope's view: WorkspaceDir and each scope level's directory, outermost first; nil for the backend
+	*ContainerBackend
+	t *dockerTransport
 }
-
-// dockerCore is the part of a DockerBackend that its scopes' views share.
-type dockerCore struct {
-	lifecycle
-
-	cli       dockerAPI
-	ownClient bool
-	id        string // container ID
-	created   bool   // Close removes the container
-	user      string
-	env       map[string]string
-	maxOutput int
-	allowDang bool
-	safety    *SafetyPolicy
-	shells    *dockerShells
-	bg        *processTable  // background processes (Start)
-	network   *dockerNetwork // an allow-list Network's proxy; nil for any other network
-}
-
-var (
-	_ FileBackend = (*DockerBackend)(nil)
-	_ InfoLister  = (*DockerBackend)(nil)
-)
 
 // NewDocker creates and starts a container (or attaches to a running one)
 // and returns the backend for its workspace, connected. It fails with
@@ -211,48 +180,46 @@ func NewDocker(ctx context.Context, cfg DockerConfig) (*DockerBackend, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	bg, err := cfg.Background.withDefaults("DockerConfig.Background")
-	if err != nil {
-		return nil, err
+	root := cfg.WorkspaceDir
+	if root == "" && cfg.Runtime != nil {
+		root = cfg.Runtime.WorkDir
+	}
+	if root == "" {
+		root = DefaultDockerWorkspace
 	}
 	network, err := newDockerNetwork(&cfg)
 	if err != nil {
 		return nil, err
 	}
-	b := &DockerBackend{dockerCore: &dockerCore{
-		bg:        newProcessTable(bg),
-		cli:       cfg.Client,
-		user:      cfg.User,
-		env:       maps.Clone(cfg.Env),
-		maxOutput: cfg.MaxOutputLength,
-		allowDang: cfg.AllowDangerous,
-		safety:    cfg.Safety,
-		network:   network,
-	}}
-	if b.maxOutput == 0 {
-		b.maxOutput = dockerDefaultMaxOutput
+	ccfg := ContainerConfig{
+		Type:            TypeDocker,
+		WorkspaceDir:    root,
+		Env:             maps.Clone(cfg.Env),
+		MaxOutputLength: cfg.MaxOutputLength,
+		AllowDangerous:  cfg.AllowDangerous,
+		Safety:          cfg.Safety,
+		Background:      cfg.Background,
+		envOver:         network.proxyEnv(),
 	}
-	b.root = cfg.WorkspaceDir
-	if b.root == "" && cfg.Runtime != nil {
-		b.root = cfg.Runtime.WorkDir
+	if err := ccfg.validate(); err != nil {
+		return nil, err // before any container exists
 	}
-	if b.root == "" {
-		b.root = DefaultDockerWorkspace
-	}
-	b.root = cleanRoot(b.root)
-	if b.cli == nil {
+	t := &dockerTransport{cli: cfg.Client, user: cfg.User, network: network}
+	if t.cli == nil {
 		cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
 		if err != nil {
 			return nil, dockerErr("connect to the Docker engine", err)
 		}
-		b.cli, b.ownClient = cli, true
+		t.cli, t.ownClient = cli, true
 	}
-	if err := b.setUp(ctx, cfg); err != nil {
-		b.tearDown()
+	if err := t.setUp(ctx, cfg, cleanRoot(root)); err != nil {
+		return nil, errors.Join(err, t.Close())
+	}
+	cb, err := NewContainer(ctx, t, ccfg)
+	if err != nil {
 		return nil, err
 	}
-	b.init(TypeDocker, StatusConnected)
-	return b, nil
+	return &DockerBackend{ContainerBackend: cb, t: t}, nil
 }
 
 func (cfg *DockerConfig) validate() error {
@@ -284,11 +251,10 @@ func (cfg *DockerConfig) validate() error {
 	return ValidateEnv(cfg.Env)
 }
 
-// setUp creates and starts the container (or checks the one to attach to)
-// and makes sure the workspace exists.
-func (b *DockerBackend) setUp(ctx context.Context, cfg DockerConfig) error {
+// setUp creates and starts the container (or checks the one to attach to).
+func (t *dockerTransport) setUp(ctx context.Context, cfg DockerConfig, root string) error {
 	if cfg.ContainerID != "" {
-		info, err := b.cli.ContainerInspect(ctx, cfg.ContainerID)
+		info, err := t.cli.ContainerInspect(ctx, cfg.ContainerID)
 		if err != nil {
 			return dockerErr("inspect container "+cfg.ContainerID, err)
 		}
@@ -296,58 +262,23 @@ func (b *DockerBackend) setUp(ctx context.Context, cfg DockerConfig) error {
 			return &Error{Code: CodeExecError, Op: "connect",
 				Message: fmt.Sprintf("docker: container %s is not running", cfg.ContainerID)}
 		}
-		b.id = info.ID
-	} else {
-		image := cfg.Image
-		if cfg.Runtime != nil {
-			var err error
-			if image, err = cfg.Runtime.Image(ctx, b.cli); err != nil {
-				return err
-			}
-		}
-		if err := b.createContainer(ctx, cfg, image); err != nil {
+		t.id = info.ID
+		return nil
+	}
+	image := cfg.Image
+	if cfg.Runtime != nil {
+		var err error
+		if image, err = cfg.Runtime.Image(ctx, t.cli); err != nil {
 			return err
 		}
-		if b.network != nil {
-			if err := b.network.attach(ctx, b.cli, b.id); err != nil {
-				return err
-			}
-		}
 	}
-	b.shells = newDockerShells(func(ctx context.Context) (*dockerShell, error) {
-		return startDockerShell(ctx, b.cli, b.id, b.user)
-	})
-	reply, err := b.shellRun(ctx, "ab_mkdir", nil, b.root)
-	if err != nil {
-		return &Error{Code: CodeMissingUtilities, Op: "connect", Err: err,
-			Message: "docker: cannot run /bin/sh with POSIX tools in the container: " + err.Error()}
+	if err := t.createContainer(ctx, cfg, image, root); err != nil {
+		return err
 	}
-	if reply.Code != 0 {
-		return &Error{Code: CodeExecError, Op: "connect",
-			Message: fmt.Sprintf("docker: cannot create the workspace %s: %s", b.root, strings.TrimSpace(string(reply.Text)))}
+	if t.network != nil {
+		return t.network.attach(ctx, t.cli, t.id)
 	}
 	return nil
-}
-
-// tearDown releases what NewDocker acquired, after a failure or on Close.
-func (b *DockerBackend) tearDown() error {
-	var errs []error
-	b.network.close()
-	if b.shells != nil {
-		b.shells.close()
-	}
-	if b.created {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		err := b.cli.ContainerRemove(ctx, b.id, container.RemoveOptions{Force: true, RemoveVolumes: true})
-		cancel()
-		if err != nil && !cerrdefs.IsNotFound(err) {
-			errs = append(errs, dockerErr("remove container", err))
-		}
-	}
-	if b.ownClient {
-		errs = append(errs, b.cli.Close())
-	}
-	return errors.Join(errs...)
 }
 
 // dockerErr reports a failure of the engine.
@@ -356,71 +287,13 @@ func dockerErr(what string, err error) *Error {
 }
 
 // ContainerID returns the ID of the backend's container.
-func (b *DockerBackend) ContainerID() string { return b.id }
-
-// RootDir returns the workspace directory inside the container.
-func (b *DockerBackend) RootDir() string { return b.root }
+func (b *DockerBackend) ContainerID() string { return b.t.id }
 
 // Scope returns a view of the subdirectory path of the workspace, whose
 // file operations are checked in the container against links leading out
-// of it; see ScopedBackend.
+// of it; see ScopedBackend. (Its Unwrap returns this DockerBackend.)
 func (b *DockerBackend) Scope(path string, cfg *ScopeConfig) (*ScopedBackend, error) {
 	return NewScope(b, path, cfg)
-}
-
-// Close closes the tracked closers, kills the background processes still
-// running (their process groups, as Kill does) and waits for them, ends the
-// backend's shells in the container and, when NewDocker created the
-// container, removes it (killing whatever still runs there). It is
-// idempotent.
-func (b *DockerBackend) Close() error {
-	if b.jails != nil {
-		return nil // a scope's view is released by its scope, never closed
-	}
-	first, err := b.destroy()
-	if !first {
-		return nil
-	}
-	b.closeProcesses()
-	return errors.Join(err, b.tearDown())
-}
-
-// shellRun runs one prelude function in an op shell.
-func (b *DockerBackend) shellRun(ctx context.Context, fn string, input []byte, args ...string) (dockerShellReply, error) {
-	call, err := dockerCall(fn, args...)
-	if err != nil {
-		return dockerShellReply{}, err
-	}
-	return b.shellRunCall(ctx, fn, call, input)
-}
-
-// shellRunCall runs a rendered call of the prelude function fn.
-func (b *DockerBackend) shellRunCall(ctx context.Context, fn, call string, input []byte) (dockerShellReply, error) {
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, dockerShellTimeout)
-		defer cancel()
-	}
-	for attempt := 0; ; attempt++ {
-		s, err := b.shells.acquire(ctx)
-		if err != nil {
-			return dockerShellReply{}, err
-		}
-		reply, err := s.run(ctx, call, input)
-		b.shells.release(s)
-		// A shell that died under an operation (killed inside the container)
-		// costs that operation; one that only reads is tried once more.
-		if err == nil || ctx.Err() != nil || attempt > 0 || !dockerReadOnly[fn] {
-			return reply, err
-		}
-	}
-}
-
-// dockerReadOnly are the prelude functions that may be run again when the
-// shell running them died: running them twice changes nothing.
-var dockerReadOnly = map[string]bool{
-	"ab_get": true, "ab_stat": true, "ab_ls": true, "ab_lsinfo": true, "ab_exists": true, "ab_mkdir": true,
-	"ab_tree": true, "ab_grepl": true,
 }
 
 // RemoveDockerOrphans removes (forcibly, with their anonymous volumes) the

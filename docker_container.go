@@ -45,15 +45,15 @@ var dockerCapabilityRe = regexp.MustCompile(`^[A-Za-z][A-Za-z_]*$`)
 
 // createContainer creates and starts the backend's container from image,
 // locked down as cfg says (see dockerHostConfig).
-func (b *DockerBackend) createContainer(ctx context.Context, cfg DockerConfig, image string) error {
+func (t *dockerTransport) createContainer(ctx context.Context, cfg DockerConfig, image, root string) error {
 	labels := maps.Clone(cfg.Labels)
 	if labels == nil {
 		labels = map[string]string{}
 	}
 	labels[DockerLabelManaged] = "true"
 	var netEnv []string
-	if b.network != nil {
-		netEnv = b.network.env()
+	if t.network != nil {
+		netEnv = t.network.env()
 	}
 	env := make([]string, 0, len(cfg.Env)+len(netEnv))
 	for _, k := range slices.Sorted(maps.Keys(cfg.Env)) {
@@ -64,19 +64,19 @@ func (b *DockerBackend) createContainer(ctx context.Context, cfg DockerConfig, i
 	env = append(env, netEnv...)
 	engineCPUs := 0
 	if cfg.CPUs == 0 {
-		info, err := b.cli.Info(ctx)
+		info, err := t.cli.Info(ctx)
 		if err != nil {
 			return dockerErr("ask the engine for its CPU count", err)
 		}
 		engineCPUs = info.NCPU
 	}
-	created, err := b.cli.ContainerCreate(ctx, &container.Config{
+	created, err := t.cli.ContainerCreate(ctx, &container.Config{
 		Image:           image,
 		User:            cfg.User,
 		Env:             env,
 		Labels:          labels,
-		WorkingDir:      b.root,
-		NetworkDisabled: cfg.Network == "" || b.network != nil,
+		WorkingDir:      root,
+		NetworkDisabled: cfg.Network == "" || t.network != nil,
 		// The container only has to stay up; commands come through exec.
 		// Entrypoint is replaced so that images whose entrypoint expects
 		// arguments (or a TTY) do not exit at once.
@@ -86,8 +86,8 @@ func (b *DockerBackend) createContainer(ctx context.Context, cfg DockerConfig, i
 	if err != nil {
 		return dockerErr("create container from "+image, err)
 	}
-	b.id, b.created = created.ID, true
-	if err := b.cli.ContainerStart(ctx, b.id, container.StartOptions{}); err != nil {
+	t.id, t.created = created.ID, true
+	if err := t.cli.ContainerStart(ctx, t.id, container.StartOptions{}); err != nil {
 		return dockerErr("start container", err)
 	}
 	return nil

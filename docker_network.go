@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"maps"
 	"os"
 	"strconv"
 	"strings"
@@ -64,22 +63,19 @@ func (n *dockerNetwork) env() []string {
 	return append(netproxy.Env(netproxy.SandboxAddr), n.mark)
 }
 
-// withProxy returns a command's environment with the proxy's variables
-// over the configured and the call's ones (as LocalBackend does), in a
-// new map; nil returns env as it is.
-func (n *dockerNetwork) withProxy(env map[string]string) map[string]string {
+// proxyEnv is what every command's environment gets over the configured
+// and the call's variables (as LocalBackend does): the proxy's variables;
+// nil for any other network.
+func (n *dockerNetwork) proxyEnv() map[string]string {
 	if n == nil {
-		return env
+		return nil
 	}
-	out := maps.Clone(env)
-	if out == nil {
-		out = map[string]string{}
-	}
+	env := map[string]string{}
 	for _, kv := range netproxy.Env(netproxy.SandboxAddr) {
 		k, v, _ := strings.Cut(kv, "=")
-		out[k] = v
+		env[k] = v
 	}
-	return out
+	return env
 }
 
 // attach binds the proxy in the network namespace of the started

@@ -97,14 +97,14 @@ import (
 // # Symbolic links
 //
 // When the backend can resolve symbolic links (LinkResolver: LocalBackend,
-// DockerBackend and RemoteBackend, and composites and scopes over them), a
-// path is checked both as spelled and as the real path it leads to, so a
-// link "alias -> .env" inside the workspace does not dodge a rule for
-// ".env". This costs one call per check of an access whose policy has
-// rules: an openat2 on Linux, a round trip to the container for Docker or
-// to the daemon for Remote. The real path is resolved in the scope's jail
-// (see ScopedBackend), so a link that leads out of the scope is refused
-// (PATH_ESCAPE_ATTEMPT) whatever the policy.
+// ContainerBackend (Docker, Kubernetes) and RemoteBackend, and composites
+// and scopes over them), a path is checked both as spelled and as the real
+// path it leads to, so a link "alias -> .env" inside the workspace does not
+// dodge a rule for ".env". This costs one call per check of an access whose
+// policy has rules: an openat2 on Linux, a round trip to the container for
+// Docker and Kubernetes or to the daemon for Remote. The real path is
+// resolved in the scope's jail (see ScopedBackend), so a link that leads out
+// of the scope is refused (PATH_ESCAPE_ATTEMPT) whatever the policy.
 // On a LocalBackend (Linux), Read and Write (and so Edit, ReadLines) then
 // act on exactly the real path that was judged, following no link: a link
 // that a command running at the same time swaps in meanwhile makes them

@@ -17,7 +17,8 @@ import (
 // command in the background: Start returns as soon as the command runs, and
 // the caller reads its output, writes to its input, signals it and waits
 // for it through the *Process, while doing other work. LocalBackend,
-// DockerBackend and RemoteBackend implement it; ScopedBackend and CompositeBackend pass it
+// ContainerBackend (DockerBackend, the kubernetes package's Backend) and
+// RemoteBackend implement it; ScopedBackend and CompositeBackend pass it
 // through to the backend below them (and fail with NOT_IMPLEMENTED when
 // that backend cannot start processes).
 //

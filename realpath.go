@@ -25,7 +25,6 @@ type LinkResolver interface {
 
 var (
 	_ LinkResolver = (*LocalBackend)(nil)
-	_ LinkResolver = (*DockerBackend)(nil)
 	_ LinkResolver = (*CompositeBackend)(nil)
 	_ LinkResolver = (*ScopedBackend)(nil)
 )
@@ -114,32 +113,6 @@ func (d *dirHandle) followLinks(rel string) (string, error) {
 		return ".", nil
 	}
 	return strings.Join(resolved, "/"), nil
-}
-
-// RealPath follows the symbolic links in a workspace path inside the
-// container (see LinkResolver), with one call to an op shell. A link that
-// leads out of the workspace directory is PATH_ESCAPE_ATTEMPT.
-func (b *DockerBackend) RealPath(ctx context.Context, p string) (string, error) {
-	rel, abs, err := b.locate("realpath", p)
-	if err != nil {
-		return "", err
-	}
-	if rel == "." {
-		return rel, nil
-	}
-	reply, err := b.shellRunIn(ctx, nil, nil, "ab_real", nil, b.root, abs)
-	if err != nil || reply.Code != 0 {
-		return "", dockerFileErr(CodeReadFailed, "realpath", p, reply, err)
-	}
-	root, real, ok := strings.Cut(strings.TrimSuffix(string(reply.Text), "\n"), "\n")
-	if !ok {
-		return "", errFileOp(CodeReadFailed, "realpath", p, errShellProtocol)
-	}
-	r, inside := pathjail.Resolve(root, real)
-	if !inside || !strings.HasPrefix(real, "/") || (real != root && !strings.HasPrefix(real, strings.TrimSuffix(root, "/")+"/")) {
-		return "", errPathEscape("realpath", p)
-	}
-	return r, nil
 }
 
 // RealPath resolves the links of a composite path in the backend it routes

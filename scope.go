@@ -57,10 +57,11 @@ type ScopeConfig struct {
 //     the path rule on this side, the daemon's workspace jail on the other,
 //     so a link inside the scope can reach the rest of that workspace. This
 //     is logged once per backend.
-//   - DockerBackend resolves each path inside the container and refuses
-//     one whose links lead out of the scope's directory. Commands run in
-//     the scope's directory but can reach the whole container: a container
-//     scope is a jail for the file operations, not for Exec.
+//   - ContainerBackend (DockerBackend, the kubernetes package's Backend)
+//     resolves each path inside the container and refuses one whose links
+//     lead out of the scope's directory. Commands run in the scope's
+//     directory but can reach the whole container: a container scope is a
+//     jail for the file operations, not for Exec.
 //   - CompositeBackend gives a scope inside one route the jail of that
 //     route's backend, and a scope above mount points a composite of the
 //     jailed views below it.

@@ -183,28 +183,40 @@ func waitClosed(t *testing.T, ch <-chan ab.WatchEvent, when string) {
 func testWatchOverflow(t *testing.T, b ab.FileBackend) {
 	must(t, b.Mkdir(ctx(t), "w"), "Mkdir")
 	e := watching(t, b, "w", &ab.WatchOptions{Queue: 4, PollInterval: 20 * time.Millisecond})
-	for i := range 40 {
-		write(t, b, fmt.Sprintf("w/f%02d", i), "x")
-	}
-	write(t, b, "w/z-last", "x")
-	deadline := time.After(10 * time.Second)
-	overflowed := false
-	for !overflowed {
-		select {
-		case ev, ok := <-e.ch:
-			require.True(t, ok)
-			e.seen = append(e.seen, ev)
-			overflowed = ev.Op == ab.WatchOverflow
-		case <-deadline:
-			require.Failf(t, "no overflow", "seen: %s", e)
+	// Nothing is read while the files are written, so a queue of 4 fills
+	// unless the backend takes the events in more slowly than they are
+	// made (a busy machine can starve inotify's reader), and the reader
+	// then keeps pace: then again with more files.
+	for round, n := range []int{40, 400, 2000} {
+		for i := range n {
+			write(t, b, fmt.Sprintf("w/r%d-%04d", round, i), "x")
 		}
+		last := fmt.Sprintf("w/r%d-last", round)
+		write(t, b, last, "x")
+		seen := len(e.seen)
+		deadline := time.After(10 * time.Second)
+		for {
+			var ev ab.WatchEvent
+			select {
+			case got, ok := <-e.ch:
+				require.True(t, ok, "the watch ended; seen: %s", e)
+				ev = got
+			case <-deadline:
+				require.Failf(t, "no overflow and no event for the last file", "round %d; seen: %s", round, e)
+			}
+			e.seen = append(e.seen, ev)
+			if ev.Op == ab.WatchOverflow {
+				// Some of the round's n+1 events were dropped, and said so.
+				assert.Less(t, len(e.seen)-1-seen, n+1, "no event was dropped before the overflow: %s", e)
+				return
+			}
+			if ev.Path == last {
+				break // kept pace: a bigger round
+			}
+		}
+		t.Logf("round %d: %d events, no overflow; again with more", round, n+1)
 	}
-	// The 41 files made at least 41 events. The reader starts once they
-	// are written, but a backend may still be taking them in (a busy
-	// machine delays inotify's reader), so the queue can drain meanwhile:
-	// what bounds the events before the overflow is that some were
-	// dropped, not the queue's size alone.
-	assert.Less(t, len(e.seen)-1, 41, "no event was dropped before the overflow: %s", e)
+	require.Fail(t, "no overflow", "a queue of 4 never overflowed; seen: %d events", len(e.seen))
 }
 
 func testWatchChecks(t *testing.T, b ab.FileBackend) {

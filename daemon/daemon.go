@@ -130,6 +130,13 @@ type Config struct {
 	// ShutdownTimeout bounds how long Serve waits for HTTP requests in
 	// flight when it stops; 0 means DefaultShutdownTimeout.
 	ShutdownTimeout time.Duration
+	// Workspace, if set, is the backend POST /mcp serves instead of the
+	// directory RootDir of this host: a pod of the kubernetes package, a
+	// container, any FileBackend, with dangerous-command blocking as it was
+	// configured there. RootDir must then be empty or the backend's RootDir,
+	// and DisableSSHWS is required (SSH and SFTP serve a directory of this
+	// host). The daemon does not close it.
+	Workspace ab.FileBackend
 	// ReadHeaderTimeout bounds how long a client may take to send a
 	// request's headers; 0 means DefaultReadHeaderTimeout.
 	ReadHeaderTimeout time.Duration
@@ -148,7 +155,8 @@ type Config struct {
 type Daemon struct {
 	cfg   Config
 	log   *slog.Logger
-	local *ab.LocalBackend // the workspace, dangerous-command blocking on
+	local *ab.LocalBackend // the workspace, dangerous-command blocking on; nil with Config.Workspace
+	ws    ab.FileBackend   // what POST /mcp serves: local or Config.Workspace
 	jail  *jail            // the SFTP view of the same directory
 	// sessionJail is where SSH sessions start: the workspace, or the
 	// static scope (a session may narrow it with sshext.ScopeRequest).
@@ -175,21 +183,15 @@ type Daemon struct {
 
 // New checks cfg, opens the workspace and loads (or creates) the host key.
 func New(cfg Config) (*Daemon, error) {
+	if cfg.Workspace != nil {
+		return newOnWorkspace(cfg)
+	}
 	if strings.TrimSpace(cfg.RootDir) == "" {
 		return nil, errors.New("daemon: RootDir is required")
 	}
-	d := &Daemon{cfg: cfg, log: cfg.Logger, conns: make(map[*wsnet.Conn]struct{}), pending: newPendingWrites()}
-	if d.log == nil {
-		d.log = slog.Default()
-	}
-	if cfg.ScopePath != "" {
-		if strings.Contains(cfg.ScopePath, "..") {
-			return nil, fmt.Errorf("daemon: ScopePath %q must not contain path traversal sequences (..)", cfg.ScopePath)
-		}
-		rel, _ := pathjail.ValidScope(cfg.ScopePath)
-		if rel != "." {
-			d.scope = rel
-		}
+	d, err := newDaemon(cfg)
+	if err != nil {
+		return nil, err
 	}
 	if cfg.Permissions != nil && !cfg.DisableSSHWS {
 		return nil, errors.New("daemon: Permissions apply to POST /mcp only, and an SSH client on /ssh could run anything: disable SSH over WebSocket (DisableSSHWS, --disable-ssh-ws) to serve a permission policy")
@@ -199,7 +201,7 @@ func New(cfg Config) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	d.local = local
+	d.local, d.ws = local, local
 	fail := func(err error) (*Daemon, error) {
 		local.Close()
 		if d.jail != nil {
@@ -246,6 +248,52 @@ func New(cfg Config) (*Daemon, error) {
 	return d, nil
 }
 
+// newOnWorkspace makes a daemon that serves POST /mcp from cfg.Workspace.
+func newOnWorkspace(cfg Config) (*Daemon, error) {
+	root := cfg.Workspace.RootDir()
+	if cfg.RootDir != "" && cfg.RootDir != root {
+		return nil, fmt.Errorf("daemon: RootDir %q is not the workspace's root %q", cfg.RootDir, root)
+	}
+	if !cfg.DisableSSHWS {
+		return nil, errors.New("daemon: SSH over WebSocket serves a directory of this host, not Workspace: disable it (DisableSSHWS, --disable-ssh-ws)")
+	}
+	if cfg.Isolation != "" || cfg.Shell != "" || cfg.Network != "" {
+		return nil, errors.New("daemon: Isolation, Shell and Network configure a directory of this host, not Workspace, whose commands run as its backend runs them")
+	}
+	cfg.RootDir = root
+	d, err := newDaemon(cfg)
+	if err != nil {
+		return nil, err
+	}
+	d.ws = cfg.Workspace
+	if d.scope != "" {
+		if err := d.ws.Mkdir(context.Background(), d.scope); err != nil {
+			return nil, err
+		}
+	}
+	d.mcpServer = d.mcpHandler()
+	d.handler = d.routes()
+	return d, nil
+}
+
+// newDaemon makes the Daemon of cfg with its logger and static scope, the
+// part both kinds of workspace share.
+func newDaemon(cfg Config) (*Daemon, error) {
+	d := &Daemon{cfg: cfg, log: cfg.Logger, conns: make(map[*wsnet.Conn]struct{}), pending: newPendingWrites()}
+	if d.log == nil {
+		d.log = slog.Default()
+	}
+	if cfg.ScopePath != "" {
+		if strings.Contains(cfg.ScopePath, "..") {
+			return nil, fmt.Errorf("daemon: ScopePath %q must not contain path traversal sequences (..)", cfg.ScopePath)
+		}
+		if rel, _ := pathjail.ValidScope(cfg.ScopePath); rel != "." {
+			d.scope = rel
+		}
+	}
+	return d, nil
+}
+
 // version is what /health and the MCP handshake report.
 func (d *Daemon) version() string {
 	return cmp.Or(d.cfg.Version, agentmcp.Version())
@@ -264,7 +312,7 @@ func (d *Daemon) HostKey() ssh.PublicKey {
 }
 
 // Backend returns the workspace backend the daemon serves (dangerous-command
-// blocking on). It is closed by Close.
+// blocking on), nil when it serves Config.Workspace. It is closed by Close.
 func (d *Daemon) Backend() *ab.LocalBackend { return d.local }
 
 // Handler returns the daemon's HTTP handler, for embedding in a server of
@@ -369,6 +417,9 @@ func (d *Daemon) Close() error {
 	}
 	d.closed = true
 	d.mu.Unlock()
+	if d.local == nil {
+		return nil // Config.Workspace is the caller's
+	}
 	d.trim.close()
 	d.sweep()
 	return errors.Join(d.local.Close(), d.jail.close())

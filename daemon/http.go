@@ -117,8 +117,11 @@ func validScope(p string) (string, bool) {
 // isRoot reports whether an X-Root-Dir names the workspace: the configured
 // spelling, its absolute form or the real directory.
 func (d *Daemon) isRoot(p string) bool {
-	if p == d.cfg.RootDir || p == d.jail.real {
+	if p == d.cfg.RootDir || d.jail != nil && p == d.jail.real {
 		return true
+	}
+	if d.jail == nil {
+		return false
 	}
 	return d.jail.alias != "" && filepath.ToSlash(filepath.Clean(p)) == d.jail.alias
 }

@@ -105,8 +105,11 @@ func (d *Daemon) logStart(lns []net.Listener) {
 		addrs[i] = ln.Addr().String()
 		loopback = loopback && isLoopback(ln.Addr())
 	}
-	attrs := []any{"addr", strings.Join(addrs, ","), "root", d.cfg.RootDir, "isolation", string(d.local.Isolation()),
+	attrs := []any{"addr", strings.Join(addrs, ","), "root", d.cfg.RootDir, "backend", string(d.ws.Type()),
 		"auth", d.cfg.AuthToken != "", "ssh-ws", !d.cfg.DisableSSHWS, "version", d.version()}
+	if d.local != nil {
+		attrs = append(attrs, "isolation", string(d.local.Isolation()))
+	}
 	if d.scope != "" {
 		attrs = append(attrs, "scope", d.scope)
 	}

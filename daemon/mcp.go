@@ -19,9 +19,9 @@ func (d *Daemon) mcpHandler() http.Handler {
 	return agentmcp.RequestHandler(func(r *http.Request) (ab.FileBackend, func(), error) {
 		scope, _ := r.Context().Value(scopeKey{}).(string)
 		if scope == "" && d.cfg.Permissions == nil {
-			return d.local, nil, nil
+			return d.ws, nil, nil
 		}
-		s, err := d.local.Scope(cmp.Or(scope, "."), &ab.ScopeConfig{Permissions: d.cfg.Permissions})
+		s, err := d.ws.Scope(cmp.Or(scope, "."), &ab.ScopeConfig{Permissions: d.cfg.Permissions})
 		if err != nil {
 			return nil, nil, &agentmcp.RequestError{Status: http.StatusBadRequest, Title: "Invalid scope path",
 				Message: "Scope path must not contain path traversal sequences"}

@@ -2,6 +2,7 @@ package daemon_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -11,6 +12,8 @@ import (
 	"testing"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	ab "github.com/agentbackend/agentbackend"
 	"github.com/agentbackend/agentbackend/agentmcp"
@@ -170,4 +173,62 @@ func TestMCPPermissions(t *testing.T) {
 	if got, _ := os.ReadFile(filepath.Join(root, "a.txt")); string(got) != "kept\n" {
 		t.Errorf("a.txt = %q after a refused write", got)
 	}
+}
+
+// TestMCPOnWorkspace: a daemon given Config.Workspace serves POST /mcp from
+// that backend (here process memory; a pod in the kubernetes package's
+// tests), reports its root, scopes requests within it, and refuses SSH,
+// which would serve a directory of this host instead.
+func TestMCPOnWorkspace(t *testing.T) {
+	ws, err := ab.NewMemory(ab.MemoryConfig{RootDir: "/ws"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	if _, err := daemon.New(daemon.Config{Workspace: ws, HostKey: testKey}); err == nil || !strings.Contains(err.Error(), "DisableSSHWS") {
+		t.Fatalf("Workspace with SSH on: %v, want a refusal naming DisableSSHWS", err)
+	}
+	for _, cfg := range []daemon.Config{
+		{Workspace: ws, DisableSSHWS: true, Network: ab.NetworkHost},
+		{Workspace: ws, DisableSSHWS: true, Network: "allow:example.com"},
+		{Workspace: ws, DisableSSHWS: true, Isolation: ab.IsolationNone},
+	} {
+		_, err := daemon.New(cfg)
+		require.Error(t, err, "%+v", cfg)
+		assert.Contains(t, err.Error(), "not Workspace")
+	}
+	if _, err := daemon.New(daemon.Config{Workspace: ws, RootDir: "/elsewhere", DisableSSHWS: true}); err == nil {
+		t.Fatal("a RootDir other than the workspace's was accepted")
+	}
+	d, port := startDaemon(t, daemon.Config{Workspace: ws, RootDir: "/ws", DisableSSHWS: true})
+	if d.RootDir() != "/ws" || d.Backend() != nil {
+		t.Errorf("RootDir %q, Backend %v", d.RootDir(), d.Backend())
+	}
+	ctx := context.Background()
+	client := mcp.NewClient(&mcp.Implementation{Name: "test", Version: "0"}, nil)
+	cs, err := client.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: fmt.Sprintf("http://127.0.0.1:%d/mcp", port), MaxRetries: -1, DisableStandaloneSSE: true}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cs.Close()
+	if text, isErr := callText(t, cs, "write_file", map[string]any{"path": "notes/a.txt", "content": "in memory"}); isErr {
+		t.Fatalf("write_file: %s", text)
+	}
+	if data, err := ws.Read(ctx, "notes/a.txt"); err != nil || string(data) != "in memory" {
+		t.Errorf("the workspace holds %q, %v", data, err)
+	}
+	if text, isErr := callText(t, cs, "read_text_file", map[string]any{"path": "/etc/passwd"}); !isErr {
+		t.Errorf("read_text_file of a host file: %q", text)
+	}
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/health", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var health map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&health)
+	resp.Body.Close()
+	if health["rootDir"] != "/ws" || health["transports"].(map[string]any)["ssh-ws"] != false {
+		t.Errorf("/health = %v", health)
+	}
+	http.DefaultClient.CloseIdleConnections()
 }

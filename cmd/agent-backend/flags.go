@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	ab "github.com/agentbackend/agentbackend"
+	"github.com/agentbackend/agentbackend/kubernetes"
 )
 
 // daemonConfig is everything `agent-backend daemon` accepts, parsed and
@@ -36,6 +37,9 @@ type daemonConfig struct {
 	// Permissions are read from the JSON file --permissions names (see
 	// agentbackend.PermissionsFromJSON); nil when it is not given.
 	Permissions *ab.Permissions
+	// Kubernetes is read from the YAML or JSON file --kubernetes names (see
+	// kubernetes.ParseConfig): the workspace is then a pod, not --rootDir.
+	Kubernetes *kubernetes.Config
 	// The daemon's limits (daemon.Config); 0 is its default.
 	MaxConnections     int // --max-connections
 	MaxSessionsPerConn int // --max-sessions-per-conn
@@ -162,6 +166,15 @@ func parseDaemonArgs(args []string) (*daemonConfig, error) {
 			if v, err = value(); err == nil {
 				cfg.Permissions, err = loadPermissions(v)
 			}
+		case "--kubernetes":
+			var v string
+			if v, err = value(); err == nil {
+				var k kubernetes.Config
+				if k, err = kubernetes.LoadConfig(v); err != nil {
+					err = usagef("--kubernetes %v", err)
+				}
+				cfg.Kubernetes = &k
+			}
 		default:
 			switch {
 			case conventionalSSHFlags[arg]:
@@ -178,7 +191,18 @@ func parseDaemonArgs(args []string) (*daemonConfig, error) {
 			return nil, err
 		}
 	}
-	if cfg.RootDir == "" {
+	if cfg.Kubernetes != nil {
+		switch {
+		case cfg.RootDir != "":
+			return nil, usagef("--rootDir and --kubernetes exclude each other: the workspace is the pod's (workspaceDir in the file)")
+		case cfg.Isolation != "" || cfg.Shell != "":
+			return nil, usagef("--isolation and --shell do not apply to --kubernetes: the pod is the sandbox, /bin/sh its shell")
+		case cfg.Network != "":
+			return nil, usagef("--network does not apply to --kubernetes: the pod's network is the cluster's (limit it with a NetworkPolicy)")
+		case !cfg.LocalOnly && !cfg.DisableSSHWS:
+			return nil, usagef("--kubernetes serves POST /mcp only: SSH over WebSocket serves a directory of this host; add --disable-ssh-ws")
+		}
+	} else if cfg.RootDir == "" {
 		return nil, usagef("--rootDir is required")
 	}
 	if cfg.TokenInArgs && slices.Contains(args, "--auth-token-file") {

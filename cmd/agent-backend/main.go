@@ -2,6 +2,7 @@
 //
 //	agent-backend daemon --rootDir DIR [--scopePath P] [--isolation auto|bwrap|software|none]
 //	                     [--network none|host|allow:<hosts>] [--shell bash|sh|auto] [--permissions FILE] --local-only
+//	agent-backend daemon --kubernetes FILE [--scopePath P] [--permissions FILE] --local-only
 //
 // serves the workspace DIR as MCP tools (the MCP filesystem server's tools
 // plus exec and grep; see package agentmcp) on standard input and output,
@@ -27,6 +28,12 @@
 // meant to be open to them. It stops gracefully on SIGINT or SIGTERM.
 // There --permissions applies to POST /mcp and requires --disable-ssh-ws
 // (an SSH client could run anything).
+//
+// With --kubernetes FILE instead of --rootDir the workspace is a pod
+// (package kubernetes): the file holds a kubernetes.Config in YAML or JSON,
+// with the pod template, and $KUBECONFIG says which cluster. The daemon
+// deletes the pod it created when it stops. In HTTP mode only POST /mcp is
+// served (--disable-ssh-ws is required).
 //
 // Other commands: `agent-backend version` and `agent-backend help`.
 // Install with
@@ -107,8 +114,18 @@ Serves the workspace <path> as MCP tools: the tools of the MCP filesystem
 server (read_text_file, write_file, edit_file, list_directory, search_files,
 ...) plus grep and exec.
 
-Required:
+Required, one of:
   --rootDir <path>           the workspace directory (created if missing)
+  --kubernetes <file>        the workspace is a Kubernetes pod, created from
+                             the template in the YAML or JSON file (or an
+                             existing pod it names), reached through
+                             $KUBECONFIG; deleted again when the daemon
+                             stops if it created it. HTTP mode needs
+                             --disable-ssh-ws. Example file:
+                               namespace: agents
+                               template:
+                                 image: python:3.13-slim
+                                 runtimeClassName: gvisor
 
 Mode:
   (default)                  serve HTTP on --port: GET /health, POST /mcp,

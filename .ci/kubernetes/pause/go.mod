@@ -1,0 +1,3 @@
+module agentbackend.invalid/ci/pause
+
+go 1.22

@@ -1,0 +1,65 @@
+package kubernetes_test
+
+import (
+	"fmt"
+	"sync/atomic"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	ab "github.com/agentbackend/agentbackend"
+	"github.com/agentbackend/agentbackend/backendtest"
+	"github.com/agentbackend/agentbackend/kubernetes"
+)
+
+// closingScope is a scope that also closes its parent, so that the
+// conformance suite's Close checks see a backend's whole lifecycle through
+// a scope.
+type closingScope struct {
+	*ab.ScopedBackend
+	parent ab.FileBackend
+}
+
+func (s closingScope) Close() error {
+	err := s.ScopedBackend.Close()
+	if perr := s.parent.Close(); err == nil {
+		err = perr
+	}
+	return err
+}
+
+// TestConformance runs the suite on backends attached to one shared pod,
+// each with a workspace directory of its own (a pod per subtest would
+// spend the run scheduling pods); TestConformanceOwnPods runs the parts
+// where a backend's own pod matters on pods of their own.
+func TestConformance(t *testing.T) {
+	shared := newBackend(t, nil)
+	var n atomic.Int32
+	backendtest.RunWith(t, func(t *testing.T) ab.FileBackend {
+		cfg := testConfig(t)
+		cfg.Template = kubernetes.PodTemplate{}
+		cfg.Pod = shared.Pod()
+		cfg.WorkspaceDir = fmt.Sprintf("/workspace/conformance/%d", n.Add(1))
+		b, err := kubernetes.New(testCtx(t), cfg)
+		require.NoError(t, err)
+		return b
+	}, backendtest.Options{ConcurrentProcesses: 8})
+}
+
+// TestScopeConformance runs the suite on scopes of backends attached to one
+// shared pod.
+func TestScopeConformance(t *testing.T) {
+	shared := newBackend(t, nil)
+	var n atomic.Int32
+	backendtest.RunWith(t, func(t *testing.T) ab.FileBackend {
+		cfg := testConfig(t)
+		cfg.Template = kubernetes.PodTemplate{}
+		cfg.Pod = shared.Pod()
+		cfg.WorkspaceDir = fmt.Sprintf("/workspace/scopes/%d", n.Add(1))
+		b, err := kubernetes.New(testCtx(t), cfg)
+		require.NoError(t, err)
+		sc, err := b.Scope("tenant/a", &ab.ScopeConfig{Env: map[string]string{"SCOPE_LEVEL": "conformance"}})
+		require.NoError(t, err)
+		return closingScope{sc, b}
+	}, backendtest.Options{ConcurrentProcesses: 8})
+}
