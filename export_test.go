@@ -1,7 +1,9 @@
 package agentbackend
 
+import "github.com/agentbackend/agentbackend/internal/sessionid"
+
 // Unexported names the external tests (package agentbackend_test) check.
 var (
-	ValidSessionID      = validSessionID
+	ValidSessionID      = sessionid.Valid
 	SandboxWorkspaceDir = sandboxWorkspaceDir
 )
