@@ -39,8 +39,8 @@ type SessionConfig struct {
 	// another is started in the background (see PoolConfig.Warm). Zero
 	// means none. It excludes WorkspaceRoot, since a container's volumes
 	// are fixed when it is created; for the same reason a container taken
-	// from the warm pool has no DockerLabelSession (DockerLabelManager it
-	// has, so Shutdown and RemoveDockerOrphans remove it).
+	// from the warm pool has no session label (DockerLabelManager it has,
+	// so Shutdown and RemoveDockerOrphans remove it).
 	WarmContainers int
 }
 
@@ -145,7 +145,7 @@ func (m *SessionManager) Acquire(ctx context.Context, sessionID string) (Lease, 
 	}
 	return m.pool.Acquire(ctx, sessionID, func(c *DockerConfig) {
 		c.Labels = maps.Clone(c.Labels)
-		c.Labels[DockerLabelSession] = sessionID
+		c.Labels[dockerLabelSession] = sessionID
 		if m.root != "" {
 			ws := c.WorkspaceDir
 			if ws == "" && c.Runtime != nil {
