@@ -172,7 +172,8 @@ func ReadLines(ctx context.Context, b FileBackend, path string, opts ReadOptions
 // String returns the page numbered like `cat -n`: each line is its number
 // right-aligned in six columns, a tab, and the line. When the page does
 // not cover the whole file a footer says which lines were shown, how many
-// there are, and how to read on; an empty file gives "".
+// there are, and how to read on; a page past the end is that line alone;
+// an empty file gives "".
 func (p *Page) String() string {
 	var sb strings.Builder
 	for i, line := range p.Lines {
