@@ -198,7 +198,7 @@ type ExecResult struct {
 // InfoLister is an optional interface for backends that can list a
 // directory with each entry's metadata in one call, cheaper than ReadDir
 // followed by a Stat per entry. Entries are sorted by name. Generic code
-// (LsInfo, FS) uses it when present.
+// (Ls, FS) uses it when present.
 type InfoLister interface {
 	ReadDirInfo(ctx context.Context, path string) ([]FileInfo, error)
 }

@@ -24,7 +24,7 @@ import (
 // stat'ed; removing or renaming a mount point itself is refused. A rename
 // within one backend is that backend's rename; across backends it copies
 // and then removes the source, and a failed copy leaves the source as it
-// was. Glob, Grep and LsInfo fan out to the routes concurrently (each route
+// was. Glob, Grep and Ls fan out to the routes concurrently (each route
 // using its own fast path) and return paths in the composite's namespace;
 // entries of a backend hidden under another route's prefix are left out.
 //

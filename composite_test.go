@@ -171,9 +171,9 @@ func TestCompositeToolsFanOut(t *testing.T) {
 		t.Errorf("Grep with a path glob and head limit = %+v", r)
 	}
 
-	entries, err := LsInfo(ctx, c, "project")
+	entries, err := Ls(ctx, c, "project", true)
 	if err != nil || len(entries) != 3 || entries[0].Path != "project/cache" || !entries[0].IsDir {
-		t.Errorf("LsInfo(project) = %+v, %v", entries, err)
+		t.Errorf("Ls(project, true) = %+v, %v", entries, err)
 	}
 
 	// Scoping a composite works, tools included.

@@ -21,13 +21,16 @@ type dockerAPI = client.APIClient
 // Labels every container this package creates carries, so that containers
 // left behind by a crashed process can be found (RemoveDockerOrphans).
 const (
-	// DockerLabelManaged marks a container as created by this package.
-	DockerLabelManaged = "io.agentbackend.managed"
-	// DockerLabelSession names the SessionManager session a container serves.
-	DockerLabelSession = "io.agentbackend.session"
-	// DockerLabelManager names the SessionManager that created a container.
-	DockerLabelManager = "io.agentbackend.manager"
+	// dockerLabelManaged marks a container as created by this package.
+	dockerLabelManaged = "io.agentbackend.managed"
+	// dockerLabelSession names the SessionManager session a container serves.
+	dockerLabelSession = "io.agentbackend.session"
 )
+
+// DockerLabelManager is the label of a container that names the
+// SessionManager that created it (SessionManager.ID): give it to
+// RemoveDockerOrphans to remove one manager's containers.
+const DockerLabelManager = "io.agentbackend.manager"
 
 // DefaultDockerWorkspace is the workspace directory inside the container
 // when neither DockerConfig.WorkspaceDir nor the runtime names one.
@@ -116,8 +119,8 @@ type DockerConfig struct {
 	// package; register it with runtimeArgs ["--network=none"] on an engine
 	// without a bridge). Empty means the engine's default (usually runc).
 	OCIRuntime string
-	// Labels are added to the container's labels (DockerLabelManaged is
-	// always set).
+	// Labels are added to the container's labels (io.agentbackend.managed
+	// is always set).
 	Labels map[string]string
 	// NoInit runs without the engine's init process (docker-init). By
 	// default it runs as PID 1 and reaps the processes that commands leave
@@ -301,7 +304,8 @@ func (b *DockerBackend) Scope(path string, cfg *ScopeConfig) (*ScopedBackend, er
 }
 
 // RemoveDockerOrphans removes (forcibly, with their anonymous volumes) the
-// containers that carry DockerLabelManaged and every label in labels, and
+// containers that carry io.agentbackend.managed (every container this
+// package creates) and every label in labels, and
 // returns their IDs. Run it at startup to clean up after a process that
 // died without closing its backends. With no labels it removes every
 // container this package created on the engine, in use or not; pass
@@ -316,7 +320,7 @@ func RemoveDockerOrphans(ctx context.Context, cli client.APIClient, labels map[s
 		defer c.Close()
 		cli = c
 	}
-	f := filters.NewArgs(filters.Arg("label", DockerLabelManaged+"=true"))
+	f := filters.NewArgs(filters.Arg("label", dockerLabelManaged+"=true"))
 	for k, v := range labels {
 		f.Add("label", k+"="+v)
 	}

@@ -50,7 +50,7 @@ func (t *dockerTransport) createContainer(ctx context.Context, cfg DockerConfig,
 	if labels == nil {
 		labels = map[string]string{}
 	}
-	labels[DockerLabelManaged] = "true"
+	labels[dockerLabelManaged] = "true"
 	var netEnv []string
 	if t.network != nil {
 		netEnv = t.network.env()

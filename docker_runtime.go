@@ -56,12 +56,12 @@ type RuntimeConfig struct {
 	WorkDir string
 }
 
-// RuntimeImageRepository is the repository built runtime images are tagged
+// runtimeImageRepository is the repository built runtime images are tagged
 // in: agentbackend-runtime:<name>-<hash>.
-const RuntimeImageRepository = "agentbackend-runtime"
+const runtimeImageRepository = "agentbackend-runtime"
 
-// DockerLabelRuntime names the runtime a built image was made for.
-const DockerLabelRuntime = "io.agentbackend.runtime"
+// dockerLabelRuntime names the runtime a built image was made for.
+const dockerLabelRuntime = "io.agentbackend.runtime"
 
 var (
 	runtimeNameRe = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,100}$`)
@@ -144,7 +144,7 @@ func (r *RuntimeConfig) Dockerfile() (string, error) {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "FROM %s\n", r.BaseImage)
-	fmt.Fprintf(&b, "LABEL %s=%s\n", DockerLabelRuntime, dockerfileQuote(r.Name))
+	fmt.Fprintf(&b, "LABEL %s=%s\n", dockerLabelRuntime, dockerfileQuote(r.Name))
 	for _, c := range r.SetupCommands {
 		if strings.ContainsAny(c, "\r\n") || strings.TrimSpace(c) == "" {
 			return "", errConfig("RuntimeConfig %s: a setup command is empty or spans lines: %q", r.Name, c)
@@ -199,7 +199,7 @@ func (r *RuntimeConfig) Tag() (string, error) {
 		return "", err
 	}
 	sum := sha256.Sum256([]byte(df))
-	return RuntimeImageRepository + ":" + r.Name + "-" + hex.EncodeToString(sum[:6]), nil
+	return runtimeImageRepository + ":" + r.Name + "-" + hex.EncodeToString(sum[:6]), nil
 }
 
 // runtimeBuilds serialises builds of one tag within the process, so that
@@ -246,7 +246,7 @@ func (r *RuntimeConfig) Image(ctx context.Context, cli client.APIClient) (string
 		Tags:        []string{tag},
 		Remove:      true,
 		ForceRemove: true,
-		Labels:      map[string]string{DockerLabelRuntime: r.Name},
+		Labels:      map[string]string{dockerLabelRuntime: r.Name},
 		Version:     build.BuilderV1, // BuildKit through the API needs a session
 	})
 	if err != nil {

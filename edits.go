@@ -7,8 +7,8 @@ import (
 	"github.com/agentbackend/agentbackend/internal/udiff"
 )
 
-// EditOp is one replacement of ApplyEdits: Old is the text to find, New
-// what replaces it.
+// EditOp is one replacement of Edit: Old is the text to find, New what
+// replaces it.
 type EditOp struct {
 	Old, New string
 	// ReplaceAll replaces every occurrence of Old instead of requiring it
@@ -16,7 +16,7 @@ type EditOp struct {
 	ReplaceAll bool
 }
 
-// EditResult is what ApplyEdits did. Before and After are the file's text
+// EditResult is what Edit did, or what PreviewEdit would do. Before and After are the file's text
 // with line endings normalised to "\n", as the edits and the diff see it.
 type EditResult struct {
 	Before, After string
@@ -36,26 +36,38 @@ func (r *EditResult) Diff(name string) string {
 	return udiff.TwoFiles(name, name, r.Before, r.After, "original", "modified")
 }
 
-// ApplyEdits applies several replacements to a text file in order, each
-// seeing the result of the ones before, and writes the file once at the end
-// unless dryRun is set. Either every edit applies or the file is left as it
-// was. This is the edit_file tool of the MCP filesystem server, so an agent
-// gets the same behaviour through MCP and through this call:
+// Edit applies replacements to a text file in order, each seeing the
+// result of the ones before, and writes the file once at the end: either
+// every edit applies or the file is left as it was. It is the edit_file
+// tool of the MCP filesystem server, so an agent gets the same behaviour
+// through MCP and through this call:
 //
 //   - Line endings are normalised to "\n" for matching; a file whose every
-//     line ended in "\r\n" is written back with "\r\n".
+//     line ended in "\r\n" is written back with "\r\n" (a file with mixed
+//     endings is written back with "\n").
 //   - Old must occur exactly once unless ReplaceAll is set; more than once
 //     is INVALID_ARGUMENT saying how many times, so an edit never lands on
-//     the wrong occurrence.
+//     the wrong occurrence. An empty Old is INVALID_ARGUMENT.
 //   - When Old does not occur as given, its lines are matched ignoring
 //     leading and trailing whitespace on each line, and New is re-indented
 //     to the indentation of the matched text, as the MCP filesystem server
 //     does. Not found that way either is INVALID_ARGUMENT with the message
 //     "Could not find exact match for edit:\n<Old>".
 //
-// Binary files are refused with INVALID_ARGUMENT. Concurrent ApplyEdits and
-// Edit calls on the same file in this process are serialised so none is lost.
-func ApplyEdits(ctx context.Context, b FileBackend, path string, edits []EditOp, dryRun bool) (*EditResult, error) {
+// Binary files are refused with INVALID_ARGUMENT. The file is rewritten
+// with the backend's atomic Write, and concurrent Edits of the same file
+// in this process are serialised so none is lost.
+func Edit(ctx context.Context, b FileBackend, path string, edits ...EditOp) (*EditResult, error) {
+	return edit(ctx, b, path, edits, true)
+}
+
+// PreviewEdit is Edit without the write: it returns what Edit would do
+// (the text before and after, Diff) and leaves the file as it is.
+func PreviewEdit(ctx context.Context, b FileBackend, path string, edits ...EditOp) (*EditResult, error) {
+	return edit(ctx, b, path, edits, false)
+}
+
+func edit(ctx context.Context, b FileBackend, path string, edits []EditOp, write bool) (*EditResult, error) {
 	unlock := lockPath(b, path)
 	defer unlock()
 	data, err := b.Read(ctx, path)
@@ -95,7 +107,7 @@ func ApplyEdits(ctx context.Context, b FileBackend, path string, edits []EditOp,
 		r.Replacements += n
 	}
 	r.After = text
-	if dryRun || r.After == r.Before {
+	if !write || r.After == r.Before {
 		return r, nil
 	}
 	out := r.After

@@ -2,12 +2,14 @@ package agentbackend
 
 import (
 	"context"
+	"errors"
+	"io/fs"
 	"strings"
 	"sync"
 	"testing"
 )
 
-func TestApplyEdits(t *testing.T) {
+func TestEdit(t *testing.T) {
 	ctx := context.Background()
 	forEachBackend(t, map[string]string{
 		"a.txt":    "line1\nline2\nline3\n",
@@ -24,7 +26,7 @@ func TestApplyEdits(t *testing.T) {
 		}
 
 		// In order, each edit seeing the one before; the diff is jsdiff's.
-		r, err := ApplyEdits(ctx, b, "a.txt", []EditOp{{Old: "line2", New: "LINE2"}, {Old: "LINE2\nline3", New: "end"}}, false)
+		r, err := Edit(ctx, b, "a.txt", EditOp{Old: "line2", New: "LINE2"}, EditOp{Old: "LINE2\nline3", New: "end"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -37,14 +39,14 @@ func TestApplyEdits(t *testing.T) {
 		}
 
 		// Dry run changes nothing.
-		r, err = ApplyEdits(ctx, b, "a.txt", []EditOp{{Old: "end", New: "x"}}, true)
+		r, err = PreviewEdit(ctx, b, "a.txt", EditOp{Old: "end", New: "x"})
 		if err != nil || r.Written || r.After != "line1\nx\n" || read("a.txt") != "line1\nend\n" {
 			t.Fatalf("dry run: %+v, %v, file %q", r, err, read("a.txt"))
 		}
 
 		// Whitespace-flexible, re-indented as the official server does
 		// (measured against @modelcontextprotocol/server-filesystem).
-		if _, err = ApplyEdits(ctx, b, "code.go", []EditOp{{Old: "if a {\n    b()\n}", New: "if z {\n  c()\n  d()\n}"}}, false); err != nil {
+		if _, err = Edit(ctx, b, "code.go", EditOp{Old: "if a {\n    b()\n}", New: "if z {\n  c()\n  d()\n}"}); err != nil {
 			t.Fatal(err)
 		}
 		if got, want := read("code.go"), "func x() {\n    if z {\n    c()\n  d()\n}\n}\n"; got != want {
@@ -52,27 +54,27 @@ func TestApplyEdits(t *testing.T) {
 		}
 
 		// Ambiguous edits are refused; ReplaceAll takes them all.
-		_, err = ApplyEdits(ctx, b, "dup.txt", []EditOp{{Old: "x", New: "z"}}, false)
+		_, err = Edit(ctx, b, "dup.txt", EditOp{Old: "x", New: "z"})
 		wantCodeT(t, err, CodeInvalidArgument)
 		if !strings.Contains(err.Error(), "appears 2 times") {
 			t.Fatalf("ambiguity message: %v", err)
 		}
-		if r, err = ApplyEdits(ctx, b, "dup.txt", []EditOp{{Old: "x", New: "z", ReplaceAll: true}}, false); err != nil || read("dup.txt") != "z\nz\ny\n" || r.Replacements != 2 {
+		if r, err = Edit(ctx, b, "dup.txt", EditOp{Old: "x", New: "z", ReplaceAll: true}); err != nil || read("dup.txt") != "z\nz\ny\n" || r.Replacements != 2 {
 			t.Fatalf("replaceAll: %v, %q", err, read("dup.txt"))
 		}
 
 		// Not found: the official message, nothing written even when an
 		// earlier edit applied.
-		_, err = ApplyEdits(ctx, b, "dup.txt", []EditOp{{Old: "y", New: "w"}, {Old: "nope", New: "x"}}, false)
+		_, err = Edit(ctx, b, "dup.txt", EditOp{Old: "y", New: "w"}, EditOp{Old: "nope", New: "x"})
 		wantCodeT(t, err, CodeInvalidArgument)
 		if err.Error() != "INVALID_ARGUMENT: edit dup.txt: Could not find exact match for edit:\nnope" || read("dup.txt") != "z\nz\ny\n" {
 			t.Fatalf("not found: %v, file %q", err, read("dup.txt"))
 		}
-		_, err = ApplyEdits(ctx, b, "dup.txt", []EditOp{{Old: "", New: "x"}}, false)
+		_, err = Edit(ctx, b, "dup.txt", EditOp{Old: "", New: "x"})
 		wantCodeT(t, err, CodeInvalidArgument)
 
 		// CRLF files keep their endings.
-		if _, err = ApplyEdits(ctx, b, "crlf.txt", []EditOp{{Old: "one\ntwo", New: "1\n2"}}, false); err != nil {
+		if _, err = Edit(ctx, b, "crlf.txt", EditOp{Old: "one\ntwo", New: "1\n2"}); err != nil {
 			t.Fatal(err)
 		}
 		if got := read("crlf.txt"); got != "1\r\n2\r\n" {
@@ -83,15 +85,20 @@ func TestApplyEdits(t *testing.T) {
 		if err := b.Write(ctx, "bin", []byte{0, 1, 2}); err != nil {
 			t.Fatal(err)
 		}
-		_, err = ApplyEdits(ctx, b, "bin", []EditOp{{Old: "a", New: "b"}}, false)
+		_, err = Edit(ctx, b, "bin", EditOp{Old: "a", New: "b"})
 		wantCodeT(t, err, CodeInvalidArgument)
-		if _, err = ApplyEdits(ctx, b, "missing", []EditOp{{Old: "a", New: "b"}}, false); err == nil {
-			t.Fatal("edit of a missing file succeeded")
+		if _, err = Edit(ctx, b, "missing", EditOp{Old: "a", New: "b"}); !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("edit of a missing file: %v", err)
+		}
+
+		// An edit that changes nothing writes nothing.
+		if r, err = Edit(ctx, b, "dup.txt", EditOp{Old: "y", New: "y"}); err != nil || r.Written || r.Replacements != 1 {
+			t.Fatalf("edit to the same text: %+v, %v", r, err)
 		}
 	})
 }
 
-func TestApplyEditsConcurrentNoLostUpdates(t *testing.T) {
+func TestEditConcurrentNoLostUpdates(t *testing.T) {
 	ctx := context.Background()
 	b, _ := NewMemory(MemoryConfig{})
 	defer b.Close()
@@ -104,7 +111,7 @@ func TestApplyEditsConcurrentNoLostUpdates(t *testing.T) {
 	for i := range 20 {
 		wg.Go(func() {
 			k := "k" + string(rune('a'+i)) + "\n"
-			if _, err := ApplyEdits(ctx, b, "f", []EditOp{{Old: k, New: strings.ToUpper(k)}}, false); err != nil {
+			if _, err := Edit(ctx, b, "f", EditOp{Old: k, New: strings.ToUpper(k)}); err != nil {
 				t.Error(err)
 			}
 		})

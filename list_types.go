@@ -16,47 +16,37 @@ import (
 // directory_tree). A local directory then costs one read of the directory
 // instead of a stat per entry.
 
-// TypeLister is an optional interface for backends that can list a
-// directory's entries with their types alone, cheaper than ReadDirInfo:
-// each FileInfo has Name, IsDir, Symlink and the type bits of Mode, and
-// nothing else (no size, time or permissions). A symbolic link is a link
-// (Symlink set, IsDir false), not what it points to. Entries are sorted
-// by name. LsTypes uses it when present, else ReadDirInfo.
-type TypeLister interface {
-	ReadDirTypes(ctx context.Context, path string) ([]FileInfo, error)
+// typeLister is implemented by the backends that can list a directory's
+// entries with their types alone, cheaper than ReadDirInfo: each FileInfo
+// has Name, IsDir, Symlink and the type bits of Mode, and nothing else (no
+// size, time or permissions). A symbolic link is a link (Symlink set, IsDir
+// false), not what it points to. Entries are sorted by name. Ls without
+// info uses it when present, else ReadDirInfo.
+type typeLister interface {
+	readDirTypes(ctx context.Context, path string) ([]FileInfo, error)
 }
 
 var (
-	_ TypeLister = (*LocalBackend)(nil)
-	_ TypeLister = (*ScopedBackend)(nil)
-	_ TypeLister = (*CompositeBackend)(nil)
+	_ typeLister = (*LocalBackend)(nil)
+	_ typeLister = (*ScopedBackend)(nil)
+	_ typeLister = (*CompositeBackend)(nil)
 )
 
 // dirLister lists a directory of a backend: readDirInfo or listTypes.
 type dirLister func(ctx context.Context, b FileBackend, dir string) ([]FileInfo, error)
 
-// LsTypes is LsInfo for a listing that needs only each entry's kind:
-// entries have Name, Path, IsDir and Symlink; Size and ModTime are zero
-// when the backend lists types alone (TypeLister). A symbolic link may be
-// described by its target (IsDir of a link to a directory) or not,
-// depending on the backend: code that must not follow links checks
-// Symlink.
-func LsTypes(ctx context.Context, b FileBackend, dir string) ([]LsEntry, error) {
-	return ls(ctx, b, dir, listTypes)
-}
-
 // listTypes lists a directory by type when b can, else with metadata.
 func listTypes(ctx context.Context, b FileBackend, dir string) ([]FileInfo, error) {
-	if l, ok := b.(TypeLister); ok {
-		return l.ReadDirTypes(ctx, dir)
+	if l, ok := b.(typeLister); ok {
+		return l.readDirTypes(ctx, dir)
 	}
 	return readDirInfo(ctx, b, dir)
 }
 
-// ReadDirTypes lists a directory's entries with their types, from the
-// directory itself (see TypeLister), without the temporary files of writes
+// readDirTypes lists a directory's entries with their types, from the
+// directory itself (see typeLister), without the temporary files of writes
 // in flight (see ReadDir).
-func (b *LocalBackend) ReadDirTypes(ctx context.Context, p string) ([]FileInfo, error) {
+func (b *LocalBackend) readDirTypes(ctx context.Context, p string) ([]FileInfo, error) {
 	var infos []FileInfo
 	err := b.listDir(ctx, p, func(f *os.File, d *dirHandle, rel string) error {
 		entries, err := dirEntries(f)
@@ -78,10 +68,10 @@ func (b *LocalBackend) ReadDirTypes(ctx context.Context, p string) ([]FileInfo, 
 	return infos, err
 }
 
-// ReadDirTypes lists a directory's entries with their types (see
-// TypeLister), without the entries the scope's permissions hide. It is
+// readDirTypes lists a directory's entries with their types (see
+// typeLister), without the entries the scope's permissions hide. It is
 // logged as a readdir.
-func (s *ScopedBackend) ReadDirTypes(ctx context.Context, p string) ([]FileInfo, error) {
+func (s *ScopedBackend) readDirTypes(ctx context.Context, p string) ([]FileInfo, error) {
 	start := s.begin(OpReadDir)
 	var o opCheck
 	infos, err := s.readDirInfo(ctx, p, &o, listTypes)
@@ -89,8 +79,8 @@ func (s *ScopedBackend) ReadDirTypes(ctx context.Context, p string) ([]FileInfo,
 	return infos, err
 }
 
-// ReadDirTypes lists a directory's entries with their types (see
-// TypeLister), with the mount points inside it.
-func (c *CompositeBackend) ReadDirTypes(ctx context.Context, p string) ([]FileInfo, error) {
+// readDirTypes lists a directory's entries with their types (see
+// typeLister), with the mount points inside it.
+func (c *CompositeBackend) readDirTypes(ctx context.Context, p string) ([]FileInfo, error) {
 	return c.readDir(ctx, p, listTypes)
 }

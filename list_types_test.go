@@ -13,11 +13,11 @@ import (
 	"github.com/agentbackend/agentbackend/internal/tmpfile"
 )
 
-// TestLsTypes: listing by type names the same entries as LsInfo, with the
-// same kinds (a link is a link), on Local, a scope whose permissions hide
+// TestLsWithoutInfo: listing by type names the same entries as with info,
+// with the same kinds (a link is a link), on Local, a scope whose permissions hide
 // an entry, a composite with a mount point and Memory (which has no
 // cheaper listing); temporary files of writes are not listed.
-func TestLsTypes(t *testing.T) {
+func TestLsWithoutInfo(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	local, err := ab.NewLocal(ab.LocalConfig{RootDir: dir, Isolation: ab.IsolationNone})
@@ -62,9 +62,9 @@ func TestLsTypes(t *testing.T) {
 		{"memory", mem, map[string]string{"m.txt": "file"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			types, err := ab.LsTypes(ctx, c.b, "d")
+			types, err := ab.Ls(ctx, c.b, "d", false)
 			require.NoError(t, err)
-			infos, err := ab.LsInfo(ctx, c.b, "d")
+			infos, err := ab.Ls(ctx, c.b, "d", true)
 			require.NoError(t, err)
 			assert.Equal(t, c.want, kinds(types))
 			assert.Equal(t, kinds(infos), kinds(types))
@@ -73,8 +73,8 @@ func TestLsTypes(t *testing.T) {
 			}
 		})
 	}
-	_, err = ab.LsTypes(ctx, local, "../x")
+	_, err = ab.Ls(ctx, local, "../x", false)
 	assert.ErrorIs(t, err, ab.ErrPathEscape)
-	_, err = ab.LsTypes(ctx, local, "missing")
+	_, err = ab.Ls(ctx, local, "missing", false)
 	assert.ErrorIs(t, err, os.ErrNotExist)
 }

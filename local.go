@@ -33,7 +33,7 @@ const (
 	// no capabilities, whoever runs it (root included): the host's system
 	// directories read-only, the workspace (for a scope's command, the
 	// scope's directory and nothing else of the workspace) read-write at
-	// SandboxWorkspaceDir, a private /tmp and /proc, no host processes, no
+	// sandboxWorkspaceDir, a private /tmp and /proc, no host processes, no
 	// network but a loopback of its own (see LocalConfig.Network), and,
 	// through a scope, its permissions applied inside (paths denied for
 	// reading shown empty, for writing read-only). Everything the command
@@ -62,11 +62,11 @@ const (
 	ShellSh   Shell = "sh"   // /bin/sh
 )
 
-// SandboxWorkspaceDir is where the workspace (or, for a command run
+// sandboxWorkspaceDir is where the workspace (or, for a command run
 // through a scope, the scope's directory) appears inside a bubblewrap
 // sandbox: commands there see their working directory, HOME and PWD under
 // it. It is outside /tmp, which is a private tmpfs in the sandbox.
-const SandboxWorkspaceDir = sandbox.WorkspaceDir
+const sandboxWorkspaceDir = sandbox.WorkspaceDir
 
 // DefaultMaxOutputLength is how many bytes of each output stream Exec keeps
 // when LocalConfig.MaxOutputLength is zero.

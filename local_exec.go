@@ -27,7 +27,7 @@ import (
 // directory).
 //
 // The working directory is the workspace root or opts.Cwd, and HOME and PWD
-// are set to it (inside bubblewrap: its path under SandboxWorkspaceDir). The
+// are set to it (inside bubblewrap: its path under sandboxWorkspaceDir). The
 // environment is PATH, LANG, LANGUAGE, LC_*, TERM and TMPDIR of this
 // process's (all of it with LocalConfig.InheritEnv), then LocalConfig.Env,
 // then opts.Env, later ones winning; under bubblewrap TMPDIR is the

@@ -41,11 +41,11 @@ func forLocalIsolations(t *testing.T, cfg LocalConfig, fn func(t *testing.T, b *
 }
 
 // localDirSeen returns how a command sees the workspace path rel: under
-// SandboxWorkspaceDir in bubblewrap, under RootDir on the host.
+// sandboxWorkspaceDir in bubblewrap, under RootDir on the host.
 func localDirSeen(b *LocalBackend, rel string) string {
 	base := b.RootDir()
 	if b.Isolation() == IsolationBwrap {
-		base = SandboxWorkspaceDir
+		base = sandboxWorkspaceDir
 	}
 	if rel == "." {
 		return base

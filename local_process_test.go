@@ -108,9 +108,11 @@ func TestLocalProcessOutputLimit(t *testing.T) {
 	if string(chunk) != "[... 4 bytes of earlier output dropped ...]\n6789abcdef" || next != 16 {
 		t.Errorf("Output(2) = %q, %d", chunk, next)
 	}
-	out, err := ReadOutput(context.Background(), b, p.ID(), 0)
-	if err != nil || out.Stdout != "[... 6 bytes of earlier output dropped ...]\n6789abcdef" || out.Stderr != "xy" {
-		t.Errorf("ReadOutput: %+v, %v", out, err)
+	if chunk, _, _ := p.Output(0); string(chunk) != "[... 6 bytes of earlier output dropped ...]\n6789abcdef" {
+		t.Errorf("Output(0) = %q", chunk)
+	}
+	if chunk, _, _ := p.ErrorOutput(0); string(chunk) != "xy" {
+		t.Errorf("ErrorOutput(0) = %q", chunk)
 	}
 	for _, cfg := range []ProcessConfig{{OutputLimit: -1}, {KeepExited: -1}, {KeepFor: -time.Second}} {
 		_, err := NewLocal(LocalConfig{RootDir: t.TempDir(), Background: cfg})
@@ -299,8 +301,8 @@ func TestLocalProcessNotImplementedOnMemory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = RunInBackground(context.Background(), c, "true", nil)
-	localWantCode(t, err, CodeNotImplemented, "RunInBackground on a composite of memory")
+	_, err = c.Start(context.Background(), "true", nil)
+	localWantCode(t, err, CodeNotImplemented, "Start on a composite of memory")
 }
 
 // waitErr returns the error of p's Wait.

@@ -19,8 +19,8 @@ import (
 //
 // Every operation needs one or more accesses, each with its own Policy:
 //
-//	read    Read, Stat, Exists (and ReadLines, ReadPage, Edit's read)
-//	list    ReadDir, ReadDirInfo, LsInfo, Glob (on the directory listed)
+//	read    Read, Stat, Exists (and ReadLines, Edit's read)
+//	list    ReadDir, ReadDirInfo, Ls, Glob (on the directory listed)
 //	search  Grep (on the path searched)
 //	write   Write, Mkdir, Touch, Edit's write, the target of Rename
 //	delete  Remove, the source of Rename
@@ -122,7 +122,7 @@ import (
 //
 // # Listings and searches
 //
-// ReadDir, ReadDirInfo, LsInfo and Glob silently leave out entries whose
+// ReadDir, ReadDirInfo, Ls and Glob silently leave out entries whose
 // list or read access is denied (by a rule, a default, or a remembered
 // "deny always"); entries whose answer would be Ask are shown, since only
 // their names are revealed and opening them will ask. Grep leaves out
@@ -154,7 +154,7 @@ import (
 // tools built on the scope, not the backend.
 type Permissions struct {
 	Read   Policy `json:"read,omitzero"`   // Read, Stat, Exists
-	List   Policy `json:"list,omitzero"`   // ReadDir, ReadDirInfo, LsInfo, Glob
+	List   Policy `json:"list,omitzero"`   // ReadDir, ReadDirInfo, Ls, Glob
 	Search Policy `json:"search,omitzero"` // Grep
 	Write  Policy `json:"write,omitzero"`  // Write, Mkdir, Touch, Edit, the target of Rename
 	Delete Policy `json:"delete,omitzero"` // Remove, the source of Rename

@@ -24,7 +24,7 @@ var shellKeywords = map[string]bool{
 // reading of the line good enough to match rules against, not a shell
 // parser: when unsure it splits more, which only makes rules stricter.
 func splitCommand(command string) []cmdPiece {
-	s := StripHeredocs(command)
+	s := stripHeredocs(command)
 	// A frame is one level of command text: the line itself, or a command
 	// substitution or subshell inside it. Each keeps its own words, so the
 	// command around a substitution goes on after it closes.
@@ -113,7 +113,7 @@ func splitCommand(command string) []cmdPiece {
 			case strings.HasPrefix(s[i:], "<<<"):
 				i += 2 // a here-string: its word is data, read as a word
 			case strings.HasPrefix(s[i:], "<<"):
-				i = skipHeredocDelimiter(s, i+2) - 1 // the body is gone (StripHeredocs)
+				i = skipHeredocDelimiter(s, i+2) - 1 // the body is gone (stripHeredocs)
 			}
 		case '>':
 			endWord() // a redirection: its target is the next word

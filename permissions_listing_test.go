@@ -34,9 +34,9 @@ func TestPermissionFilteredListings(t *testing.T) {
 			if err != nil || len(infos) != 4 {
 				t.Errorf("ReadDirInfo = %v %v", infos, err)
 			}
-			entries, err := ab.LsInfo(ctx, s, "src")
+			entries, err := ab.Ls(ctx, s, "src", true)
 			if err != nil || len(entries) != 4 {
-				t.Errorf("LsInfo = %v %v", entries, err)
+				t.Errorf("Ls = %v %v", entries, err)
 			}
 			all, err := ab.Glob(ctx, s, "**", "src")
 			if want := []string{"a.go", "ask.go", "vendor", "vendor/v.go", "z.go"}; err != nil || !slices.Equal(all, want) {

@@ -136,7 +136,7 @@ var permOps = []permOp{
 		_, err := s.(ab.InfoLister).ReadDirInfo(ctx, "d")
 		return err
 	}},
-	{name: "LsInfo", access: ab.AccessList, target: "d", run: func(ctx context.Context, s ab.FileBackend) error { _, err := ab.LsInfo(ctx, s, "d"); return err }},
+	{name: "Ls", access: ab.AccessList, target: "d", run: func(ctx context.Context, s ab.FileBackend) error { _, err := ab.Ls(ctx, s, "d", true); return err }},
 	{name: "Glob", access: ab.AccessList, target: "d", run: func(ctx context.Context, s ab.FileBackend) error { _, err := ab.Glob(ctx, s, "*", "d"); return err }},
 	{name: "Grep", access: ab.AccessSearch, target: "d", run: func(ctx context.Context, s ab.FileBackend) error {
 		_, err := ab.Grep(ctx, s, ab.GrepOptions{Pattern: "x", Path: "d"})
@@ -146,7 +146,7 @@ var permOps = []permOp{
 	{name: "Mkdir", access: ab.AccessWrite, target: "nd", effect: "nd", run: func(ctx context.Context, s ab.FileBackend) error { return s.Mkdir(ctx, "nd") }},
 	{name: "Touch", access: ab.AccessWrite, target: "t.txt", effect: "t.txt", run: func(ctx context.Context, s ab.FileBackend) error { return s.Touch(ctx, "t.txt") }},
 	{name: "Edit", access: ab.AccessWrite, target: "f.txt", run: func(ctx context.Context, s ab.FileBackend) error {
-		_, err := ab.Edit(ctx, s, "f.txt", "hello", "bye", false)
+		_, err := ab.Edit(ctx, s, "f.txt", ab.EditOp{Old: "hello", New: "bye"})
 		return err
 	}},
 	{name: "RenameTarget", access: ab.AccessWrite, target: "moved.txt", effect: "moved.txt", missing: "f.txt", run: func(ctx context.Context, s ab.FileBackend) error { return s.Rename(ctx, "f.txt", "moved.txt") }},

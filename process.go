@@ -168,9 +168,8 @@ type Process struct {
 	ended     time.Time
 	result    *ExecResult
 	err       error
-	readToEnd [2]bool  // the stream was read to its end after the process ended
-	cursor    [2]int64 // where ReadOutput continues
-	listed    bool     // in table (running, or ended and not yet collected)
+	readToEnd [2]bool // the stream was read to its end after the process ended
+	listed    bool    // in table (running, or ended and not yet collected)
 }
 
 func newProcess(t *processTable, backend BackendType, command string, opts *ExecOptions) *Process {
@@ -338,25 +337,6 @@ func (p *Process) read(dst []byte, stream int, since int64) ([]byte, int64, bool
 		p.table.forget(p)
 	}
 	return chunk, next, done
-}
-
-// readNew returns the output produced since the previous readNew (the
-// cursor ReadOutput keeps on the process), and whether the process has
-// ended and all of it has been read.
-func (p *Process) readNew() (stdout, stderr []byte, info ProcessInfo, done bool) {
-	p.mu.Lock()
-	stdout, p.cursor[0] = p.streams[0].read(p.cursor[0])
-	stderr, p.cursor[1] = p.streams[1].read(p.cursor[1])
-	done = p.state != ProcessRunning
-	if done {
-		p.readToEnd = [2]bool{true, true}
-	}
-	info = p.infoLocked()
-	p.mu.Unlock()
-	if done {
-		p.table.forget(p)
-	}
-	return stdout, stderr, info, done
 }
 
 // appendOutput keeps output of one stream and wakes those waiting on
@@ -610,4 +590,27 @@ func (s *processStream) Write(data []byte) (int, error) {
 		_, s.liveErr = s.live.Write(data)
 	}
 	return len(data), nil
+}
+
+// processStarter returns b as a ProcessStarter if it can start processes:
+// scopes and composites implement the interface whatever lies below them.
+func processStarter(b FileBackend) (ProcessStarter, bool) {
+	s, ok := b.(ProcessStarter)
+	if w, wraps := b.(interface{ startsProcesses() bool }); ok && wraps {
+		ok = w.startsProcesses()
+	}
+	return s, ok
+}
+
+// String describes the process in one line, as the tools show it:
+// "bg_3 running: npm run dev", "bg_3 exited with code 1: make test".
+func (i ProcessInfo) String() string {
+	switch i.State {
+	case ProcessRunning:
+		return fmt.Sprintf("%s running for %s: %s", i.ID, time.Since(i.StartedAt).Round(time.Second), i.Command)
+	case ProcessLost:
+		return fmt.Sprintf("%s lost (connection closed; it may still run): %s", i.ID, i.Command)
+	default:
+		return fmt.Sprintf("%s %s with code %d: %s", i.ID, i.State, i.ExitCode, i.Command)
+	}
 }

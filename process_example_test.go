@@ -8,7 +8,6 @@ import (
 	"log"
 	"os"
 	"strings"
-	"time"
 
 	"github.com/agentbackend/agentbackend"
 )
@@ -78,34 +77,36 @@ func ExampleProcess_Output() {
 	// killed 137
 }
 
-// The tools an agent calls: start, read, list, kill.
-func ExampleRunInBackground() {
+// A process found again by its ID, as the tools an agent calls do
+// (agentmcp's read_output, kill_shell): Processes lists what runs,
+// Process finds one.
+func ExampleProcessStarter() {
 	b, cleanup := exampleWorkspace()
 	defer cleanup()
 	ctx := context.Background()
 
-	info, err := agentbackend.RunInBackground(ctx, b, "echo compiling; echo warning: unused >&2; sleep 60", nil)
+	p, err := b.Start(ctx, "echo compiling; sleep 60", nil)
 	if err != nil {
 		log.Fatal(err)
 	}
-	var stdout, stderr string
-	for stdout == "" || stderr == "" {
-		// New output since the previous read, waiting up to a second for some.
-		out, err := agentbackend.ReadOutput(ctx, b, info.ID, time.Second)
-		if err != nil {
-			log.Fatal(err)
-		}
-		stdout += out.Stdout
-		stderr += out.Stderr
-	}
-	fmt.Print("stdout: ", stdout, "stderr: ", stderr)
-	list, _ := agentbackend.ListProcesses(ctx, b)
+	id := p.ID()
+
+	list := b.Processes()
 	fmt.Println(len(list), list[0].State)
-	killed, err := agentbackend.KillProcess(ctx, b, info.ID)
-	fmt.Println(killed.State, killed.ExitCode, err)
+	found, ok := b.Process(id)
+	if !ok {
+		log.Fatal("not found")
+	}
+	for found.Info().StdoutBytes == 0 {
+		<-found.Changed()
+	}
+	out, _, _ := found.Output(0)
+	fmt.Print(string(out))
+	found.Kill()
+	<-found.Done()
+	fmt.Println(found.Info().State, found.Info().ExitCode)
 	// Output:
-	// stdout: compiling
-	// stderr: warning: unused
 	// 1 running
-	// killed 137 <nil>
+	// compiling
+	// killed 137
 }

@@ -139,7 +139,7 @@ type RemoteBackend struct {
 	*remoteCore // shared with the views of the backend's scopes
 
 	root  string // this view's directory on the daemon host; RootDir()
-	scope string // a scope's view: its levels, NUL-separated (see RemoteScopeRequest); "" for the backend
+	scope string // a scope's view: its levels, NUL-separated (see sshext.ScopeRequest); "" for the backend
 }
 
 // remoteCore is the part of a RemoteBackend that its scopes' views share:

@@ -32,7 +32,7 @@ type remoteConn struct {
 	err      error
 	noSearch atomic.Bool // the daemon has no search subsystem (the reference)
 	noWatch  atomic.Bool // the daemon has no watch subsystem (the reference)
-	noScope  atomic.Bool // the daemon refuses RemoteScopeRequest (the reference)
+	noScope  atomic.Bool // the daemon refuses sshext.ScopeRequest (the reference)
 	scopeAsk atomic.Bool // whether it does is known
 
 	linkMu sync.Mutex

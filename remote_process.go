@@ -8,18 +8,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/agentbackend/agentbackend/internal/sshext"
 	"golang.org/x/crypto/ssh"
 )
 
 var _ ProcessStarter = (*RemoteBackend)(nil)
-
-// RemoteBackgroundRequest is the SSH channel request a RemoteBackend sends
-// on the session of a background process before its exec request. This
-// module's daemon answers it by exempting the command from
-// MaxExecsPerConn (a background process is bounded by MaxSessionsPerConn
-// instead), so that many long-running processes do not hold up each other
-// or Exec. A daemon that does not know it refuses it, which is harmless.
-const RemoteBackgroundRequest = "background@agentbackend"
 
 // remoteKillGrace is how long Kill waits for the daemon to end a process
 // after the signal request before it closes the session (which the daemon
@@ -87,7 +80,7 @@ func (b *RemoteBackend) Start(ctx context.Context, command string, opts *ExecOpt
 		return fail(b.execErr(c, command, err))
 	}
 	// The answer does not matter: the reference daemon refuses it.
-	if _, err := sess.SendRequest(RemoteBackgroundRequest, true, nil); err != nil {
+	if _, err := sess.SendRequest(sshext.BackgroundRequest, true, nil); err != nil {
 		closeSess()
 		return fail(b.execErr(c, command, err))
 	}

@@ -4,23 +4,14 @@ import (
 	"context"
 	"errors"
 
+	"github.com/agentbackend/agentbackend/internal/sshext"
 	"golang.org/x/crypto/ssh"
 )
 
-// RemoteScopeRequest is the SSH channel request a RemoteBackend sends on
-// each session of a scope (SFTP, exec, search) before it starts the
-// session's program: this module's daemon then jails the session at the
-// scope, resolving every path beneath the scope's directory and running
-// commands with only that directory as their workspace (see ScopedBackend).
-// Its payload is one SSH string: the scope's levels (each a clean relative
-// path, as given to Scope), separated by NUL bytes, each resolved beneath
-// the one before it. A daemon that does not know the request (the
-// reference daemon) refuses it; the session then serves the whole
-// workspace and the scope falls back to the path rule (prefix arithmetic),
-// which the backend logs once. A scope's view keeps SFTP sessions of its
-// own on the connection while the scope is open (they count toward the
-// daemon's sessions per connection) and closes them with the scope.
-const RemoteScopeRequest = "scope@agentbackend"
+// A scope's view jails its sessions with sshext.ScopeRequest. It keeps SFTP
+// sessions of its own on the connection while the scope is open (they
+// count toward the daemon's sessions per connection) and closes them with
+// the scope.
 
 var _ jailer = (*RemoteBackend)(nil)
 
@@ -105,14 +96,14 @@ func (b *RemoteBackend) jailSession(c *remoteConn, send func(name string, wantRe
 	if b.scope == "" || c.noScope.Load() {
 		return nil
 	}
-	ok, err := send(RemoteScopeRequest, true, ssh.Marshal(struct{ Levels string }{b.scope}))
+	ok, err := send(sshext.ScopeRequest, true, ssh.Marshal(struct{ Levels string }{b.scope}))
 	if err != nil {
 		return err
 	}
 	if !ok {
 		c.noScope.Store(true)
 		b.noJail.Do(func() {
-			b.log.Warn("agentbackend: the daemon cannot jail scopes (it refused "+RemoteScopeRequest+
+			b.log.Warn("agentbackend: the daemon cannot jail scopes (it refused "+sshext.ScopeRequest+
 				", as the reference daemon does): scopes of this backend are the path rule only, and a symbolic link inside a scope can reach the rest of the workspace",
 				"url", b.wsURL)
 		})

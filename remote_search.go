@@ -6,11 +6,8 @@ import (
 	"errors"
 
 	"github.com/agentbackend/agentbackend/internal/searchwire"
+	"github.com/agentbackend/agentbackend/internal/sshext"
 )
-
-// searchSubsystem is daemon.SearchSubsystem (the daemon package imports
-// this one, not the other way round).
-const searchSubsystem = "agentbe-search@agentbackend"
 
 // errNoSearch says the daemon has no search subsystem.
 var errNoSearch = errors.New("the daemon has no search subsystem")
@@ -116,7 +113,7 @@ func (b *RemoteBackend) search(ctx context.Context, op, p string, req searchwire
 	if err != nil {
 		return nil, b.fail(c, CodeReadFailed, op, p, err)
 	}
-	if err := sess.RequestSubsystem(searchSubsystem); err != nil {
+	if err := sess.RequestSubsystem(sshext.SearchSubsystem); err != nil {
 		if c.dead() {
 			return nil, b.fail(c, CodeReadFailed, op, p, err)
 		}

@@ -8,10 +8,8 @@ import (
 	"io/fs"
 
 	"github.com/agentbackend/agentbackend/internal/searchwire"
+	"github.com/agentbackend/agentbackend/internal/sshext"
 )
-
-// watchSubsystem is daemon.WatchSubsystem.
-const watchSubsystem = "agentbe-watch@agentbackend"
 
 var _ Watcher = (*RemoteBackend)(nil)
 
@@ -57,7 +55,7 @@ func (b *RemoteBackend) Watch(ctx context.Context, p string, opts *WatchOptions)
 	if err != nil {
 		return fail(b.fail(c, CodeReadFailed, "watch", p, err))
 	}
-	if err := sess.RequestSubsystem(watchSubsystem); err != nil {
+	if err := sess.RequestSubsystem(sshext.WatchSubsystem); err != nil {
 		sess.Close()
 		if c.dead() {
 			return nil, b.fail(c, CodeReadFailed, "watch", p, err)

@@ -135,7 +135,7 @@ func CheckCommand(command string) SafetyCheck { return DefaultSafety.Check(comma
 // Check checks a command against the dangerous-command patterns, after the
 // policy's allowed patterns are taken out.
 func (p *SafetyPolicy) Check(command string) SafetyCheck {
-	normalized := StripHeredocs(strings.ToLower(command))
+	normalized := stripHeredocs(strings.ToLower(command))
 	if p != nil {
 		for _, re := range p.Allow {
 			normalized = re.ReplaceAllLiteralString(normalized, " ")
@@ -184,11 +184,11 @@ func dequote(s string) string {
 	return b.String()
 }
 
-// CheckWorkspaceEscape checks a command against the workspace-escape
+// checkWorkspaceEscape checks a command against the workspace-escape
 // patterns (cd, $HOME, ../, ...). Software isolation applies it on top of
 // CheckCommand.
-func CheckWorkspaceEscape(command string) SafetyCheck {
-	return matchQuoted(escapeRules, StripHeredocs(strings.ToLower(command)))
+func checkWorkspaceEscape(command string) SafetyCheck {
+	return matchQuoted(escapeRules, stripHeredocs(strings.ToLower(command)))
 }
 
 func match(rules []safetyRule, normalized string) SafetyCheck {
@@ -204,10 +204,10 @@ func match(rules []safetyRule, normalized string) SafetyCheck {
 // <<'EOF', <<"EOF". The here-string <<< is not a heredoc.
 var heredocStart = regexp.MustCompile(`<<(-?)[ \t]*(?:'([^'\n]+)'|"([^"\n]+)"|\\?([A-Za-z0-9_.-]+))`)
 
-// StripHeredocs removes the bodies of heredocs from a shell command, keeping
+// stripHeredocs removes the bodies of heredocs from a shell command, keeping
 // the lines that start them and the rest of the command. An unterminated
 // heredoc runs to the end, as in the shell.
-func StripHeredocs(command string) string {
+func stripHeredocs(command string) string {
 	if !strings.Contains(command, "<<") {
 		return command
 	}
@@ -270,7 +270,7 @@ func commandCheck(command string, policy *SafetyPolicy, allowDangerous, escapeCh
 		}
 	}
 	if escapeCheck {
-		if c := CheckWorkspaceEscape(command); !c.Safe {
+		if c := checkWorkspaceEscape(command); !c.Safe {
 			return &Error{Code: CodeUnsafeCommand, Op: "exec", Command: command,
 				Message: "Command blocked: it could leave the workspace: " + command + "\n" + c.Reason}
 		}

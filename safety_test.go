@@ -97,7 +97,7 @@ func TestEveryEscapePatternBlocks(t *testing.T) {
 		"cd /", "pushd /tmp", "popd", "export PATH=/x", "export HOME=/", "export PWD=/",
 		"ls ~/", "ls $HOME", "ls ${HOME}", "cat ../x", `type ..\x`, "echo `id`", "echo $(id)",
 	} {
-		if c := CheckWorkspaceEscape(cmd); c.Safe {
+		if c := checkWorkspaceEscape(cmd); c.Safe {
 			t.Errorf("CheckWorkspaceEscape(%q) passed", cmd)
 		}
 	}
@@ -159,7 +159,7 @@ func TestSafetyClosesKnownGaps(t *testing.T) {
 		}
 	}
 	for _, cmd := range []string{"c'd' /", `cat .."/"x`, `ls "$"HOME`} {
-		if c := CheckWorkspaceEscape(cmd); c.Safe {
+		if c := checkWorkspaceEscape(cmd); c.Safe {
 			t.Errorf("CheckWorkspaceEscape(%q) passed", cmd)
 		}
 	}
@@ -231,11 +231,11 @@ func TestSafetyPreprocessing(t *testing.T) {
 }
 
 func TestStripHeredocs(t *testing.T) {
-	got := StripHeredocs("cat <<A <<B\n1\nA\n2\nB\necho end")
+	got := stripHeredocs("cat <<A <<B\n1\nA\n2\nB\necho end")
 	if got != "cat <<A <<B\necho end" {
 		t.Errorf("two heredocs on one line: %q", got)
 	}
-	if got := StripHeredocs("cat <<EOF\nunterminated"); got != "cat <<EOF" {
+	if got := stripHeredocs("cat <<EOF\nunterminated"); got != "cat <<EOF" {
 		t.Errorf("unterminated: %q", got)
 	}
 }

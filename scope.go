@@ -109,9 +109,9 @@ type ScopedBackend struct {
 	scopeRegistry // this scope's own children
 }
 
-// NewScope scopes any FileBackend to the subdirectory path. Backends of this
-// package call it from their Scope method; other FileBackend
-// implementations can too.
+// NewScope scopes any FileBackend to the subdirectory path. It is how a
+// FileBackend implements its Scope method (every backend of this package
+// does, as one outside it can); to scope a backend, call its Scope.
 func NewScope(parent FileBackend, path string, cfg *ScopeConfig) (*ScopedBackend, error) {
 	if s, ok := parent.(*ScopedBackend); ok {
 		return s.Scope(path, cfg)

@@ -5,10 +5,10 @@ import (
 	"errors"
 	"maps"
 	"path"
-	"regexp"
 	"sync"
 	"time"
 
+	"github.com/agentbackend/agentbackend/internal/sessionid"
 	"github.com/docker/docker/client"
 )
 
@@ -39,8 +39,8 @@ type SessionConfig struct {
 	// another is started in the background (see PoolConfig.Warm). Zero
 	// means none. It excludes WorkspaceRoot, since a container's volumes
 	// are fixed when it is created; for the same reason a container taken
-	// from the warm pool has no DockerLabelSession (DockerLabelManager it
-	// has, so Shutdown and RemoveDockerOrphans remove it).
+	// from the warm pool has no session label (DockerLabelManager it has,
+	// so Shutdown and RemoveDockerOrphans remove it).
 	WarmContainers int
 }
 
@@ -64,17 +64,6 @@ type SessionManager struct {
 
 	shutdownOnce sync.Once
 	shutdownErr  error
-}
-
-// sessionIDRe is what a session ID may look like: it names a directory
-// and a label, so no separators, no "..", nothing a shell or path would
-// read specially.
-var sessionIDRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
-
-// ValidSessionID reports whether id may name a session: 1 to 128 letters,
-// digits, '.', '_' and '-', starting with a letter or digit, and not "..".
-func ValidSessionID(id string) bool {
-	return sessionIDRe.MatchString(id) && id != ".." && id != "."
 }
 
 // NewSessionManager returns a manager; it fails with INVALID_CONFIGURATION
@@ -148,7 +137,7 @@ func (m *SessionManager) GetOrCreate(ctx context.Context, sessionID string) (*Do
 // Acquire is GetOrCreate that also marks the session in use until the
 // lease is released: CleanupIdle leaves it alone meanwhile.
 func (m *SessionManager) Acquire(ctx context.Context, sessionID string) (Lease, error) {
-	if !ValidSessionID(sessionID) {
+	if !sessionid.Valid(sessionID) {
 		return Lease{}, errConfig("invalid session ID %q: use 1 to 128 letters, digits, '.', '_' and '-'", sessionID)
 	}
 	if m.warm {
@@ -156,7 +145,7 @@ func (m *SessionManager) Acquire(ctx context.Context, sessionID string) (Lease, 
 	}
 	return m.pool.Acquire(ctx, sessionID, func(c *DockerConfig) {
 		c.Labels = maps.Clone(c.Labels)
-		c.Labels[DockerLabelSession] = sessionID
+		c.Labels[dockerLabelSession] = sessionID
 		if m.root != "" {
 			ws := c.WorkspaceDir
 			if ws == "" && c.Runtime != nil {

@@ -36,7 +36,7 @@ type Grepper interface {
 	Grep(ctx context.Context, opts GrepOptions) (*GrepResult, error)
 }
 
-// LsEntry is one entry of LsInfo.
+// LsEntry is one entry of Ls.
 type LsEntry struct {
 	Name    string    // base name
 	Path    string    // path relative to the backend root, slash-separated
@@ -46,14 +46,20 @@ type LsEntry struct {
 	ModTime time.Time // last modification
 }
 
-// LsInfo lists a directory with each entry's metadata, sorted by name. On a
-// file it returns that file's one entry.
-func LsInfo(ctx context.Context, b FileBackend, dir string) ([]LsEntry, error) {
-	return ls(ctx, b, dir, readDirInfo)
-}
-
-// ls is LsInfo listing with list.
-func ls(ctx context.Context, b FileBackend, dir string, list dirLister) ([]LsEntry, error) {
+// Ls lists a directory as ls does, for a person or a model: its entries
+// sorted by name, each with its kind and its path from the backend root;
+// on a file, that file's one entry. With info, each entry has its Size and
+// ModTime too. Without, those are zero and the listing may cost much less
+// (a local directory: one read of it instead of a stat per entry), and a
+// symbolic link may be described by its target (IsDir of a link to a
+// directory) or not, depending on the backend: code that must not follow
+// links checks Symlink. For names alone, use the backend's ReadDir; for
+// io/fs (fs.ReadDir, fs.WalkDir), FS.
+func Ls(ctx context.Context, b FileBackend, dir string, info bool) ([]LsEntry, error) {
+	list := listTypes
+	if info {
+		list = readDirInfo
+	}
 	rel, err := resolve(cleanRoot(b.RootDir()), "ls", dir)
 	if err != nil {
 		return nil, err
@@ -78,8 +84,8 @@ func lsEntry(fi FileInfo, path string) LsEntry {
 	return LsEntry{Name: fi.Name, Path: path, IsDir: fi.IsDir, Symlink: fi.Symlink, Size: fi.Size, ModTime: fi.ModTime}
 }
 
-// DefaultReadLimit is how many lines ReadLines and ReadPage return when no
-// limit is given.
+// DefaultReadLimit is how many lines ReadLines returns when no limit is
+// given.
 const DefaultReadLimit = 2000
 
 // MaxLineLength is the longest line ReadLines shows whole; longer lines are
@@ -104,7 +110,8 @@ func (o ReadOptions) check(path string) error {
 	return nil
 }
 
-// Page is a run of a text file's lines.
+// Page is a run of a text file's lines, read by ReadLines. Its String
+// method shows it to a model, numbered.
 type Page struct {
 	Lines     []string // the lines, without line endings (a trailing \r is dropped)
 	First     int      // line number of Lines[0], 1-based
@@ -122,12 +129,13 @@ func (p *Page) WholeFile() bool { return p.First == 1 && len(p.Lines) >= p.Total
 // BeyondEnd reports whether the page starts past the file's last line.
 func (p *Page) BeyondEnd() bool { return p.First > p.Total && p.Total > 0 }
 
-// ReadPage returns a page of a text file's lines. Lines longer than
+// ReadLines returns a page of a text file's lines. Lines longer than
 // MaxLineLength are cut, ending with "… [line truncated, original N chars]".
 // A binary file is refused with INVALID_ARGUMENT rather than dumped, and so
-// is a negative Offset or Limit. An offset past the end returns an empty
-// page (check Total).
-func ReadPage(ctx context.Context, b FileBackend, path string, opts ReadOptions) (*Page, error) {
+// is a negative Offset or Limit. An offset past the end is not an error:
+// the page is empty (BeyondEnd says so), as the MCP tool read_text_file
+// answers it.
+func ReadLines(ctx context.Context, b FileBackend, path string, opts ReadOptions) (*Page, error) {
 	if err := opts.check(path); err != nil {
 		return nil, err
 	}
@@ -161,31 +169,27 @@ func ReadPage(ctx context.Context, b FileBackend, path string, opts ReadOptions)
 	return p, nil
 }
 
-// ReadLines returns a page of a text file numbered like `cat -n`: each line
-// is its number right-aligned in six columns, a tab, and the line. When the
-// page does not cover the whole file a footer says which lines were shown,
-// how many there are, and how to read on. An offset past the end is
-// INVALID_ARGUMENT; an empty file gives "".
-func ReadLines(ctx context.Context, b FileBackend, path string, opts ReadOptions) (string, error) {
-	p, err := ReadPage(ctx, b, path, opts)
-	if err != nil {
-		return "", err
-	}
-	if p.BeyondEnd() {
-		return "", errArgument("read", path, "ReadOptions.Offset %d is beyond the end of the file (%d lines)", p.First, p.Total)
-	}
+// String returns the page numbered like `cat -n`: each line is its number
+// right-aligned in six columns, a tab, and the line. When the page does
+// not cover the whole file a footer says which lines were shown, how many
+// there are, and how to read on; a page past the end is that line alone;
+// an empty file gives "".
+func (p *Page) String() string {
 	var sb strings.Builder
 	for i, line := range p.Lines {
 		fmt.Fprintf(&sb, "%6d\t%s\n", p.First+i, line)
 	}
-	if !p.WholeFile() && p.Total > 0 {
+	switch {
+	case p.BeyondEnd():
+		fmt.Fprintf(&sb, "[Offset %d is beyond the end of the file (%d lines).]\n", p.First, p.Total)
+	case !p.WholeFile() && p.Total > 0:
 		fmt.Fprintf(&sb, "\n[Showing lines %d-%d of %d.", p.First, p.Last(), p.Total)
 		if p.Last() < p.Total {
 			fmt.Fprintf(&sb, " Use offset=%d to read more.", p.Last()+1)
 		}
 		sb.WriteString("]\n")
 	}
-	return sb.String(), nil
+	return sb.String()
 }
 
 // truncateLine cuts a line at MaxLineLength characters with the marker the
@@ -238,58 +242,6 @@ func isBinary(data []byte) bool {
 		}
 	}
 	return !utf8.Valid(head)
-}
-
-// Edit replaces old with new in a file and returns how many replacements it
-// made. old must occur exactly once unless replaceAll is set; otherwise the
-// error (INVALID_ARGUMENT) says it was not found, or how many times it was
-// found and to add surrounding context or use replaceAll. When the file uses
-// CRLF line endings and old (with \n endings) is not found as given, it is
-// matched with CRLF endings and new is written with them. The file is
-// rewritten with the backend's atomic Write, and concurrent Edits of the
-// same file in this process are serialised so none is lost.
-func Edit(ctx context.Context, b FileBackend, path, old, new string, replaceAll bool) (int, error) {
-	switch {
-	case old == "":
-		return 0, errArgument("edit", path, "the text to replace is empty; give the exact text to find in the file")
-	case old == new:
-		return 0, errArgument("edit", path, "the replacement is identical to the text it replaces; nothing to change")
-	}
-	unlock := lockPath(b, path)
-	defer unlock()
-
-	data, err := b.Read(ctx, path)
-	if err != nil {
-		return 0, err
-	}
-	if isBinary(data) {
-		return 0, errArgument("edit", path, "a binary file; Edit changes text files only")
-	}
-	content := string(data)
-	n := strings.Count(content, old)
-	if n == 0 && strings.Contains(content, "\r\n") && strings.Contains(old, "\n") && !strings.Contains(old, "\r\n") {
-		old, new = toCRLF(old), toCRLF(new)
-		n = strings.Count(content, old)
-	}
-	switch {
-	case n == 0:
-		return 0, errArgument("edit", path, "the text to replace was not found in the file; read it and copy the exact text, including whitespace and indentation")
-	case n > 1 && !replaceAll:
-		return 0, errArgument("edit", path, "the text to replace was found %d times in the file; add surrounding lines to make it unique, or set replaceAll to replace every occurrence", n)
-	}
-	if replaceAll {
-		content = strings.ReplaceAll(content, old, new)
-	} else {
-		content = strings.Replace(content, old, new, 1)
-	}
-	if err := b.Write(ctx, path, []byte(content)); err != nil {
-		return 0, err
-	}
-	return n, nil
-}
-
-func toCRLF(s string) string {
-	return strings.ReplaceAll(strings.ReplaceAll(s, "\r\n", "\n"), "\n", "\r\n")
 }
 
 // pathLocks serialises read-modify-write tool calls (Edit) on the same

@@ -22,20 +22,24 @@ func exampleProject() *ab.MemoryBackend {
 	return b
 }
 
-// Replace one exact piece of text; a piece that is missing or occurs more
-// than once is refused with INVALID_ARGUMENT and the file is untouched.
+// Replace pieces of text, all or none; a piece that is missing or occurs
+// more than once is refused with INVALID_ARGUMENT and the file is
+// untouched. PreviewEdit shows the diff without writing.
 func ExampleEdit() {
 	ctx := context.Background()
 	b := exampleProject()
 	defer b.Close()
 
-	n, err := ab.Edit(ctx, b, "main.go", `println("hello")`, `println("hello, world")`, false)
-	fmt.Println(n, err)
+	r, err := ab.Edit(ctx, b, "main.go", ab.EditOp{Old: `println("hello")`, New: `println("hello, world")`})
+	fmt.Println(r.Replacements, err)
 	data, _ := b.Read(ctx, "main.go")
 	fmt.Print(string(data))
 
-	_, err = ab.Edit(ctx, b, "main.go", "goodbye", "x", false)
+	_, err = ab.Edit(ctx, b, "main.go", ab.EditOp{Old: "goodbye", New: "x"})
 	fmt.Println(err)
+
+	r, _ = ab.PreviewEdit(ctx, b, "README.md", ab.EditOp{Old: "TODO: write me", New: "A demo."})
+	fmt.Printf("%q written %v\n", r.After, r.Written)
 	// Output:
 	// 1 <nil>
 	// package main
@@ -43,7 +47,9 @@ func ExampleEdit() {
 	// func main() {
 	// 	println("hello, world")
 	// }
-	// INVALID_ARGUMENT: edit main.go: the text to replace was not found in the file; read it and copy the exact text, including whitespace and indentation
+	// INVALID_ARGUMENT: edit main.go: Could not find exact match for edit:
+	// goodbye
+	// "# demo\n\nA demo.\n" written false
 }
 
 // Search file contents: the files with a match (the default mode), then

@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 )
 
@@ -65,10 +64,10 @@ func wantCodeT(t *testing.T, err error, code Code) {
 	}
 }
 
-func TestLsInfo(t *testing.T) {
+func TestLs(t *testing.T) {
 	ctx := context.Background()
 	forEachBackend(t, map[string]string{"src/b.go": "package b", "src/a.go": "package a\n", "src/sub/c.go": ""}, func(t *testing.T, b FileBackend) {
-		entries, err := LsInfo(ctx, b, "src")
+		entries, err := Ls(ctx, b, "src", true)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -82,17 +81,17 @@ func TestLsInfo(t *testing.T) {
 		want := []string{"a.go src/a.go false 10", "b.go src/b.go false 9", "sub src/sub true"}
 		for i := range want {
 			if i >= len(got) || !strings.HasPrefix(got[i], want[i]) {
-				t.Fatalf("LsInfo(src) = %q, want %q", got, want)
+				t.Fatalf("Ls(src, true) = %q, want %q", got, want)
 			}
 		}
-		one, err := LsInfo(ctx, b, "/src/a.go")
+		one, err := Ls(ctx, b, "/src/a.go", true)
 		if err != nil || len(one) != 1 || one[0].Path != "src/a.go" || one[0].IsDir {
-			t.Errorf("LsInfo(file) = %+v, %v", one, err)
+			t.Errorf("Ls(file, true) = %+v, %v", one, err)
 		}
-		if _, err := LsInfo(ctx, b, "missing"); !errors.Is(err, fs.ErrNotExist) {
-			t.Errorf("LsInfo(missing) = %v", err)
+		if _, err := Ls(ctx, b, "missing", true); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("Ls(missing, true) = %v", err)
 		}
-		_, err = LsInfo(ctx, b, "../x")
+		_, err = Ls(ctx, b, "../x", true)
 		wantCodeT(t, err, CodePathEscape)
 	})
 }
@@ -112,7 +111,11 @@ func TestReadLines(t *testing.T) {
 	forEachBackend(t, files, func(t *testing.T, b FileBackend) {
 		check := func(path string, opts ReadOptions, want string) {
 			t.Helper()
-			got, err := ReadLines(ctx, b, path, opts)
+			page, err := ReadLines(ctx, b, path, opts)
+			got := ""
+			if page != nil {
+				got = page.String()
+			}
 			if err != nil || got != want {
 				t.Errorf("ReadLines(%s, %+v) = %q, %v\nwant %q", path, opts, got, err, want)
 			}
@@ -126,15 +129,18 @@ func TestReadLines(t *testing.T) {
 		check("plain.txt", ReadOptions{Offset: 3}, "     3\tthree\n\n[Showing lines 3-3 of 3.]\n")
 		check("long.txt", ReadOptions{Offset: 2}, "     2\tshort\n\n[Showing lines 2-2 of 2.]\n")
 
-		got, err := ReadLines(ctx, b, "long.txt", ReadOptions{Limit: 1})
+		page, err := ReadLines(ctx, b, "long.txt", ReadOptions{Limit: 1})
 		wantLine := strings.Repeat("é", MaxLineLength) + fmt.Sprintf("… [line truncated, original %d chars]", MaxLineLength+5)
-		if err != nil || !strings.HasPrefix(got, "     1\t"+wantLine+"\n") {
-			t.Errorf("long line: %.80q…, %v", got, err)
+		if err != nil || !page.Truncated || !strings.HasPrefix(page.String(), "     1\t"+wantLine+"\n") {
+			t.Errorf("long line: %.80q…, %v", page, err)
 		}
 		_, err = ReadLines(ctx, b, "bin.dat", ReadOptions{})
 		wantCodeT(t, err, CodeInvalidArgument)
-		_, err = ReadLines(ctx, b, "plain.txt", ReadOptions{Offset: 9})
-		wantCodeT(t, err, CodeInvalidArgument)
+		// An offset past the end is an empty page, as read_text_file answers it.
+		check("plain.txt", ReadOptions{Offset: 9}, "[Offset 9 is beyond the end of the file (3 lines).]\n")
+		if page, err := ReadLines(ctx, b, "plain.txt", ReadOptions{Offset: 9}); err != nil || len(page.Lines) != 0 || !page.BeyondEnd() {
+			t.Errorf("offset past the end: %+v, %v", page, err)
+		}
 		if _, err := ReadLines(ctx, b, "missing.txt", ReadOptions{}); !errors.Is(err, fs.ErrNotExist) {
 			t.Errorf("missing: %v", err)
 		}
@@ -150,95 +156,19 @@ func TestReadLinesPagesABigFile(t *testing.T) {
 		fmt.Fprintf(&sb, "line %d\n", i)
 	}
 	m.Write(ctx, "big.txt", []byte(sb.String()))
-	got, err := ReadLines(ctx, m, "big.txt", ReadOptions{})
+	page, err := ReadLines(ctx, m, "big.txt", ReadOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	lines := strings.Split(strings.TrimSuffix(got, "\n"), "\n")
+	lines := strings.Split(strings.TrimSuffix(page.String(), "\n"), "\n")
 	if len(lines) != DefaultReadLimit+2 || lines[DefaultReadLimit-1] != "  2000\tline 2000" ||
 		lines[len(lines)-1] != "[Showing lines 1-2000 of 5000. Use offset=2001 to read more.]" {
 		t.Errorf("default page: %d lines, last %q", len(lines), lines[len(lines)-1])
 	}
-	p, err := ReadPage(ctx, m, "big.txt", ReadOptions{Offset: 4999, Limit: 10})
+	p, err := ReadLines(ctx, m, "big.txt", ReadOptions{Offset: 4999, Limit: 10})
 	if err != nil || p.First != 4999 || p.Last() != 5000 || p.Total != 5000 || p.WholeFile() || p.Lines[1] != "line 5000" {
 		t.Errorf("last page: %+v, %v", p, err)
 	}
-}
-
-func TestEdit(t *testing.T) {
-	ctx := context.Background()
-	files := map[string]string{
-		"a.go":     "func a() {\n\treturn 1\n}\n",
-		"dup.txt":  "x = 1\nx = 1\nx = 1\n",
-		"crlf.txt": "first line\r\nsecond line\r\n",
-		"bin":      "\x00\x01",
-	}
-	forEachBackend(t, files, func(t *testing.T, b FileBackend) {
-		n, err := Edit(ctx, b, "a.go", "return 1", "return 2", false)
-		if err != nil || n != 1 {
-			t.Fatalf("Edit = %d, %v", n, err)
-		}
-		if got, _ := b.Read(ctx, "a.go"); string(got) != "func a() {\n\treturn 2\n}\n" {
-			t.Errorf("after edit: %q", got)
-		}
-		_, err = Edit(ctx, b, "a.go", "return 1", "x", false)
-		wantCodeT(t, err, CodeInvalidArgument)
-		if err != nil && !strings.Contains(err.Error(), "not found") {
-			t.Errorf("not-found message: %v", err)
-		}
-		_, err = Edit(ctx, b, "dup.txt", "x = 1", "x = 2", false)
-		wantCodeT(t, err, CodeInvalidArgument)
-		if err != nil && (!strings.Contains(err.Error(), "3 times") || !strings.Contains(err.Error(), "replaceAll")) {
-			t.Errorf("ambiguous message: %v", err)
-		}
-		if got, _ := b.Read(ctx, "dup.txt"); string(got) != files["dup.txt"] {
-			t.Error("a refused edit changed the file")
-		}
-		if n, err := Edit(ctx, b, "dup.txt", "x = 1", "x = 2", true); err != nil || n != 3 {
-			t.Errorf("replaceAll = %d, %v", n, err)
-		}
-		_, err = Edit(ctx, b, "a.go", "same", "same", false)
-		wantCodeT(t, err, CodeInvalidArgument)
-		_, err = Edit(ctx, b, "a.go", "", "x", false)
-		wantCodeT(t, err, CodeInvalidArgument)
-		_, err = Edit(ctx, b, "bin", "\x00", "y", false)
-		wantCodeT(t, err, CodeInvalidArgument)
-		if _, err := Edit(ctx, b, "missing", "a", "b", false); !errors.Is(err, fs.ErrNotExist) {
-			t.Errorf("missing: %v", err)
-		}
-		// CRLF files: an old text with \n endings still matches, and the
-		// file keeps its endings.
-		if n, err := Edit(ctx, b, "crlf.txt", "first line\nsecond", "1st line\n2nd", false); err != nil || n != 1 {
-			t.Fatalf("CRLF edit = %d, %v", n, err)
-		}
-		if got, _ := b.Read(ctx, "crlf.txt"); string(got) != "1st line\r\n2nd line\r\n" {
-			t.Errorf("CRLF after edit: %q", got)
-		}
-	})
-}
-
-func TestEditConcurrentNoLostUpdates(t *testing.T) {
-	ctx := context.Background()
-	forEachBackend(t, nil, func(t *testing.T, b FileBackend) {
-		var sb strings.Builder
-		for i := range 20 {
-			fmt.Fprintf(&sb, "marker-%02d\n", i)
-		}
-		b.Write(ctx, "shared.txt", []byte(sb.String()))
-		var wg sync.WaitGroup
-		for i := range 20 {
-			wg.Go(func() {
-				if _, err := Edit(ctx, b, "shared.txt", fmt.Sprintf("marker-%02d", i), fmt.Sprintf("done-%02d", i), false); err != nil {
-					t.Error(err)
-				}
-			})
-		}
-		wg.Wait()
-		got, _ := b.Read(ctx, "shared.txt")
-		if strings.Contains(string(got), "marker") {
-			t.Errorf("lost updates: %q", got)
-		}
-	})
 }
 
 func TestGlob(t *testing.T) {

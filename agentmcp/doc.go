@@ -17,8 +17,8 @@
 // Each tool is defined once. NewServer registers the definitions on an MCP
 // server; Tools returns them as plain definitions (name, description, JSON
 // Schema, Call) for function-calling APIs that do not speak MCP. Both run
-// the same code, built on the agent tools of the root package (ReadPage,
-// ApplyEdits, LsInfo, Glob, Grep), so a tool behaves the same everywhere.
+// the same code, built on the agent tools of the root package (ReadLines,
+// Edit, Ls, Glob, Grep), so a tool behaves the same everywhere.
 //
 // Paths follow the workspace path rule of the root package: relative paths
 // and absolute paths inside the workspace name what they say, other

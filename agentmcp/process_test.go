@@ -13,6 +13,8 @@ import (
 	ab "github.com/agentbackend/agentbackend"
 	"github.com/agentbackend/agentbackend/agentmcp"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 var backgroundTools = []string{"run_in_background", "read_output", "send_input", "kill_shell", "list_shells"}
@@ -144,7 +146,7 @@ func TestBackgroundToolsOnlyWhereProcessesStart(t *testing.T) {
 		"local":        {local, nil, true, true},
 		// A route can start processes, but exec (and a start without a
 		// working directory) goes to the default backend: not offered.
-		"memory default": {comp, nil, false, true},
+		"memory default": {comp, nil, false, false},
 	} {
 		var names []string
 		for _, tool := range agentmcp.Tools(c.b, c.opts) {
@@ -192,4 +194,43 @@ func TestBackgroundPlainTools(t *testing.T) {
 	if _, err := tools["read_output"].Call(ctx, json.RawMessage(`{"wait_seconds":1}`)); err == nil {
 		t.Error("read_output without shell_id")
 	}
+}
+
+// read_output continues where the previous read of the process ended,
+// whichever tool set made it: a daemon builds one per request, and the
+// model's next call must not see the same output again.
+func TestReadOutputContinuesAcrossToolSets(t *testing.T) {
+	noLeaks(t)
+	b := newLocal(t, ab.LocalConfig{})
+	toolsOf := func() map[string]agentmcp.Tool {
+		m := map[string]agentmcp.Tool{}
+		for _, tool := range agentmcp.Tools(b, nil) {
+			m[tool.Name] = tool
+		}
+		return m
+	}
+	first, second := toolsOf(), toolsOf()
+	ctx := context.Background()
+	r, err := first["run_in_background"].Call(ctx, json.RawMessage(`{"command":"echo one; read x; echo two"}`))
+	require.NoError(t, err)
+	id := shellIDPattern.FindStringSubmatch(r.Text)[1]
+	arg := json.RawMessage(`{"shell_id":"` + id + `","wait_seconds":10}`)
+
+	r, err = first["read_output"].Call(ctx, arg)
+	require.NoError(t, err)
+	assert.Contains(t, r.Text, "--- stdout ---\none")
+	r, err = second["read_output"].Call(ctx, json.RawMessage(`{"shell_id":"`+id+`"}`))
+	require.NoError(t, err)
+	assert.Contains(t, r.Text, "(no new output)", "the second tool set read again what the first had read")
+
+	r, err = second["send_input"].Call(ctx, json.RawMessage(`{"shell_id":"`+id+`","text":"go\n","wait_seconds":10}`))
+	require.NoError(t, err)
+	assert.Contains(t, r.Text, "two")
+	assert.NotContains(t, r.Text, "--- stdout ---\none")
+	for !strings.Contains(r.Text, "exited with code 0") {
+		r, err = first["read_output"].Call(ctx, arg)
+		require.NoError(t, err)
+	}
+	_, err = first["read_output"].Call(ctx, arg)
+	assert.ErrorContains(t, err, "no background process", "a process read to its end is forgotten")
 }

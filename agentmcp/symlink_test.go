@@ -41,13 +41,13 @@ func TestListingsOfLinks(t *testing.T) {
 	}
 
 	// The listing API still describes a link by its target, and says it is one.
-	entries, err := ab.LsInfo(t.Context(), b, "src")
+	entries, err := ab.Ls(t.Context(), b, "src", true)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, e := range entries {
 		if e.Symlink != (e.Name == "loop" || e.Name == "alias.go") || e.IsDir != (e.Name == "loop" || e.Name == "inner") {
-			t.Errorf("LsInfo entry %+v", e)
+			t.Errorf("Ls entry %+v", e)
 		}
 	}
 	// Walks do not follow a link to a directory.

@@ -81,18 +81,14 @@ var (
 // list returns a directory's entries sorted by name (byte order, as Node's
 // readdir returns them). A file is ENOTDIR, as readdir makes it.
 // list lists p for a tool: with each entry's metadata when withInfo, else
-// its kind only (ab.LsTypes, cheaper).
+// its kind only (cheaper).
 func (t *toolset) list(ctx context.Context, tool, p string, withInfo bool) ([]ab.LsEntry, error) {
-	ls := ab.LsTypes
-	if withInfo {
-		ls = ab.LsInfo
-	}
-	entries, err := ls(ctx, t.b, p)
+	entries, err := ab.Ls(ctx, t.b, p, withInfo)
 	if err != nil {
 		return nil, t.fileError(tool, err, "scandir", p)
 	}
 	if len(entries) == 1 && !entries[0].IsDir && entries[0].Path == t.rel(p) {
-		// LsInfo lists a file as itself, as ls does; readdir refuses it.
+		// Ls lists a file as itself, as ls does; readdir refuses it.
 		return nil, t.fileError(tool, &fs.PathError{Op: "scandir", Path: p, Err: syscall.ENOTDIR}, "scandir", p)
 	}
 	return entries, nil

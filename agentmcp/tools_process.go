@@ -3,6 +3,7 @@ package agentmcp
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -11,11 +12,11 @@ import (
 
 // The background-process tools, named and shaped as pydantic-ai-backend's
 // console tools (run_in_background, read_output, kill_shell, list_shells,
-// processes named by shell_id), answered by the tools of the root package
-// (RunInBackground, ReadOutput, KillProcess, ListProcesses). They are
-// offered only where the backend can start processes (see
-// CanStartProcesses), and left out with exec (Options.NoExec, or
-// permissions that deny exec outright).
+// processes named by shell_id), on agentbackend.ProcessStarter: a model
+// cannot hold a *Process, so these tools find it by its ID and keep, for
+// read_output, where the previous read of it ended. They are offered only
+// where the backend can start processes (see CanStartProcesses), and left
+// out with exec (Options.NoExec, or permissions that deny exec outright).
 
 var (
 	runInBackgroundSpec = &spec{
@@ -73,12 +74,13 @@ var (
 )
 
 // CanStartProcesses reports whether b can run commands in the background
-// (implements agentbackend.ProcessStarter, for scopes and composites on a
-// backend that does), so that the background-process tools are worth
-// offering.
+// in its workspace, so that the background-process tools are worth
+// offering: whether the backend that runs its commands (scopes looked
+// through, a composite's default backend) implements
+// agentbackend.ProcessStarter.
 func CanStartProcesses(b ab.FileBackend) bool {
-	_, err := ab.ListProcesses(context.Background(), b)
-	return err == nil
+	_, ok := runner(b).(ab.ProcessStarter)
+	return ok
 }
 
 // withBackground reports whether to serve the background-process tools
@@ -119,12 +121,16 @@ func startBackground(ctx context.Context, t *toolset, tool, command string, o *a
 		return nil, toolError(tool, "Background processes are not available here: "+
 			"the backend cannot start them, or it does not outlive this request. Run the command without background.", nil)
 	}
-	info, err := ab.RunInBackground(ctx, t.b, command, o)
+	s, ok := t.b.(ab.ProcessStarter)
+	if !ok {
+		return nil, toolError(tool, "Background processes are not available here: the backend cannot start them.", nil)
+	}
+	p, err := s.Start(ctx, command, o)
 	if err != nil {
 		return nil, toolError(tool, err.Error(), err)
 	}
 	return text(fmt.Sprintf("Started %s in the background (shell_id %s): %s\n"+
-		"Read its output with read_output, stop it with kill_shell.", info.ID, info.ID, info.Command)), nil
+		"Read its output with read_output, stop it with kill_shell.", p.ID(), p.ID(), p.Command())), nil
 }
 
 func readOutput(ctx context.Context, t *toolset, args map[string]any) (*Result, error) {
@@ -132,11 +138,11 @@ func readOutput(ctx context.Context, t *toolset, args map[string]any) (*Result, 
 	if s, ok := num(args, "wait_seconds"); ok && s > 0 {
 		wait = time.Duration(min(s, maxReadWait) * float64(time.Second))
 	}
-	out, err := ab.ReadOutput(ctx, t.b, str(args, "shell_id"), wait)
+	p, err := findProcess(t.b, "read_output", str(args, "shell_id"))
 	if err != nil {
 		return nil, toolError("read_output", err.Error(), err)
 	}
-	return text(strings.TrimRight(out.String(), "\n")), nil
+	return text(strings.TrimRight(readNew(ctx, p, wait).String(), "\n")), nil
 }
 
 // sendInputWait is send_input's default wait_seconds.
@@ -147,30 +153,48 @@ func sendInput(ctx context.Context, t *toolset, args map[string]any) (*Result, e
 	if s, ok := num(args, "wait_seconds"); ok {
 		wait = time.Duration(min(max(s, 0), maxReadWait) * float64(time.Second))
 	}
-	out, err := ab.SendInput(ctx, t.b, str(args, "shell_id"), str(args, "text"), strs(args, "keys"), wait)
+	out, err := sendKeys(ctx, t.b, str(args, "shell_id"), str(args, "text"), strs(args, "keys"), wait)
 	if err != nil {
 		return nil, toolError("send_input", err.Error(), err)
 	}
 	return text(strings.TrimRight(out.String(), "\n")), nil
 }
 
+// killWait bounds how long kill_shell waits for a killed process to end.
+const killWait = 5 * time.Second
+
 // maxReadWait bounds read_output's wait_seconds (a client's request
 // timeout is often a minute).
 const maxReadWait = 50
 
 func killShell(ctx context.Context, t *toolset, args map[string]any) (*Result, error) {
-	info, err := ab.KillProcess(ctx, t.b, str(args, "shell_id"))
+	p, err := findProcess(t.b, "kill_shell", str(args, "shell_id"))
 	if err != nil {
 		return nil, toolError("kill_shell", err.Error(), err)
 	}
-	return text(info.String()), nil
+	if err := p.Kill(); err != nil && err != os.ErrProcessDone {
+		return nil, toolError("kill_shell", err.Error(), err)
+	}
+	// Wait (briefly, and within ctx) for it to end, to report how it did.
+	timer := time.NewTimer(killWait)
+	defer timer.Stop()
+	select {
+	case <-p.Done():
+	case <-timer.C:
+	case <-ctx.Done():
+	}
+	return text(p.Info().String()), nil
 }
 
 func listShells(ctx context.Context, t *toolset, _ map[string]any) (*Result, error) {
-	list, err := ab.ListProcesses(ctx, t.b)
-	if err != nil {
+	s, ok := t.b.(ab.ProcessStarter)
+	if !ok {
+		return nil, toolError("list_shells", "Background processes are not available here: the backend cannot start them.", nil)
+	}
+	if err := ctx.Err(); err != nil {
 		return nil, toolError("list_shells", err.Error(), err)
 	}
+	list := s.Processes()
 	if len(list) == 0 {
 		return text("No background processes."), nil
 	}

@@ -142,7 +142,7 @@ func (t *toolset) readPage(ctx context.Context, name, p string, offset, limit in
 	if limit <= 0 {
 		limit = pageDefaultLimit
 	}
-	page, err := ab.ReadPage(ctx, t.b, p, ab.ReadOptions{Offset: max(offset, 1), Limit: min(limit, pageMaxLimit)})
+	page, err := ab.ReadLines(ctx, t.b, p, ab.ReadOptions{Offset: max(offset, 1), Limit: min(limit, pageMaxLimit)})
 	if err != nil {
 		return nil, t.fileError(name, err, "read", p)
 	}

@@ -71,7 +71,11 @@ func editFile(ctx context.Context, t *toolset, args map[string]any) (*Result, er
 		m, _ := item.(map[string]any)
 		edits = append(edits, ab.EditOp{Old: str(m, "oldText"), New: str(m, "newText"), ReplaceAll: boolean(m, "replaceAll")})
 	}
-	r, err := ab.ApplyEdits(ctx, t.b, p, edits, boolean(args, "dryRun"))
+	edit := ab.Edit
+	if boolean(args, "dryRun") {
+		edit = ab.PreviewEdit
+	}
+	r, err := edit(ctx, t.b, p, edits...)
 	if err != nil {
 		if ab.ErrorCode(err) == ab.CodeInvalidArgument {
 			return nil, reasonError("edit_file", err)

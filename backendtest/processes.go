@@ -46,7 +46,7 @@ func (s suite) testProcesses(t *testing.T) {
 	t.Run("TimeoutAndContext", func(t *testing.T) { testProcessTimeoutAndContext(t, starter) })
 	t.Run("Checks", func(t *testing.T) { testProcessChecks(t, b, starter) })
 	t.Run("Concurrent", func(t *testing.T) { testProcessConcurrent(t, starter, cmp.Or(s.opts.ConcurrentProcesses, 50)) })
-	t.Run("Tools", func(t *testing.T) { testProcessTools(t, b) })
+	t.Run("Lookup", func(t *testing.T) { testProcessLookup(t, starter) })
 	t.Run("Scopes", func(t *testing.T) { testProcessScopes(t, b) })
 	if left := starter.Processes(); len(left) != 0 {
 		t.Errorf("processes still listed after every result was collected: %v", left)
@@ -56,16 +56,16 @@ func (s suite) testProcesses(t *testing.T) {
 
 // testNoProcesses checks how a backend without background processes says so.
 func testNoProcesses(t *testing.T, b ab.FileBackend) {
-	c := ctx(t)
-	_, err := ab.RunInBackground(c, b, "echo hi", nil)
-	wantCode(t, err, ab.CodeNotImplemented, "RunInBackground")
-	_, err = ab.ReadOutput(c, b, "bg_1", 0)
-	wantCode(t, err, ab.CodeNotImplemented, "ReadOutput")
-	_, err = ab.KillProcess(c, b, "bg_1")
-	wantCode(t, err, ab.CodeNotImplemented, "KillProcess")
-	_, err = ab.ListProcesses(c, b)
-	wantCode(t, err, ab.CodeNotImplemented, "ListProcesses")
-	if s, ok := b.(ab.ProcessStarter); ok && len(s.Processes()) != 0 {
+	s, ok := b.(ab.ProcessStarter)
+	if !ok {
+		return
+	}
+	_, err := s.Start(ctx(t), "echo hi", nil)
+	wantCode(t, err, ab.CodeNotImplemented, "Start")
+	if _, ok := s.Process("bg_1"); ok {
+		t.Error("Process(bg_1) found on a backend that cannot start processes")
+	}
+	if len(s.Processes()) != 0 {
 		t.Errorf("Processes of a backend that cannot start any: %v", s.Processes())
 	}
 }
@@ -418,56 +418,54 @@ func testProcessConcurrent(t *testing.T, s ab.ProcessStarter, n int) {
 	wg.Wait()
 }
 
-func testProcessTools(t *testing.T, b ab.FileBackend) {
-	c := ctx(t)
-	info, err := ab.RunInBackground(c, b, "echo first; read x; echo second >&2", nil)
-	must(t, err, "RunInBackground")
+// testProcessLookup checks what the tools that name a process by its ID
+// (agentmcp's run_in_background, read_output, kill_shell, list_shells)
+// rely on: Process finds a listed process, Processes lists it, a process
+// stays listed after Kill until its output is read to the end, and then
+// neither finds it.
+func testProcessLookup(t *testing.T, s ab.ProcessStarter) {
+	p := start(t, s, "echo first; read x; echo second >&2", nil)
+	info := p.Info()
 	if info.State != ab.ProcessRunning || !strings.HasPrefix(info.String(), info.ID+" running") {
-		t.Errorf("RunInBackground: %+v %q", info, info.String())
+		t.Errorf("Info of a running process: %+v %q", info, info.String())
 	}
-	out, err := ab.ReadOutput(c, b, info.ID, time.Minute) // waits for the first output
-	must(t, err, "ReadOutput")
-	if out.Stdout != "first\n" || out.Stderr != "" || out.State != ab.ProcessRunning {
-		t.Errorf("first ReadOutput: %+v", out)
+	waitOutput(t, p, "first\n")
+	if found, ok := s.Process(p.ID()); !ok || found != p {
+		t.Errorf("Process(%s) = %v, %v", p.ID(), found, ok)
 	}
-	out, err = ab.ReadOutput(c, b, info.ID, 50*time.Millisecond) // nothing new
-	must(t, err, "ReadOutput")
-	if out.Stdout != "" || out.Stderr != "" || !strings.Contains(out.String(), "(no new output)") {
-		t.Errorf("ReadOutput with nothing new: %+v %q", out, out.String())
+	if list := s.Processes(); len(list) != 1 || list[0].ID != p.ID() {
+		t.Errorf("Processes: %v", list)
 	}
-	list, err := ab.ListProcesses(c, b)
-	must(t, err, "ListProcesses")
-	if len(list) != 1 || list[0].ID != info.ID {
-		t.Errorf("ListProcesses: %v", list)
+	must(t, p.Kill(), "Kill")
+	<-p.Done()
+	if info := p.Info(); info.State != ab.ProcessKilled || info.ExitCode != 137 || !strings.Contains(info.String(), "killed with code 137") {
+		t.Errorf("Info of a killed process: %+v %q", info, info.String())
 	}
-	killed, err := ab.KillProcess(c, b, info.ID)
-	must(t, err, "KillProcess")
-	if killed.State != ab.ProcessKilled || killed.ExitCode != 137 {
-		t.Errorf("KillProcess: %+v", killed)
+	if err := p.Kill(); err != os.ErrProcessDone {
+		t.Errorf("Kill of an ended process: %v", err)
 	}
-	again, err := ab.KillProcess(c, b, info.ID)
-	if err != nil || again.State != ab.ProcessKilled {
-		t.Errorf("KillProcess of an ended process: %+v, %v", again, err)
-	}
-	out, err = ab.ReadOutput(c, b, info.ID, 0)
-	must(t, err, "ReadOutput after the end")
-	if out.State != ab.ProcessKilled || !strings.Contains(out.String(), "killed with code 137") {
-		t.Errorf("last ReadOutput: %+v %q", out, out.String())
+	if _, ok := s.Process(p.ID()); !ok {
+		t.Errorf("%s not found after Kill, before its output was read", p.ID())
 	}
 	// Read to the end: gone.
-	_, err = ab.ReadOutput(c, b, info.ID, 0)
-	wantCode(t, err, ab.CodeInvalidArgument, "ReadOutput of a collected process")
-	_, err = ab.KillProcess(c, b, "bg_0")
-	wantCode(t, err, ab.CodeInvalidArgument, "KillProcess of an unknown ID")
-
-	info, err = ab.RunInBackground(c, b, "echo out; echo err >&2; exit 4", nil)
-	must(t, err, "RunInBackground")
-	for out == nil || out.State == ab.ProcessRunning || out.ID != info.ID {
-		out, err = ab.ReadOutput(c, b, info.ID, time.Minute)
-		must(t, err, "ReadOutput")
+	p.Output(0)
+	p.ErrorOutput(0)
+	if _, ok := s.Process(p.ID()); ok {
+		t.Errorf("%s still found after its output was read to the end", p.ID())
 	}
-	if out.ExitCode != 4 || !strings.Contains(out.String(), "exited with code 4") {
-		t.Errorf("ReadOutput of an ended process: %+v", out)
+	if _, ok := s.Process("bg_0"); ok {
+		t.Error("Process(bg_0) found")
+	}
+
+	p = start(t, s, "echo out; echo err >&2; exit 4", nil)
+	<-p.Done()
+	if info := p.Info(); info.ExitCode != 4 || !strings.Contains(info.String(), "exited with code 4") {
+		t.Errorf("Info of an ended process: %+v", info)
+	}
+	out, _, _ := p.Output(0)
+	errOut, _, _ := p.ErrorOutput(0)
+	if string(out) != "out\n" || string(errOut) != "err\n" {
+		t.Errorf("output of an ended process: %q, %q", out, errOut)
 	}
 }
 
@@ -490,8 +488,6 @@ func testProcessScopes(t *testing.T, b ab.FileBackend) {
 			t.Errorf("scope %s finds the other scope's process", name)
 		}
 	}
-	_, err = ab.KillProcess(c, s2, p1.ID())
-	wantCode(t, err, ab.CodeInvalidArgument, "KillProcess of another scope's process")
 	want, err := s1.Exec(c, "pwd", nil)
 	must(t, err, "scope Exec")
 	out := waitOutput(t, p1, string(want.Stdout))

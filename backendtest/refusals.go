@@ -166,7 +166,7 @@ func (s suite) testRefusals(t *testing.T) {
 				t.Errorf("ReadLines(%+v): %q does not name the field", o, err)
 			}
 		}
-		if got, err := ab.ReadLines(c, b, "f.txt", ab.ReadOptions{}); err != nil || got != "     1\tone\n     2\ttwo\n" {
+		if got, err := ab.ReadLines(c, b, "f.txt", ab.ReadOptions{}); err != nil || got.String() != "     1\tone\n     2\ttwo\n" {
 			t.Errorf("ReadLines(defaults) = %q, %v", got, err)
 		}
 	})

@@ -121,7 +121,7 @@ type Config struct {
 	// MaxExecsPerConn bounds the commands one connection may run at once
 	// (more wait for one to end); 0 means DefaultMaxExecsPerConn.
 	// Background processes (sessions that sent
-	// agentbackend.RemoteBackgroundRequest) do not count: they are bounded
+	// sshext.BackgroundRequest) do not count: they are bounded
 	// by MaxSessionsPerConn.
 	MaxExecsPerConn int
 	// Version is what /health and the MCP handshake report; empty means
@@ -159,7 +159,7 @@ type Daemon struct {
 	ws    ab.FileBackend   // what POST /mcp serves: local or Config.Workspace
 	jail  *jail            // the SFTP view of the same directory
 	// sessionJail is where SSH sessions start: the workspace, or the
-	// static scope (a session may narrow it with ab.RemoteScopeRequest).
+	// static scope (a session may narrow it with sshext.ScopeRequest).
 	sessionJail *jail
 	hostKey     ssh.Signer
 	exec        execEnv

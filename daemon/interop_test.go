@@ -192,7 +192,7 @@ func remoteTranscript(t *testing.T, b ab.FileBackend) []string {
 	rec("readdir d", of(b.ReadDir(ctx, "d")))
 	rec("readdir missing", of(b.ReadDir(ctx, "missing")))
 	rec("readdir file", of(b.ReadDir(ctx, "notes/a.txt")))
-	entries, err := ab.LsInfo(ctx, b, "notes")
+	entries, err := ab.Ls(ctx, b, "notes", true)
 	var names []string
 	for _, e := range entries {
 		names = append(names, fmt.Sprintf("%s:%d:%v", e.Path, e.Size, e.IsDir))

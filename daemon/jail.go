@@ -10,7 +10,7 @@ import (
 
 // jail is the view of the workspace an SSH session works in: the
 // workspace itself, or a scope of it (the static Config.ScopePath, then
-// the levels a client named with agentbackend.RemoteScopeRequest). Paths
+// the levels a client named with sshext.ScopeRequest). Paths
 // are resolved with the one path rule (internal/pathjail) against the
 // jail's directory, and then beneath a handle of that directory (os.Root),
 // so a symbolic link cannot lead outside it: for a scope, not even to the

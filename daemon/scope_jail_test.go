@@ -18,11 +18,12 @@ import (
 	"github.com/agentbackend/agentbackend/agentmcp"
 	"github.com/agentbackend/agentbackend/daemon"
 	"github.com/agentbackend/agentbackend/internal/jailtest"
+	"github.com/agentbackend/agentbackend/internal/sshext"
 	"github.com/agentbackend/agentbackend/internal/testenv"
 )
 
 // Scopes through the daemon: a RemoteBackend's scope (sessions jailed with
-// ab.RemoteScopeRequest), the static scope (--scopePath) over SFTP, exec
+// sshext.ScopeRequest), the static scope (--scopePath) over SFTP, exec
 // and MCP, and X-Scope-Path over MCP, each attacked through the links of
 // jailtest.NewWorkspace, under bubblewrap where commands are attacked too.
 
@@ -198,7 +199,7 @@ func TestScopeJailRemoteRace(t *testing.T) {
 }
 
 // TestScopeJailReferenceDaemon: the reference daemon refuses
-// ab.RemoteScopeRequest, so a RemoteBackend's scopes fall back to the path
+// sshext.ScopeRequest, so a RemoteBackend's scopes fall back to the path
 // rule: they work, ".." is still refused, and the backend says once, in
 // its log, that its scopes are not jails.
 func TestScopeJailReferenceDaemon(t *testing.T) {
@@ -241,7 +242,7 @@ func TestScopeJailAttackRequests(t *testing.T) {
 		t.Cleanup(func() { sess.Close() })
 		var oks []bool
 		for _, l := range reqs {
-			ok, err := sess.SendRequest(ab.RemoteScopeRequest, true, ssh.Marshal(levels{l}))
+			ok, err := sess.SendRequest(sshext.ScopeRequest, true, ssh.Marshal(levels{l}))
 			require.NoError(t, err)
 			oks = append(oks, ok)
 		}
@@ -278,7 +279,7 @@ func TestScopeJailAttackRequests(t *testing.T) {
 	in, err := sess.StdinPipe()
 	require.NoError(t, err)
 	require.NoError(t, sess.Start("read line; cat \"$line\""))
-	ok, err := sess.SendRequest(ab.RemoteScopeRequest, true, ssh.Marshal(levels{"users/alice"}))
+	ok, err := sess.SendRequest(sshext.ScopeRequest, true, ssh.Marshal(levels{"users/alice"}))
 	require.NoError(t, err)
 	assert.False(t, ok, "a scope request after the program started was granted")
 	in.Close()

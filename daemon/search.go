@@ -12,7 +12,7 @@ import (
 	"github.com/agentbackend/agentbackend/internal/searchwire"
 )
 
-// serveSearch runs one search of the SearchSubsystem: it reads a request,
+// serveSearch runs one search of the sshext.SearchSubsystem: it reads a request,
 // runs Grep, Glob or RealPath on the daemon's workspace backend or the
 // session's scope of it (the same code every backend's search runs, next
 // to the data) and writes the answer. The search is cancelled when the

@@ -12,9 +12,9 @@ import (
 	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
 
-	ab "github.com/agentbackend/agentbackend"
 	"github.com/agentbackend/agentbackend/internal/pathjail"
 	"github.com/agentbackend/agentbackend/internal/sandbox"
+	"github.com/agentbackend/agentbackend/internal/sshext"
 )
 
 // session is one SSH session channel: a terminal description (pty-req,
@@ -55,9 +55,9 @@ func (d *Daemon) session(ch ssh.Channel, reqs <-chan *ssh.Request, cs *connState
 			ok = s.windowChange(req.Payload)
 		case "signal":
 			ok = s.signal(req.Payload)
-		case ab.RemoteScopeRequest:
+		case sshext.ScopeRequest:
 			ok = !started && s.scope(req.Payload)
-		case ab.RemoteBackgroundRequest:
+		case sshext.BackgroundRequest:
 			if !started {
 				s.mu.Lock()
 				s.background = true
@@ -112,9 +112,9 @@ func (s *session) program(req *ssh.Request) func() {
 		switch p.Name {
 		case "sftp":
 			return s.serveSFTP
-		case SearchSubsystem:
+		case sshext.SearchSubsystem:
 			return s.serveSearch
-		case WatchSubsystem:
+		case sshext.WatchSubsystem:
 			return s.serveWatch
 		}
 		return nil
@@ -270,7 +270,7 @@ func (s *session) signal(payload []byte) bool {
 }
 
 // scope narrows the session's jail to the scope levels of an
-// ab.RemoteScopeRequest (NUL-separated, each beneath the one before),
+// sshext.ScopeRequest (NUL-separated, each beneath the one before),
 // before its program starts. A level that is not a clean relative path
 // below its parent is refused.
 func (s *session) scope(payload []byte) bool {

@@ -10,19 +10,6 @@ import (
 	"github.com/agentbackend/agentbackend/internal/wsnet"
 )
 
-// SearchSubsystem is the SSH subsystem through which this daemon runs Glob
-// and Grep next to the data for RemoteBackend: one JSON request, one JSON
-// answer. The reference daemon does not have it, and RemoteBackend then
-// searches through SFTP instead.
-const SearchSubsystem = "agentbe-search@agentbackend"
-
-// WatchSubsystem is the SSH subsystem through which this daemon streams
-// the changes to a directory tree (agentbackend.Watch on its workspace,
-// inotify beneath the session's jail) to RemoteBackend.Watch. The
-// reference daemon does not have it, and RemoteBackend then scans through
-// SFTP instead.
-const WatchSubsystem = "agentbe-watch@agentbackend"
-
 // serveSSH is WS /ssh: it upgrades, checks the token (closing the
 // WebSocket with 4001 "Unauthorized" when it is wrong, as the reference
 // does) and serves SSH on the connection until it ends.

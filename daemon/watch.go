@@ -9,7 +9,7 @@ import (
 	"github.com/agentbackend/agentbackend/internal/searchwire"
 )
 
-// serveWatch runs one watch of the WatchSubsystem: it reads a request,
+// serveWatch runs one watch of the sshext.WatchSubsystem: it reads a request,
 // watches the directory with the workspace backend's Watch (inotify,
 // beneath the session's jail) and streams the events as JSON lines until
 // the client closes the channel. The events are those of

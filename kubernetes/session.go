@@ -11,6 +11,7 @@ import (
 	"time"
 
 	ab "github.com/agentbackend/agentbackend"
+	"github.com/agentbackend/agentbackend/internal/sessionid"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -188,7 +189,7 @@ func (m *SessionManager) GetOrCreate(ctx context.Context, id string) (*Backend, 
 // Acquire is GetOrCreate that also marks the session in use until release
 // is called (once): CleanupIdle leaves it alone meanwhile.
 func (m *SessionManager) Acquire(ctx context.Context, id string) (b *Backend, release func(), err error) {
-	if !ab.ValidSessionID(id) {
+	if !sessionid.Valid(id) {
 		return nil, nil, configErr("invalid session ID %q: use 1 to 128 letters, digits, '.', '_' and '-'", id)
 	}
 	for {

@@ -56,7 +56,7 @@ func main() {
 	}
 
 	// Agent tools: numbered reads, exact edits, glob and grep, on any backend.
-	_, err = ab.Edit(ctx, alice, "notes.md", "TODO: ship it", "DONE: shipped", false)
+	_, err = ab.Edit(ctx, alice, "notes.md", ab.EditOp{Old: "TODO: ship it", New: "DONE: shipped"})
 	must(err)
 	page, err := ab.ReadLines(ctx, alice, "notes.md", ab.ReadOptions{})
 	must(err)

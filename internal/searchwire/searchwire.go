@@ -1,5 +1,5 @@
 // Package searchwire is the message format of the daemon's search
-// subsystem (daemon.SearchSubsystem): RemoteBackend sends one Request as a
+// subsystem (sshext.SearchSubsystem): RemoteBackend sends one Request as a
 // JSON line, the daemon answers one Response. Both ends are this module, so
 // the format only has to agree with itself; it is versioned by the
 // subsystem name. Grep options and results travel as the JSON of
@@ -46,7 +46,7 @@ type Error struct {
 }
 
 // WatchRequest starts a watch of the daemon's watch subsystem
-// (daemon.WatchSubsystem): the client sends it as a JSON line, then the
+// (sshext.WatchSubsystem): the client sends it as a JSON line, then the
 // daemon writes one WatchEvent per line, the first an empty one (Op "") once
 // the watch is in place, or one with Error when it cannot be; it stops when
 // the client closes the channel. Dir is an absolute path, as in Request.
