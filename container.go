@@ -64,6 +64,27 @@ type ContainerProcess interface {
 	Close() error
 }
 
+// ContainerTerminals is an optional interface for a ContainerTransport
+// that can start a process on a pseudo-terminal in the container; a
+// ContainerBackend whose transport lacks it answers ExecOptions.Terminal
+// with NOT_IMPLEMENTED. StartTerminal is Start with the process's standard
+// streams on a new terminal of the given size, which is its controlling
+// terminal (the process leads a session of its own, its group in the
+// foreground, so that Ctrl-C typed into cmd.Stdin interrupts it). What the
+// terminal shows, both output streams merged, goes to cmd.Stdout; cmd.Stderr
+// is not used. cmd.Stdin is never nil and ends only once the process has.
+type ContainerTerminals interface {
+	StartTerminal(ctx context.Context, cmd *ContainerCommand, rows, cols int) (ContainerTerminal, error)
+}
+
+// ContainerTerminal is a process started by ContainerTerminals.StartTerminal.
+type ContainerTerminal interface {
+	ContainerProcess
+	// Resize changes the size of the process's terminal; the kernel tells
+	// its foreground process group (SIGWINCH).
+	Resize(ctx context.Context, rows, cols int) error
+}
+
 // ContainerWatcher is an optional interface for a ContainerTransport whose
 // container can become unreachable or disappear underneath the backend (a
 // pod deleted or evicted, an API server restarting). NewContainer calls

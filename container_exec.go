@@ -56,15 +56,35 @@ const exitMark = "\x01agentbe-exit-"
 // close before the connection is dropped.
 const containerKillGrace = 5 * time.Second
 
+// containerTerminalSize goes before the wrapper of a command on a
+// terminal, as sh -c size+wrapper sh <rows> <cols> ...: it sets the
+// terminal's size before the command can ask for it. An exec's initial
+// size reaches the terminal only after the start on engines before
+// Engine API 1.42 and on Kubernetes (a resize that races with the
+// command), and not at all where nothing asks for it. Without stty in the
+// container the backend's resize after the start is all there is.
+const containerTerminalSize = `stty rows "$1" cols "$2" 2>/dev/null
+shift 2
+`
+
 // execArgv is the argv that runs command through the wrapper; exit reads
-// its exit line, when it writes one.
-func (b *containerCore) execArgv(exit *exitLine, cwd string, env []string, command string) []string {
-	argv := make([]string, 0, len(env)+9)
+// its exit line, when it writes one. term is the command's terminal, or
+// nil.
+func (b *containerCore) execArgv(exit *exitLine, term *Terminal, cwd string, env []string, command string) []string {
+	argv := make([]string, 0, len(env)+11)
+	wrapper := containerExecWrapper
 	if b.hold {
-		argv = append(argv, "/bin/sh", "-c", containerHoldWrapper, "sh", exit.token, cwd)
-	} else {
-		argv = append(argv, "/bin/sh", "-c", containerExecWrapper, "sh", cwd)
+		wrapper = containerHoldWrapper
 	}
+	if term != nil {
+		argv = append(argv, "/bin/sh", "-c", containerTerminalSize+wrapper, "sh", strconv.Itoa(term.Rows), strconv.Itoa(term.Cols))
+	} else {
+		argv = append(argv, "/bin/sh", "-c", wrapper, "sh")
+	}
+	if b.hold {
+		argv = append(argv, exit.token)
+	}
+	argv = append(argv, cwd)
 	argv = append(argv, env...)
 	return append(argv, "/bin/sh", "-c", command)
 }
@@ -120,7 +140,7 @@ func (b *ContainerBackend) Exec(ctx context.Context, command string, opts *ExecO
 	exit := newExitLine(stderr)
 	pid := &pidLine{next: exit, found: make(chan struct{})}
 	proc, err := b.t.Start(runCtx, &ContainerCommand{
-		Argv: b.execArgv(exit, cwd, env, command), Stdin: o.Stdin, Stdout: stdout, Stderr: pid,
+		Argv: b.execArgv(exit, nil, cwd, env, command), Stdin: o.Stdin, Stdout: stdout, Stderr: pid,
 	})
 	if err != nil {
 		return nil, b.spawnErr("exec", command, runCtx, err)
@@ -187,12 +207,11 @@ func (b *ContainerBackend) prepareExec(op, command string, o *ExecOptions) (cwd 
 	if err := ValidateEnv(o.Env); err != nil {
 		return "", nil, err
 	}
-	if _, err := terminalOf(op, o); err != nil {
+	term, err := terminalOf(op, o)
+	if err != nil {
 		return "", nil, err
 	}
-	if o.Terminal != nil {
-		// Not yet: an exec with a TTY merges the streams the wrapper's pid
-		// and exit lines travel on.
+	if _, ok := b.t.(ContainerTerminals); term != nil && !ok {
 		return "", nil, errNotImplemented("start on a terminal", b.typ)
 	}
 	cwd = b.root
@@ -206,6 +225,9 @@ func (b *ContainerBackend) prepareExec(op, command string, o *ExecOptions) (cwd 
 	merged := mergeEnv(b.env, o.Env)
 	if b.envOver != nil {
 		merged = mergeEnv(merged, b.envOver)
+	}
+	if term != nil {
+		merged = mergeEnv(merged, map[string]string{"TERM": term.Term})
 	}
 	env = make([]string, 0, len(merged)+1)
 	for _, k := range slices.Sorted(maps.Keys(merged)) {

@@ -38,7 +38,8 @@ func (p *pidLine) Write(data []byte) (int, error) {
 		p.buf = append(p.buf, data[:i]...)
 		data = data[i+1:]
 		p.done = true
-		if v, err := strconv.Atoi(string(p.buf)); err == nil && v > 1 {
+		// A terminal may end the line with "\r\n".
+		if v, err := strconv.Atoi(strings.TrimSuffix(string(p.buf), "\r")); err == nil && v > 1 {
 			p.pid = v
 			close(p.found)
 			if p.onPID != nil {
@@ -149,7 +150,7 @@ type exitLine struct {
 
 // maxExitCode bounds the digits of an exit line, so that output that
 // looks like the start of one is held back no more than that.
-const maxExitCode = 11
+const maxExitCode = 12 // and a "\r"
 
 func newExitLine(next io.Writer) *exitLine {
 	token := randomHex(8)
@@ -180,7 +181,8 @@ func (e *exitLine) Write(p []byte) (int, error) {
 			data = data[i+1:]
 			continue
 		}
-		if code, err := strconv.Atoi(string(data[i+len(e.mark) : i+j])); err == nil && !e.seen {
+		// A terminal may end the line with "\r\n".
+		if code, err := strconv.Atoi(strings.TrimSuffix(string(data[i+len(e.mark):i+j]), "\r")); err == nil && !e.seen {
 			e.code, e.seen = code, true
 			close(e.ended)
 		}

@@ -38,7 +38,15 @@ func (b *ContainerBackend) Start(ctx context.Context, command string, opts *Exec
 	p := newProcess(b.bg, b.typ, command, &o)
 	c := &containerProc{b: b, p: p, cwd: o.Cwd, exited: make(chan struct{})}
 	p.ctl = c
-	stdout, stderr := processStreams(p, o.Stdout, o.Stderr)
+	term, _ := terminalOf("start", &o) // checked by prepareExec
+	var stdout, stderr io.Writer
+	if term != nil {
+		// One stream, which also carries the wrapper's lines.
+		stdout = terminalStream(p, o.Stdout)
+		stderr = stdout
+	} else {
+		stdout, stderr = processStreams(p, o.Stdout, o.Stderr)
+	}
 	c.exit = newExitLine(stderr)
 	c.pid = &pidLine{next: c.exit, found: make(chan struct{}), onPID: c.pidKnown}
 	if !b.bg.add(p) {
@@ -49,14 +57,29 @@ func (b *ContainerBackend) Start(ctx context.Context, command string, opts *Exec
 		// Process.Stdin; finish closes it when the command has ended, so
 		// that later writes fail.
 		var r *io.PipeReader
-		r, p.stdin = io.Pipe()
-		stdin = r
+		r, c.input = io.Pipe()
+		stdin, p.stdin = r, c.input
 	}
-	c.proc, err = b.t.Start(ctx, &ContainerCommand{Argv: b.execArgv(c.exit, cwd, env, command), Stdin: stdin, Stdout: stdout, Stderr: c.pid})
+	cmd := &ContainerCommand{Argv: b.execArgv(c.exit, term, cwd, env, command), Stdin: stdin, Stdout: stdout, Stderr: c.pid}
+	if term != nil {
+		// Closing Process.Stdin ends only the writer: the terminal stays
+		// until the command ends (run closes the pipe).
+		p.stdin, p.term = &terminalInput{w: c.input}, c
+		cmd.Stdout, cmd.Stderr = c.pid, nil
+		c.tty, err = b.t.(ContainerTerminals).StartTerminal(ctx, cmd, term.Rows, term.Cols)
+		if err == nil {
+			c.proc = c.tty
+		}
+	} else {
+		c.proc, err = b.t.Start(ctx, cmd)
+	}
 	if err != nil {
 		err = b.spawnErr("start", command, ctx, err)
 		p.finish(-1, nil, err)
 		b.bg.forget(p)
+		if term != nil {
+			_ = c.input.Close()
+		}
 		return nil, err
 	}
 	if o.Timeout > 0 {
@@ -66,6 +89,10 @@ func (b *ContainerBackend) Start(ctx context.Context, command string, opts *Exec
 
 	select {
 	case <-c.pid.found:
+		if term != nil {
+			// For a container without stty (see containerTerminalSize).
+			_ = c.tty.Resize(ctx, term.Rows, term.Cols)
+		}
 		return p, nil
 	case <-p.done:
 		if !c.pid.seen() { // it could not start
@@ -96,7 +123,9 @@ type containerProc struct {
 	cwd    string // ExecOptions.Cwd as given, for errors
 	pid    *pidLine
 	exit   *exitLine
-	proc   ContainerProcess // set before run starts
+	proc   ContainerProcess  // set before run starts
+	tty    ContainerTerminal // proc, when the command runs on a terminal
+	input  *io.PipeWriter    // the pipe to the command's input, when Process.Stdin writes it
 	timer  *time.Timer
 	exited chan struct{} // closed when the command has ended
 
@@ -137,6 +166,9 @@ func (c *containerProc) run() {
 	}
 	c.killers.Wait()
 	_ = c.proc.Close()
+	if c.input != nil {
+		_ = c.input.Close() // a terminal's input ends with the command
+	}
 	w = c.exit.resolve(w)
 	lost := c.b.lostErr()
 	cause := c.killRequested()
@@ -253,6 +285,27 @@ func (c *containerProc) signal(sig syscall.Signal) error {
 	if _, err := c.b.shellRun(ctx, "ab_signal", nil, strconv.Itoa(int(sig)), strconv.Itoa(c.pid.pid)); err != nil {
 		return &Error{Code: CodeExecError, Op: "signal", Command: c.p.command, Err: err,
 			Message: string(c.b.typ) + ": could not signal the command: " + err.Error()}
+	}
+	return nil
+}
+
+// resize resizes the command's terminal.
+func (c *containerProc) resize(rows, cols int) error {
+	select {
+	case <-c.exited:
+		return os.ErrProcessDone
+	default:
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := c.tty.Resize(ctx, rows, cols); err != nil {
+		select {
+		case <-c.exited:
+			return os.ErrProcessDone
+		default:
+		}
+		return &Error{Code: CodeExecError, Op: "resize", Command: c.p.command, Err: err,
+			Message: string(c.b.typ) + ": could not resize the terminal: " + err.Error()}
 	}
 	return nil
 }

@@ -26,7 +26,10 @@ type dockerTransport struct {
 	netMode   string         // the container's network mode as the engine has it ("none", "bridge", "host", ...)
 }
 
-var _ ContainerTransport = (*dockerTransport)(nil)
+var (
+	_ ContainerTransport = (*dockerTransport)(nil)
+	_ ContainerTerminals = (*dockerTransport)(nil)
+)
 
 // Start creates and attaches an exec of cmd.Argv. ctx bounds both; the
 // attached connection then lives until the command's output ends or Close.
@@ -54,6 +57,40 @@ func (t *dockerTransport) Start(ctx context.Context, cmd *ContainerCommand) (Con
 	}
 	go func() {
 		_, err := stdcopy.StdCopy(cmd.Stdout, cmd.Stderr, hr.Reader)
+		p.streamed <- err
+	}()
+	return p, nil
+}
+
+// StartTerminal creates and attaches an exec of cmd.Argv with a TTY of
+// the given size (the engine's runtime makes the exec a session leader with
+// the terminal as its controlling terminal); the attached connection is
+// then the terminal's controlling side, one raw stream each way.
+func (t *dockerTransport) StartTerminal(ctx context.Context, cmd *ContainerCommand, rows, cols int) (ContainerTerminal, error) {
+	size := &[2]uint{uint(rows), uint(cols)}
+	created, err := t.cli.ContainerExecCreate(ctx, t.id, container.ExecOptions{
+		User:         t.user,
+		Tty:          true,
+		ConsoleSize:  size,
+		AttachStdin:  true,
+		AttachStdout: true,
+		AttachStderr: true,
+		Cmd:          cmd.Argv,
+	})
+	if err != nil {
+		return nil, err
+	}
+	hr, err := t.cli.ContainerExecAttach(ctx, created.ID, container.ExecAttachOptions{Tty: true, ConsoleSize: size})
+	if err != nil {
+		return nil, err
+	}
+	p := &dockerExec{cli: t.cli, id: created.ID, hr: hr, streamed: make(chan error, 1)}
+	go func() { // ends at the end of Stdin, which comes after the process's
+		_, _ = io.Copy(hr.Conn, cmd.Stdin)
+		_ = hr.CloseWrite()
+	}()
+	go func() {
+		_, err := io.Copy(cmd.Stdout, hr.Reader)
 		p.streamed <- err
 	}()
 	return p, nil
@@ -108,6 +145,11 @@ func (p *dockerExec) Wait() (int, error) {
 		time.Sleep(delay)
 		delay = min(2*delay, time.Second)
 	}
+}
+
+// Resize resizes the exec's terminal.
+func (p *dockerExec) Resize(ctx context.Context, rows, cols int) error {
+	return p.cli.ContainerExecResize(ctx, p.id, container.ResizeOptions{Height: uint(rows), Width: uint(cols)})
 }
 
 // Close drops the attached connection.

@@ -37,7 +37,7 @@ func (b *LocalBackend) Start(ctx context.Context, command string, opts *ExecOpti
 		if err != nil {
 			return nil, b.spawnErr(command, cmd, err)
 		}
-		p.stdin = &terminalInput{f: sp.Terminal()}
+		p.stdin = &terminalInput{w: sp.Terminal()}
 		p.term = localControl{sp}
 	} else if sp, err = b.startPiped(p, cmd, &o); err != nil {
 		return nil, b.spawnErr(command, cmd, err)

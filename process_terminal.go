@@ -1,6 +1,7 @@
 package agentbackend
 
 import (
+	"io"
 	"os"
 	"strings"
 	"sync/atomic"
@@ -106,11 +107,12 @@ func (p *Process) Resize(rows, cols int) error {
 	return p.term.resize(rows, cols)
 }
 
-// terminalInput is the Stdin of a local process on a terminal: the
-// terminal's controlling side, which stays open for the output while the
-// process runs, so Close ends only this writer.
+// terminalInput is the Stdin of a process on a terminal: it writes to the
+// terminal's controlling side (a local terminal's, or the pipe to a
+// container's), which stays open for the output while the process runs,
+// so Close ends only this writer.
 type terminalInput struct {
-	f      *os.File
+	w      io.Writer
 	closed atomic.Bool
 }
 
@@ -118,7 +120,7 @@ func (t *terminalInput) Write(b []byte) (int, error) {
 	if t.closed.Load() {
 		return 0, os.ErrClosed
 	}
-	return t.f.Write(b)
+	return t.w.Write(b)
 }
 
 func (t *terminalInput) Close() error {
@@ -127,8 +129,14 @@ func (t *terminalInput) Close() error {
 }
 
 // SetWriteDeadline bounds the writes, which block while the program does
-// not read its input and the terminal's buffer is full.
-func (t *terminalInput) SetWriteDeadline(d time.Time) error { return t.f.SetWriteDeadline(d) }
+// not read its input and the terminal's buffer is full, where the terminal
+// takes a deadline (a local one does).
+func (t *terminalInput) SetWriteDeadline(d time.Time) error {
+	if dw, ok := t.w.(interface{ SetWriteDeadline(time.Time) error }); ok {
+		return dw.SetWriteDeadline(d)
+	}
+	return os.ErrNoDeadline
+}
 
 // terminalKeys are the bytes an xterm sends for the named keys that are
 // not a control character of their own (see TerminalKey).
