@@ -260,7 +260,7 @@ func (b *ContainerBackend) killExec(pid *pidLine, done chan waited, proc Contain
 		return <-done
 	}
 	for {
-		_, _ = b.shellRun(ctx, "ab_kill", nil, strconv.Itoa(pid.pid))
+		_, _ = b.shellRun(ctx, pid.killFn(), nil, strconv.Itoa(pid.pid))
 		select {
 		case w := <-done:
 			return w
@@ -311,7 +311,7 @@ func (b *containerCore) killLeftovers(pid *pidLine) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), containerKillGrace)
 	defer cancel()
-	_, _ = b.shellRun(ctx, "ab_kill", nil, strconv.Itoa(pid.pid))
+	_, _ = b.shellRun(ctx, pid.killFn(), nil, strconv.Itoa(pid.pid))
 }
 
 // spawnErr reports a command that could not be started.

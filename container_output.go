@@ -22,9 +22,14 @@ type pidLine struct {
 	next  io.Writer
 	found chan struct{} // closed once the PID is known
 	onPID func()        // if set, called (by the writing goroutine) once found is closed
-	buf   []byte
-	pid   int
-	done  bool
+	// session says the command is on a terminal, where an interactive
+	// shell puts its jobs in process groups of their own: killing it kills
+	// its whole session, and a signal also goes to the terminal's
+	// foreground group.
+	session bool
+	buf     []byte
+	pid     int
+	done    bool
 }
 
 func (p *pidLine) Write(data []byte) (int, error) {
@@ -57,6 +62,14 @@ func (p *pidLine) Write(data []byte) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// killFn is the prelude function that kills the command.
+func (p *pidLine) killFn() string {
+	if p.session {
+		return "ab_killsession"
+	}
+	return "ab_kill"
 }
 
 // seen reports whether the PID line arrived. Call it after the stream ended.

@@ -48,7 +48,7 @@ func (b *ContainerBackend) Start(ctx context.Context, command string, opts *Exec
 		stdout, stderr = processStreams(p, o.Stdout, o.Stderr)
 	}
 	c.exit = newExitLine(stderr)
-	c.pid = &pidLine{next: c.exit, found: make(chan struct{}), onPID: c.pidKnown}
+	c.pid = &pidLine{next: c.exit, found: make(chan struct{}), onPID: c.pidKnown, session: term != nil}
 	if !b.bg.add(p) {
 		return nil, errDestroyed("start", b.typ)
 	}
@@ -251,7 +251,7 @@ func (c *containerProc) startKillerLocked() {
 		ctx, cancel := context.WithTimeout(context.Background(), containerKillGrace)
 		defer cancel()
 		for {
-			_, _ = c.b.shellRun(ctx, "ab_kill", nil, strconv.Itoa(c.pid.pid))
+			_, _ = c.b.shellRun(ctx, c.pid.killFn(), nil, strconv.Itoa(c.pid.pid))
 			t := time.NewTimer(100 * time.Millisecond)
 			select {
 			case <-c.exited:
@@ -282,7 +282,11 @@ func (c *containerProc) signal(sig syscall.Signal) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if _, err := c.b.shellRun(ctx, "ab_signal", nil, strconv.Itoa(int(sig)), strconv.Itoa(c.pid.pid)); err != nil {
+	fn := "ab_signal"
+	if c.pid.session {
+		fn = "ab_signalterm"
+	}
+	if _, err := c.b.shellRun(ctx, fn, nil, strconv.Itoa(int(sig)), strconv.Itoa(c.pid.pid)); err != nil {
 		return &Error{Code: CodeExecError, Op: "signal", Command: c.p.command, Err: err,
 			Message: string(c.b.typ) + ": could not signal the command: " + err.Error()}
 	}

@@ -83,6 +83,25 @@ ab_get() {
 }
 ab_kill() { kill -9 -"$1" 2>/dev/null || kill -9 "$1" 2>/dev/null; return 0; }
 ab_signal() { kill -"$1" -"$2" 2>/dev/null || kill -"$1" "$2" 2>/dev/null; return 0; }
+ab_killsession() {
+	ab_kill "$1"
+	for AB_F in /proc/[0-9]*/stat; do
+		read -r AB_S < "$AB_F" 2>/dev/null || continue
+		AB_S=${AB_S##*) }
+		set -- "$1" $AB_S
+		AB_F=${AB_F#/proc/}
+		[ "$5" = "$1" ] && kill -9 "${AB_F%/stat}" 2>/dev/null
+	done
+	return 0
+}
+ab_signalterm() {
+	ab_signal "$1" "$2"
+	read -r AB_S < /proc/"$2"/stat 2>/dev/null || return 0
+	AB_S=${AB_S##*) }
+	set -- "$1" "$2" $AB_S
+	[ "$8" -gt 1 ] 2>/dev/null && [ "$8" != "$2" ] && kill -"$1" -"$8" 2>/dev/null
+	return 0
+}
 ab_tree() {
 	if ab_missing "$1"; then return 100; fi
 	[ -d "$1" ] || return 101
