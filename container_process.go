@@ -20,6 +20,13 @@ import (
 // mean. Kill, Signal and opts.Timeout act on the command's process group
 // inside the container. When the container is lost, its processes end as
 // lost (CONNECTION_CLOSED).
+//
+// opts.Terminal needs a transport that implements ContainerTerminals
+// (Docker's does), else it is NOT_IMPLEMENTED. The command then leads a
+// session of its own on the terminal: Kill, opts.Timeout and the end of
+// the command end the whole session (an interactive shell's jobs in
+// process groups of their own too), and Signal also reaches the terminal's
+// foreground group.
 func (b *ContainerBackend) Start(ctx context.Context, command string, opts *ExecOptions) (*Process, error) {
 	var o ExecOptions
 	if opts != nil {
