@@ -42,3 +42,18 @@ func TestExitLine(t *testing.T) {
 	assert.Less(t, len(e.held), len(mark)+maxExitCode+1, "held back without bound")
 	assert.Equal(t, len(mark)+len(big)-len(e.held), out.Len())
 }
+
+// On a terminal the wrapper's lines end with "\r\n" (the terminal's
+// output processing): both are read, and taken out, all the same.
+func TestWrapperLinesOnATerminal(t *testing.T) {
+	var out bytes.Buffer
+	e := newExitLine(&out)
+	p := &pidLine{next: e, found: make(chan struct{})}
+	_, err := p.Write([]byte("4321\r\nhello\r\n" + exitMark + e.token + " 7\r\n"))
+	assert.NoError(t, err)
+	assert.True(t, p.seen())
+	assert.Equal(t, 4321, p.pid)
+	assert.True(t, e.seen)
+	assert.Equal(t, 7, e.code)
+	assert.Equal(t, "hello\r\n", out.String())
+}
