@@ -14,13 +14,15 @@ import (
 // writes to a goroutine that sends whatever has queued meanwhile as one
 // message, and reads through a buffer of its own.
 //
-// Nothing is held back to wait for more: the sender sends as soon as there
-// is something and it is free, so a lone small write (an exec's input, an
-// SFTP request) leaves at once; only writes that arrive while a message is
-// being sent are merged into the next one. Message boundaries mean nothing
+// Nothing is held back to wait for more: a small write while nothing is
+// queued or being sent (an exec's input, an SFTP request) is sent at once
+// by the writer itself, as before, without a hand-over between goroutines;
+// a larger one is queued, the sender sends as soon as it is free, and the
+// writes that arrive meanwhile are merged into the next message. Message boundaries mean nothing
 // on this stream to either end (nor to the reference daemon and client).
 const (
 	maxMessage = 128 << 10 // a Write waits while this much is queued
+	directMax  = 16 << 10  // a Write up to this size is sent by the writer when the line is free
 	readBuf    = 64 << 10  // the read buffer
 	closeWait  = 5 * time.Second
 )
@@ -33,6 +35,7 @@ type sender struct {
 	cond   *sync.Cond // signalled when the queue or state changes
 	queue  []byte     // written, not yet taken by the goroutine
 	spare  []byte     // the goroutine's last send buffer, for reuse
+	busy   bool       // a message is being sent (by the goroutine or a writer)
 	err    error      // the first send error; every later Write fails with it
 	closed bool       // no more writes; the goroutine ends once the queue is empty
 	done   chan struct{}
@@ -59,6 +62,18 @@ func (s *sender) Write(p []byte) (int, error) {
 	if s.closed {
 		return 0, errClosedConn
 	}
+	if !s.busy && len(s.queue) == 0 && len(p) <= directMax {
+		s.busy = true
+		s.mu.Unlock()
+		n, err := s.w.Write(p)
+		s.mu.Lock()
+		s.busy = false
+		if err != nil && s.err == nil {
+			s.err = err
+		}
+		s.cond.Broadcast()
+		return n, err
+	}
 	s.queue = append(s.queue, p...)
 	s.cond.Broadcast()
 	return len(p), nil
@@ -69,7 +84,7 @@ func (s *sender) run() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for {
-		for len(s.queue) == 0 && !s.closed && s.err == nil {
+		for (len(s.queue) == 0 && !s.closed || s.busy) && s.err == nil {
 			s.cond.Wait()
 		}
 		if len(s.queue) == 0 || s.err != nil {
@@ -77,10 +92,12 @@ func (s *sender) run() {
 		}
 		msg := s.queue
 		s.queue = s.spare[:0]
+		s.busy = true
 		s.cond.Broadcast() // room for writers
 		s.mu.Unlock()
 		_, err := s.w.Write(msg)
 		s.mu.Lock()
+		s.busy = false
 		// The two buffers are kept (at most maxMessage and a packet
 		// each): dropping them between bursts costs more in garbage than
 		// they weigh.
