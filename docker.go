@@ -92,9 +92,10 @@ type DockerConfig struct {
 	// for the container's life; HTTP_PROXY, HTTPS_PROXY and ALL_PROXY (and
 	// their lower-case forms) in the container's environment point there.
 	// The proxy decides as LocalBackend's does, except that every command
-	// of the container shares it: the network rules of a scope's
-	// Permissions do not apply (the scope logs that once), and decisions
-	// go to Logger. It needs the engine on this host (the proxy enters the
+	// of the container shares it, so a scope whose Permissions have
+	// network rules is refused (INVALID_CONFIGURATION: the proxy cannot
+	// tell its commands from the others), as it is under any network but
+	// none; decisions go to Logger. It needs the engine on this host (the proxy enters the
 	// container's namespace from here: a remote DOCKER_HOST is
 	// MISSING_UTILITIES), root (CAP_SYS_ADMIN), a container the backend
 	// creates (not ContainerID) and a runtime that uses the kernel's
@@ -263,6 +264,9 @@ func (t *dockerTransport) setUp(ctx context.Context, cfg DockerConfig, root stri
 				Message: fmt.Sprintf("docker: container %s is not running", cfg.ContainerID)}
 		}
 		t.id = info.ID
+		if info.HostConfig != nil {
+			t.netMode = string(info.HostConfig.NetworkMode)
+		}
 		return nil
 	}
 	image := cfg.Image

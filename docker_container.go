@@ -70,6 +70,8 @@ func (t *dockerTransport) createContainer(ctx context.Context, cfg DockerConfig,
 		}
 		engineCPUs = info.NCPU
 	}
+	hc := dockerHostConfig(cfg, engineCPUs)
+	t.netMode = string(hc.NetworkMode)
 	created, err := t.cli.ContainerCreate(ctx, &container.Config{
 		Image:           image,
 		User:            cfg.User,
@@ -82,7 +84,7 @@ func (t *dockerTransport) createContainer(ctx context.Context, cfg DockerConfig,
 		// arguments (or a TTY) do not exit at once.
 		Entrypoint: []string{"sleep"},
 		Cmd:        []string{"infinity"},
-	}, dockerHostConfig(cfg, engineCPUs), nil, nil, cfg.Name)
+	}, hc, nil, nil, cfg.Name)
 	if err != nil {
 		return dockerErr("create container from "+image, err)
 	}

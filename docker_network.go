@@ -2,6 +2,7 @@ package agentbackend
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -116,4 +117,17 @@ func (n *dockerNetwork) close() {
 	if n != nil && n.closer != nil {
 		n.closer.Close()
 	}
+}
+
+// scopeNetworkGap: every command of a container shares its network
+// namespace, so a scope's rules apply only where that namespace reaches
+// nothing.
+func (t *dockerTransport) scopeNetworkGap() string {
+	switch {
+	case t.network != nil:
+		return "every command of the container shares its allow-list's proxy, which cannot tell a scope's commands from the others"
+	case t.netMode != "none":
+		return "the container's network (" + cmp.Or(t.netMode, "the engine's default") + ") is shared by every command of the container"
+	}
+	return ""
 }

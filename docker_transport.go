@@ -23,6 +23,7 @@ type dockerTransport struct {
 	created   bool           // Close removes the container
 	user      string         // every exec runs as this user; empty: the image's
 	network   *dockerNetwork // an allow-list Network's proxy; nil for any other network
+	netMode   string         // the container's network mode as the engine has it ("none", "bridge", "host", ...)
 }
 
 var _ ContainerTransport = (*dockerTransport)(nil)

@@ -62,12 +62,19 @@ import (
 // Network patterns are the entries of a Network allow-list ("github.com",
 // "*.pypi.org", "*", "registry.local:8443", "10.0.0.0/8"), matched
 // against the host and port a command asks the proxy for. They decide
-// only where the backend runs such a proxy: a LocalBackend whose Network is
-// an allow-list (which bounds what any scope may allow) and the daemon's
-// commands. An Ask sends the approver a Request with Host set (and the
-// command line); "always" answers are remembered for that host and port.
-// Elsewhere (the host's network, software isolation, other backends) the
-// scope logs a warning the first time that its network rules do not apply.
+// where the backend runs such a proxy for each command: a LocalBackend
+// whose Network is an allow-list (which bounds what any scope may allow),
+// and the daemon's own scopes. An Ask sends the approver a Request with
+// Host set (and the command line); "always" answers are remembered for
+// that host and port, and at most 8 questions about hosts wait for an
+// answer at once per scope (more are refused without asking). Where
+// commands reach no network at all (NetworkNone, a container without
+// one, MemoryBackend) network rules are kept trivially. Anywhere else (the
+// host's network, software isolation, a container's network or
+// allow-list, which every command of the container shares, a remote
+// daemon) nothing could apply them, so a scope whose network rules can
+// refuse anything is itself refused with INVALID_CONFIGURATION naming
+// Permissions.Network, unless it denies every command.
 //
 // A command is also denied when one of its words, taken as a path
 // (relative to the command's working directory, "~" meaning it too), hits

@@ -56,6 +56,8 @@ func (d *Denial) Error() string {
 		rule = "the default " + string(d.Access) + " policy"
 	}
 	switch {
+	case errors.Is(d.Err, errTooManyQuestions):
+		fmt.Fprintf(&sb, "%s asks for approval, and it was refused without asking: %v", rule, d.Err)
 	case d.Err != nil && errors.Is(d.Err, context.Canceled), d.Err != nil && errors.Is(d.Err, context.DeadlineExceeded):
 		fmt.Fprintf(&sb, "%s asks for approval, and the approval was cancelled: %v", rule, d.Err)
 	case d.Err != nil:
@@ -89,11 +91,22 @@ type approvalKey struct {
 	target string
 }
 
+// maxHostQuestions bounds the questions about hosts that wait for a
+// layer's approver at once. A command opens connections to as many names
+// as it likes, each a question (the proxy serves 256 connections at once);
+// past this bound more names are refused without asking, so a hostile
+// command cannot bury the person answering under questions.
+const maxHostQuestions = 8
+
+// errTooManyQuestions refuses a host past maxHostQuestions.
+var errTooManyQuestions = fmt.Errorf("%d questions about other hosts are waiting for the approver already", maxHostQuestions)
+
 // approvals holds a layer's remembered answers and its approvals in flight.
 type approvals struct {
-	mu      sync.Mutex
-	always  map[approvalKey]Decision // AllowAlways or DenyAlways
-	flights map[approvalKey]*flight
+	mu        sync.Mutex
+	always    map[approvalKey]Decision // AllowAlways or DenyAlways
+	flights   map[approvalKey]*flight
+	hostAsked int // flights about hosts (AccessNetwork)
 }
 
 // flight is one Approve call that callers with the same key wait on.
@@ -143,6 +156,13 @@ func (l *permLayer) ask(ctx context.Context, key approvalKey, req Request) (dec 
 				return DenyOnce, false, ctx.Err()
 			}
 		}
+		if key.access == AccessNetwork {
+			if ap.hostAsked >= maxHostQuestions {
+				ap.mu.Unlock()
+				return DenyOnce, false, errTooManyQuestions
+			}
+			ap.hostAsked++
+		}
 		f := &flight{done: make(chan struct{})}
 		if ap.flights == nil {
 			ap.flights = map[approvalKey]*flight{}
@@ -182,6 +202,9 @@ func (l *permLayer) fly(ctx context.Context, key approvalKey, req Request, f *fl
 func (ap *approvals) land(key approvalKey, f *flight, dec Decision, err error, abandoned bool) {
 	ap.mu.Lock()
 	delete(ap.flights, key)
+	if key.access == AccessNetwork {
+		ap.hostAsked--
+	}
 	if err == nil && (dec == AllowAlways || dec == DenyAlways) {
 		if ap.always == nil {
 			ap.always = map[approvalKey]Decision{}

@@ -275,6 +275,9 @@ func (s *ScopedBackend) refused(op string, a Access, p, command string, v verdic
 		d.Path = ""
 	}
 	code := CodePermissionDenied
+	if err == errTooManyQuestions {
+		d.Asked, d.Decision = false, "" // refused without asking
+	}
 	if err == errNoApprover {
 		d.Err, d.Asked, d.Decision = nil, false, ""
 		if v.layer.perms.fallback == FallbackError {
@@ -413,10 +416,15 @@ func (s *ScopedBackend) execDenied(op, command string, v verdict, arg string, ac
 // under ReadOnlyPermissions. Other backends deny nothing: false.
 func AccessDenied(b FileBackend, a Access) bool {
 	s, ok := b.(*ScopedBackend)
-	if !ok || s.perms == nil || a.index() < 0 {
+	return ok && s.perms.deniesAll(a)
+}
+
+// deniesAll reports whether some layer of c denies every access a.
+func (c *permChain) deniesAll(a Access) bool {
+	if c == nil || a.index() < 0 {
 		return false
 	}
-	for _, l := range s.perms.layers {
+	for _, l := range c.layers {
 		if l.perms.pol[a.index()].def == Deny && l.perms.pol[a.index()].allDeny() {
 			return true
 		}

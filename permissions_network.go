@@ -3,7 +3,6 @@ package agentbackend
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"time"
 
 	"github.com/agentbackend/agentbackend/internal/netproxy"
@@ -21,29 +20,91 @@ type netGate struct {
 }
 
 // netExec gives a command run through the scope its gate, when the scope
-// has network rules or a logger; when its network rules cannot apply
-// (nothing below filters the command's network) it logs that once.
+// has network rules or a logger. Network rules that could not apply were
+// refused when the scope was made (checkNetworkRules).
 func (s *ScopedBackend) netExec(eo *ExecOptions, command string) {
-	strict := s.perms != nil && s.perms.strict[AccessNetwork.index()]
-	if !strict && s.logger == nil {
+	if (s.perms == nil || !s.perms.strict[AccessNetwork.index()]) && s.logger == nil {
 		return
 	}
 	eo.network = &netGate{s: s, command: command}
-	if !strict {
-		return
+}
+
+// networkGapper is a backend that knows whether the network rules of a
+// scope apply to the commands it runs.
+type networkGapper interface {
+	// scopeNetworkGap returns why a scope's network rules cannot apply to
+	// the backend's commands, or "" when they do: the commands reach no
+	// network at all, or only through a proxy that asks the scope.
+	scopeNetworkGap() string
+}
+
+// networkGap is scopeNetworkGap for any backend: one that does not say
+// cannot apply them.
+func networkGap(b FileBackend) string {
+	if g, ok := b.(networkGapper); ok {
+		return g.scopeNetworkGap()
 	}
-	lb, ok := s.fs.(*LocalBackend)
-	if ok && lb.Network() == NetworkNone || ok && lb.netRules != nil {
-		return // nothing to reach, or a proxy that asks
+	return "a " + string(b.Type()) + " backend cannot filter its commands' connections"
+}
+
+// checkNetworkRules refuses network rules that narrow what the scope's
+// commands reach where nothing could apply them (the host's network, a
+// container's, a remote daemon's): silently letting every connection
+// through would betray a policy that looks enforced. A scope that runs no
+// command, or whose commands reach no network, keeps them trivially.
+func (s *ScopedBackend) checkNetworkRules() error {
+	c := s.perms
+	if c == nil || !c.strict[AccessNetwork.index()] || c.deniesAll(AccessExec) {
+		return nil
 	}
-	s.unnettedOnce.Do(func() {
-		why, log := "the backend is "+string(s.base.Type()), slog.Default()
-		if ok {
-			why, log = "its network is "+string(lb.Network()), lb.log
+	why := networkGap(s.fs)
+	if why == "" {
+		return nil
+	}
+	return errConfig("Permissions.Network: the scope's network rules cannot apply to its commands, because %s; "+
+		"give the backend no network or an allow-list Network (a filtering proxy, which asks the scope), "+
+		"or allow every host in Permissions.Network to accept the backend's network as it is", why)
+}
+
+// scopeNetworkGap: a command of a bwrap sandbox reaches nothing under
+// NetworkNone and only the proxy, which asks the scope, under an
+// allow-list.
+func (b *LocalBackend) scopeNetworkGap() string {
+	switch {
+	case b.bwrap == nil:
+		return "commands run on the host under " + string(b.isolation) + " isolation, with the host's network"
+	case b.Network() == NetworkHost:
+		return "the backend's Network is host"
+	}
+	return ""
+}
+
+// scopeNetworkGap: nothing runs in memory.
+func (b *MemoryBackend) scopeNetworkGap() string { return "" }
+
+// scopeNetworkGap: a command goes to any of the composite's backends.
+func (c *CompositeBackend) scopeNetworkGap() string {
+	for _, b := range append(c.backends(), c.def) {
+		if why := networkGap(b); why != "" {
+			return why
 		}
-		log.Warn("agentbackend: the network rules of this scope's permissions do not apply to its commands, because "+why+"; only an allow-list Network (a filtering proxy) applies them",
-			"scope", s.root)
-	})
+	}
+	return ""
+}
+
+// scopeNetworkGap: every command of a container shares its network; the
+// transport says whether that reaches anything.
+func (b *ContainerBackend) scopeNetworkGap() string {
+	if g, ok := b.t.(networkGapper); ok {
+		return g.scopeNetworkGap()
+	}
+	return "every command of the " + string(b.Type()) + " container shares its network, which no scope can filter"
+}
+
+// scopeNetworkGap: the daemon's proxy (if it has one) decides by its own
+// rules, and cannot ask this side.
+func (b *RemoteBackend) scopeNetworkGap() string {
+	return "a remote daemon runs them with the network of its own --network, whose proxy does not ask this side's scopes"
 }
 
 // check decides a connection the allow-list lets through; its note is the

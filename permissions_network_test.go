@@ -1,9 +1,6 @@
 package agentbackend_test
 
 import (
-	"bytes"
-	"context"
-	"log/slog"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -32,20 +29,4 @@ func TestNetworkPermissionsConfig(t *testing.T) {
 	req := ab.Request{Access: ab.AccessNetwork, Op: "connect", Host: "pypi.org:443", Command: "pip install x", Scope: "/ws", User: "alice",
 		Rule: ab.Rule{Action: ab.Ask}}
 	assert.Equal(t, `connect (network) pypi.org:443 for "pip install x" by alice in /ws (the default network policy)`, req.String())
-}
-
-// A scope whose network rules cannot apply (the backend shares the host's
-// network) says so once, rather than pretend.
-func TestNetworkPermissionsWarnWhereTheyCannotApply(t *testing.T) {
-	var logs bytes.Buffer
-	b := newLocal(t, ab.LocalConfig{Isolation: ab.IsolationNone, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-	s, err := b.Scope("x", &ab.ScopeConfig{Permissions: &ab.Permissions{Network: ab.Policy{Default: ab.Deny}}})
-	require.NoError(t, err)
-	defer s.Close()
-	for range 2 {
-		_, err := s.Exec(context.Background(), "true", nil)
-		require.NoError(t, err)
-	}
-	assert.Equal(t, 1, bytes.Count(logs.Bytes(), []byte("network rules of this scope's permissions do not apply")), logs.String())
-	assert.Contains(t, logs.String(), "its network is host")
 }

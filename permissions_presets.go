@@ -58,7 +58,11 @@ func ReadOnlyPermissions() *Permissions {
 // listing and searching are allowed (secrets excepted), while every write,
 // delete, command and host a command connects to (under an allow-list
 // Network) asks the approver first. Set Approver (for example a
-// TerminalApprover); without one every Ask is denied.
+// TerminalApprover); without one every Ask is denied. Its network rule
+// cannot apply where commands share a network nothing filters per scope
+// (see Permissions): there a scope with this preset is refused until
+// its Network policy allows everything (p.Network = Policy{}), which
+// says that the backend's network is accepted as it is.
 func StrictPermissions() *Permissions {
 	return withSecretsDenied(&Permissions{
 		Write:   Policy{Default: Ask},

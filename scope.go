@@ -100,7 +100,6 @@ type ScopedBackend struct {
 	rootReady atomic.Bool
 
 	unmaskedOnce sync.Once // maskExec's warning that commands escape the permissions
-	unnettedOnce sync.Once // netExec's warning that the network rules do not apply
 
 	procMu sync.Mutex
 	procs  map[string]*Process // background processes started through this scope
@@ -183,6 +182,12 @@ func newScope(base FileBackend, reg *scopeRegistry, parent *ScopedBackend, path 
 		if view, release := j.jail(s.at); view != nil {
 			s.fs, s.at, s.fsRoot, s.release = view, ".", s.prefix, release
 		}
+	}
+	if err := s.checkNetworkRules(); err != nil {
+		if s.release != nil {
+			s.release()
+		}
+		return nil, err
 	}
 	if lr, ok := s.fs.(LinkResolver); ok {
 		s.links = lr

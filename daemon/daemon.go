@@ -209,6 +209,15 @@ func New(cfg Config) (*Daemon, error) {
 		}
 		return nil, err
 	}
+	if cfg.Permissions != nil {
+		// Permissions a scope of this workspace refuses (network rules
+		// under the host's network) fail here, not on every request.
+		s, err := local.Scope(".", &ab.ScopeConfig{Permissions: cfg.Permissions})
+		if err != nil {
+			return fail(fmt.Errorf("daemon: %w", err))
+		}
+		s.Close()
+	}
 	if d.scope != "" {
 		if err := local.Mkdir(context.Background(), d.scope); err != nil {
 			return fail(err)

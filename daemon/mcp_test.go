@@ -137,6 +137,12 @@ func TestMCPPermissions(t *testing.T) {
 	if _, err := daemon.New(daemon.Config{RootDir: t.TempDir(), HostKey: testKey, Permissions: policy}); err == nil || !strings.Contains(err.Error(), "DisableSSHWS") {
 		t.Fatalf("Permissions with SSH on: %v, want a refusal naming DisableSSHWS", err)
 	}
+	// Network rules nothing applies (the host's network) refuse the start.
+	closed := &ab.Permissions{Network: ab.Policy{Default: ab.Deny}}
+	_, err := daemon.New(daemon.Config{RootDir: t.TempDir(), HostKey: testKey, Isolation: ab.IsolationNone, DisableSSHWS: true, Permissions: closed})
+	if ab.ErrorCode(err) != ab.CodeInvalidConfiguration || !strings.Contains(err.Error(), "Permissions.Network") {
+		t.Fatalf("network rules under the host's network: %v, want INVALID_CONFIGURATION naming Permissions.Network", err)
+	}
 	root := t.TempDir()
 	if err := os.WriteFile(filepath.Join(root, "a.txt"), []byte("kept\n"), 0o644); err != nil {
 		t.Fatal(err)

@@ -8,7 +8,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"log/slog"
 	"slices"
 	"strings"
 	"testing"
@@ -292,24 +291,15 @@ func TestMCPServerOnPod(t *testing.T) {
 // TestWhatAPodDoesNotFilter: what Local and Docker offer and a pod cannot
 // is refused or said, never silently dropped. A network allow-list needs a
 // proxy bound in the sandbox's network namespace from this host, which a
-// cluster does not offer: a scope's network rules are logged as not
-// applying (once), and a terminal is NOT_IMPLEMENTED.
+// cluster does not offer: a scope with network rules is refused
+// (INVALID_CONFIGURATION), and a terminal is NOT_IMPLEMENTED.
 func TestWhatAPodDoesNotFilter(t *testing.T) {
 	b := newBackend(t, nil)
 	_, err := b.Start(testCtx(t), "true", &ab.ExecOptions{Terminal: &ab.Terminal{}})
 	assert.ErrorIs(t, err, ab.ErrNotImplemented)
 
-	var logs bytes.Buffer
-	old := slog.Default()
-	slog.SetDefault(slog.New(slog.NewTextHandler(&logs, nil)))
-	defer slog.SetDefault(old)
-	s, err := b.Scope("net", &ab.ScopeConfig{Permissions: &ab.Permissions{Network: ab.Policy{Default: ab.Deny}}})
-	require.NoError(t, err)
-	defer s.Close()
-	for range 2 {
-		_, err := s.Exec(testCtx(t), "true", nil)
-		require.NoError(t, err)
-	}
-	assert.Equal(t, 1, bytes.Count(logs.Bytes(), []byte("network rules of this scope's permissions do not apply")), logs.String())
-	assert.Contains(t, logs.String(), "the backend is kubernetes")
+	_, err = b.Scope("net", &ab.ScopeConfig{Permissions: &ab.Permissions{Network: ab.Policy{Default: ab.Deny}}})
+	assert.Equal(t, ab.CodeInvalidConfiguration, ab.ErrorCode(err))
+	assert.ErrorContains(t, err, "Permissions.Network: the scope's network rules cannot apply to its commands")
+	assert.ErrorContains(t, err, "kubernetes container shares its network")
 }
