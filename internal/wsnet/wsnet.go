@@ -1,11 +1,13 @@
 // Package wsnet carries a byte stream (SSH, here) over a WebSocket: one
-// binary message per write, any message boundaries on read, as the
+// binary message per write (or per run of writes made while one is
+// being sent), any message boundaries on read, as the
 // agent-backend daemon and its clients do. Dial and Accept return a net.Conn
 // whose Close status and peer close code stay visible, so a caller can tell
 // "the daemon refused my token" (close code 4001) from a lost connection.
 package wsnet
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"io"
@@ -28,6 +30,10 @@ type Conn struct {
 	net.Conn
 	ws     *websocket.Conn
 	cancel context.CancelFunc
+	out    *sender // see coalesce.go
+
+	readMu sync.Mutex
+	in     *bufio.Reader
 
 	mu      sync.Mutex
 	readErr error // the first error a Read returned
@@ -36,7 +42,9 @@ type Conn struct {
 // Read reads from the stream and records the first error, so that
 // PeerCloseStatus can report how the peer closed.
 func (c *Conn) Read(p []byte) (int, error) {
-	n, err := c.Conn.Read(p)
+	c.readMu.Lock()
+	n, err := c.in.Read(p)
+	c.readMu.Unlock()
 	if err != nil {
 		c.mu.Lock()
 		if c.readErr == nil {
@@ -46,6 +54,10 @@ func (c *Conn) Read(p []byte) (int, error) {
 	}
 	return n, err
 }
+
+// Write queues p to be sent, merged with the writes that come while an
+// earlier one is being sent (see coalesce.go).
+func (c *Conn) Write(p []byte) (int, error) { return c.out.Write(p) }
 
 // PeerCloseStatus returns the close code the peer sent, once a Read has
 // failed because of it, or -1.
@@ -73,14 +85,20 @@ func (c *Conn) AwaitCloseStatus(d time.Duration) websocket.StatusCode {
 }
 
 // CloseWith closes the WebSocket with the given code and reason.
+// What was written before is sent first.
 func (c *Conn) CloseWith(code websocket.StatusCode, reason string) error {
 	defer c.cancel()
+	c.out.close()
+	defer c.out.stop()
 	return c.ws.Close(code, reason)
 }
 
-// Close closes the WebSocket with 1000 (normal closure).
+// Close closes the WebSocket with 1000 (normal closure), after sending what
+// was written before.
 func (c *Conn) Close() error {
 	defer c.cancel()
+	c.out.close()
+	defer c.out.stop()
 	return c.Conn.Close()
 }
 
@@ -91,7 +109,8 @@ func wrap(ws *websocket.Conn) *Conn {
 	// The net.Conn lives until Close, not until the context of the request
 	// or dial that made it.
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Conn{Conn: websocket.NetConn(ctx, ws, websocket.MessageBinary), ws: ws, cancel: cancel}
+	nc := websocket.NetConn(ctx, ws, websocket.MessageBinary)
+	return &Conn{Conn: nc, ws: ws, cancel: cancel, out: newSender(nc), in: bufio.NewReaderSize(nc, readBuf)}
 }
 
 // Dial opens a WebSocket to url ("ws://host:port/ssh") with the given
