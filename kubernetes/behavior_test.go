@@ -292,10 +292,13 @@ func TestMCPServerOnPod(t *testing.T) {
 // is refused or said, never silently dropped. A network allow-list needs a
 // proxy bound in the sandbox's network namespace from this host, which a
 // cluster does not offer: a scope with network rules is refused
-// (INVALID_CONFIGURATION).
+// (INVALID_CONFIGURATION), and a terminal is NOT_IMPLEMENTED.
 func TestWhatAPodDoesNotFilter(t *testing.T) {
 	b := newBackend(t, nil)
-	_, err := b.Scope("net", &ab.ScopeConfig{Permissions: &ab.Permissions{Network: ab.Policy{Default: ab.Deny}}})
+	_, err := b.Start(testCtx(t), "true", &ab.ExecOptions{Terminal: &ab.Terminal{}})
+	assert.ErrorIs(t, err, ab.ErrNotImplemented)
+
+	_, err = b.Scope("net", &ab.ScopeConfig{Permissions: &ab.Permissions{Network: ab.Policy{Default: ab.Deny}}})
 	assert.Equal(t, ab.CodeInvalidConfiguration, ab.ErrorCode(err))
 	assert.ErrorContains(t, err, "Permissions.Network: the scope's network rules cannot apply to its commands")
 	assert.ErrorContains(t, err, "kubernetes container shares its network")

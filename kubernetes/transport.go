@@ -40,7 +40,6 @@ type transport struct {
 var (
 	_ ab.ContainerTransport = (*transport)(nil)
 	_ ab.ContainerWatcher   = (*transport)(nil)
-	_ ab.ContainerTerminals = (*transport)(nil)
 )
 
 func newTransport(cfg *rest.Config, cs kubernetes.Interface, ns string, retryFor time.Duration) *transport {
@@ -113,12 +112,6 @@ func (t *transport) Close() error {
 // restarting) for up to retryFor within ctx, and otherwise reported by
 // Wait.
 func (t *transport) Start(ctx context.Context, cmd *ab.ContainerCommand) (ab.ContainerProcess, error) {
-	return t.start(ctx, cmd, nil)
-}
-
-// start is Start, on a terminal whose sizes come from sizes when that is
-// not nil.
-func (t *transport) start(ctx context.Context, cmd *ab.ContainerCommand, sizes *sizeQueue) (*execProc, error) {
 	if err := t.w.goneErr(); err != nil {
 		return nil, err
 	}
@@ -133,26 +126,19 @@ func (t *transport) start(ctx context.Context, cmd *ab.ContainerCommand, sizes *
 	go func() {
 		defer close(p.done)
 		defer stopEarly()
-		p.code, p.err = t.run(streamCtx, cmd, &p.answer, sizes)
-		if sizes != nil {
-			close(sizes.ended)
-		}
+		p.code, p.err = t.run(streamCtx, cmd, &p.answer)
 	}()
 	return p, nil
 }
 
 // run runs one exec to its end, connecting again while the connection
 // cannot be made.
-func (t *transport) run(ctx context.Context, cmd *ab.ContainerCommand, answer *execAnswer, sizes *sizeQueue) (int, error) {
+func (t *transport) run(ctx context.Context, cmd *ab.ContainerCommand, answer *execAnswer) (int, error) {
 	opts := remotecommand.StreamOptions{Stdin: cmd.Stdin, Stdout: cmd.Stdout, Stderr: cmd.Stderr}
-	if sizes != nil {
-		// One stream: a terminal merges the output.
-		opts.Stderr, opts.Tty, opts.TerminalSizeQueue = nil, true, sizes
-	}
 	deadline := time.Now().Add(t.retryFor)
 	delay := 50 * time.Millisecond
 	for {
-		ex, err := t.executor(cmd.Argv, cmd.Stdin != nil, sizes != nil, answer)
+		ex, err := t.executor(cmd.Argv, cmd.Stdin != nil, answer)
 		if err != nil {
 			return -1, err
 		}
@@ -199,10 +185,10 @@ func (t *transport) run(ctx context.Context, cmd *ab.ContainerCommand, answer *e
 // alone once WebSocket was refused), for one exec of argv, whose answer
 // (see upgradeWatcher) goes to answer: once connected, the command may run,
 // and must not be started again.
-func (t *transport) executor(argv []string, stdin, tty bool, answer *execAnswer) (remotecommand.Executor, error) {
+func (t *transport) executor(argv []string, stdin bool, answer *execAnswer) (remotecommand.Executor, error) {
 	req := t.cs.CoreV1().RESTClient().Post().Namespace(t.ns).Resource("pods").Name(t.pod).SubResource("exec").
 		VersionedParams(&corev1.PodExecOptions{
-			Container: t.container, Command: argv, Stdin: stdin, Stdout: true, Stderr: !tty, TTY: tty,
+			Container: t.container, Command: argv, Stdin: stdin, Stdout: true, Stderr: true,
 		}, scheme.ParameterCodec)
 	cfg := *t.rest
 	wrap := cfg.WrapTransport
