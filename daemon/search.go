@@ -18,15 +18,8 @@ import (
 // to the data) and writes the answer. The search is cancelled when the
 // client closes the channel.
 func (s *session) serveSearch() {
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := s.context()
 	defer cancel()
-	go func() {
-		select {
-		case <-s.done:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	var req searchwire.Request
 	var resp searchwire.Response
 	if err := json.NewDecoder(io.LimitReader(s.ch, 1<<20)).Decode(&req); err != nil {

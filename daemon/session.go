@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -216,6 +217,20 @@ func (s *session) started(p *sandbox.Process) {
 		p.Kill(errChannelClosed)
 	default:
 	}
+}
+
+// context returns a context that ends when the session's channel is gone
+// (or cancel is called), for subsystems that must stop with their client.
+func (s *session) context() (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		select {
+		case <-s.done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
 }
 
 // exit reports the exit status on the channel, sends EOF and closes it.

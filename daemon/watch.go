@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"context"
 	"encoding/json"
 	"io"
 
@@ -16,15 +15,8 @@ import (
 // agentbackend.LocalBackend.Watch, relative to the session's directory;
 // the queue is the client's, bounded here too.
 func (s *session) serveWatch() {
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := s.context()
 	defer cancel()
-	go func() {
-		select {
-		case <-s.done:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	enc := json.NewEncoder(s.ch)
 	fail := func(err error) {
 		_ = enc.Encode(&searchwire.WatchEvent{Error: wireError(err)})

@@ -33,33 +33,37 @@ func (s closingScope) Close() error {
 // spend the run scheduling pods); TestConformanceOwnPods runs the parts
 // where a backend's own pod matters on pods of their own.
 func TestConformance(t *testing.T) {
-	shared := newBackend(t, nil)
-	var n atomic.Int32
+	attach := attachShared(t, "/workspace/conformance")
 	backendtest.RunWith(t, func(t *testing.T) ab.FileBackend {
-		cfg := testConfig(t)
-		cfg.Template = kubernetes.PodTemplate{}
-		cfg.Pod = shared.Pod()
-		cfg.WorkspaceDir = fmt.Sprintf("/workspace/conformance/%d", n.Add(1))
-		b, err := kubernetes.New(testCtx(t), cfg)
-		require.NoError(t, err)
-		return b
+		return attach(t)
 	}, backendtest.Options{ConcurrentProcesses: 8})
 }
 
 // TestScopeConformance runs the suite on scopes of backends attached to one
 // shared pod.
 func TestScopeConformance(t *testing.T) {
-	shared := newBackend(t, nil)
-	var n atomic.Int32
+	attach := attachShared(t, "/workspace/scopes")
 	backendtest.RunWith(t, func(t *testing.T) ab.FileBackend {
-		cfg := testConfig(t)
-		cfg.Template = kubernetes.PodTemplate{}
-		cfg.Pod = shared.Pod()
-		cfg.WorkspaceDir = fmt.Sprintf("/workspace/scopes/%d", n.Add(1))
-		b, err := kubernetes.New(testCtx(t), cfg)
-		require.NoError(t, err)
+		b := attach(t)
 		sc, err := b.Scope("tenant/a", &ab.ScopeConfig{Env: map[string]string{"SCOPE_LEVEL": "conformance"}})
 		require.NoError(t, err)
 		return closingScope{sc, b}
 	}, backendtest.Options{ConcurrentProcesses: 8})
+}
+
+// attachShared starts one pod for the test and returns a factory of
+// backends attached to it, each with a workspace directory of its own
+// beneath dir.
+func attachShared(t *testing.T, dir string) func(*testing.T) *kubernetes.Backend {
+	shared := newBackend(t, nil)
+	var n atomic.Int32
+	return func(t *testing.T) *kubernetes.Backend {
+		cfg := testConfig(t)
+		cfg.Template = kubernetes.PodTemplate{}
+		cfg.Pod = shared.Pod()
+		cfg.WorkspaceDir = fmt.Sprintf("%s/%d", dir, n.Add(1))
+		b, err := kubernetes.New(testCtx(t), cfg)
+		require.NoError(t, err)
+		return b
+	}
 }
