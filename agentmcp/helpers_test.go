@@ -15,6 +15,10 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if os.Getenv(stdioFloorEnv) == "1" {
+		serveStdioFloor(os.Stdin, os.Stdout)
+		os.Exit(0)
+	}
 	code := m.Run()
 	testenv.RemoveCLI()
 	if code == 0 {

@@ -60,7 +60,7 @@ func ServeStdio(ctx context.Context, b ab.FileBackend, opts *Options, in io.Read
 		served <- server.Run(ctx, &drainTransport{mcp.IOTransport{Reader: sdkIn, Writer: sdkWriter{s}, MaxLineLength: int(limit)}})
 	}()
 	read := make(chan error, 1)
-	go func() { read <- s.read(ctx, in, feed, limit) }()
+	go s.read(ctx, newMessages(in, limit), feed, func(err error) { read <- err })
 	var readErr error
 	select {
 	case readErr = <-read:
@@ -171,51 +171,63 @@ type callParams struct {
 	Task           json.RawMessage `json:"task"`
 }
 
-// read reads the host's messages until in ends (nil) or fails, handing
-// each to the shortcut or to the SDK (through feed).
-func (s *stdio) read(ctx context.Context, in io.Reader, feed *io.PipeWriter, limit int64) error {
-	lr := &limitReader{r: in, limit: limit}
-	dec := json.NewDecoder(lr)
+// read reads the host's messages from dec, handing each to the shortcut
+// or to the SDK (through feed), until the input ends (done(nil)) or fails
+// (done(err)). One goroutine reads at a time. A call the shortcut runs is
+// run by the goroutine that read it, after it has handed the reading on to
+// a worker: the answer then waits for no other goroutine to wake up, which
+// costs as much as a small tool on a busy machine.
+func (s *stdio) read(ctx context.Context, in *messages, feed *io.PipeWriter, done func(error)) {
 	for {
-		var raw json.RawMessage
-		if err := dec.Decode(&raw); err != nil {
+		raw, err := in.next()
+		if err != nil {
 			if err == io.EOF {
-				return nil
+				err = nil
 			}
-			return err
+			done(err)
+			return
 		}
-		lr.reset()
 		if err := ctx.Err(); err != nil {
-			return err // ServeStdio has returned, or is returning
+			done(err) // ServeStdio has returned, or is returning
+			return
 		}
-		if s.shortcut(ctx, raw) {
+		handled, run := s.shortcut(ctx, raw)
+		if run != nil {
+			s.workers.run(func() { s.read(ctx, in, feed, done) })
+			run()
+			return
+		}
+		if handled {
 			continue
 		}
 		if _, err := feed.Write(append(raw, '\n')); err != nil {
-			return err
+			done(err)
+			return
 		}
 	}
 }
 
-// shortcut handles raw itself when it can and reports whether it did.
-func (s *stdio) shortcut(ctx context.Context, raw json.RawMessage) bool {
+// shortcut handles raw itself when it can and reports whether it did; a
+// call it takes on is returned as run, for the caller to run.
+func (s *stdio) shortcut(ctx context.Context, raw json.RawMessage) (handled bool, run func()) {
 	if len(raw) == 0 || raw[0] != '{' {
-		return false // a batch, or not a message at all: the SDK's to judge
+		return false, nil // a batch, or not a message at all: the SDK's to judge
 	}
 	var m envelope
 	if json.Unmarshal(raw, &m) != nil || m.JSONRPC != "2.0" {
-		return false
+		return false, nil
 	}
 	if len(m.ID) == 0 || bytes.Equal(m.ID, []byte("null")) {
-		return m.Method == "notifications/cancelled" && s.cancel(m.Params)
+		return m.Method == "notifications/cancelled" && s.cancel(m.Params), nil
 	}
 	switch m.Method {
 	case "tools/call":
-		return s.call(ctx, m)
+		run = s.call(ctx, m)
+		return run != nil, run
 	case "tools/list":
-		return s.listTools(m)
+		return s.listTools(m), nil
 	}
-	return false
+	return false, nil
 }
 
 // cancel cancels the shortcut's call a notifications/cancelled names, and
@@ -237,17 +249,17 @@ func (s *stdio) cancel(params json.RawMessage) bool {
 	return true
 }
 
-// call runs a tools/call of a served tool and writes its answer, when the
-// SDK has answered one with the same _meta; else it sends it to the SDK
-// and learns from the answer.
-func (s *stdio) call(ctx context.Context, m envelope) bool {
+// call returns a function that runs a tools/call of a served tool and
+// writes its answer, when the SDK has answered one with the same _meta;
+// else (nil) the call goes to the SDK, which is learnt from.
+func (s *stdio) call(ctx context.Context, m envelope) func() {
 	var p callParams
 	if json.Unmarshal(m.Params, &p) != nil || p.InputResponses != nil || p.RequestState != nil || p.Task != nil {
-		return false
+		return nil
 	}
 	sp := s.specs[p.Name]
 	if sp == nil {
-		return false // the SDK says what is wrong with it
+		return nil // the SDK says what is wrong with it
 	}
 	id, key := string(m.ID), string(p.Meta)
 	s.mu.Lock()
@@ -258,13 +270,13 @@ func (s *stdio) call(ctx context.Context, m envelope) bool {
 			s.learning[id] = learn{key: key}
 		}
 		s.mu.Unlock()
-		return false
+		return nil
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	s.calls[id] = cancel
 	s.running.Add(1)
 	s.mu.Unlock()
-	s.workers.run(func() {
+	return func() {
 		defer s.running.Done()
 		r, err := s.t.call(ctx, sp, p.Arguments)
 		s.mu.Lock()
@@ -279,8 +291,7 @@ func (s *stdio) call(ctx context.Context, m envelope) bool {
 		}
 		_ = s.out.writeLine(data)
 		s.answered.Add(1)
-	})
-	return true
+	}
 }
 
 // listTools answers a tools/list with the SDK's answer to the same
@@ -458,6 +469,25 @@ func (w sdkWriter) Write(p []byte) (int, error) {
 }
 
 func (w sdkWriter) Close() error { return nil }
+
+// messages reads the host's messages, one JSON value each, failing one
+// longer than its limit.
+type messages struct {
+	dec *json.Decoder
+	lr  *limitReader
+}
+
+func newMessages(in io.Reader, limit int64) *messages {
+	lr := &limitReader{r: in, limit: limit}
+	return &messages{dec: json.NewDecoder(lr), lr: lr}
+}
+
+func (m *messages) next() (json.RawMessage, error) {
+	var raw json.RawMessage
+	err := m.dec.Decode(&raw)
+	m.lr.reset()
+	return raw, err
+}
 
 // limitReader fails a message longer than limit bytes (counted from the
 // last reset, read-ahead included).

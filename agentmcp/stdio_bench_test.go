@@ -134,7 +134,10 @@ func writeBenchWorkspace(b *testing.B, dir string) {
 // nothing: it writes each request as bytes and reads lines until the
 // answer with its ID comes, after a 2025-06-18 handshake. What it measures
 // is the server's side of a round trip: the official server's (raw) and
-// this project's (sdk).
+// this project's (sdk). floor is a server that does no work at all (it
+// answers every request with a fixed result, see serveStdioFloor): its
+// ratio is the least any server can reach against raw over a pipe on this
+// machine, the process wake-ups and pipe copies both ways.
 func BenchmarkStdioServer(b *testing.B) {
 	pkg := referencePackage(b, officialPackage, officialVersion)
 	cli := buildCLI(b)
@@ -151,6 +154,7 @@ func BenchmarkStdioServer(b *testing.B) {
 	for _, s := range []server{
 		{"raw", exec.Command("node", filepath.Join(pkg, "dist", "index.js"), refDir), refDir},
 		{"sdk", exec.Command(cli, "daemon", "--rootDir", ourDir, "--local-only", "--isolation", "none"), ourDir},
+		{"floor", stdioFloorCommand(b), ourDir},
 	} {
 		clients = append(clients, startLineClient(b, s.name, s.cmd, s.root))
 	}
@@ -269,4 +273,43 @@ func processCPU(pid int) int64 {
 		}
 	}
 	return total
+}
+
+// stdioFloorEnv makes the test binary serveStdioFloor instead of running
+// tests (TestMain).
+const stdioFloorEnv = "AGENTBE_STDIO_FLOOR"
+
+func stdioFloorCommand(b *testing.B) *exec.Cmd {
+	exe, err := os.Executable()
+	if err != nil {
+		b.Fatal(err)
+	}
+	cmd := exec.Command(exe)
+	cmd.Env = append(os.Environ(), stdioFloorEnv+"=1")
+	return cmd
+}
+
+// serveStdioFloor answers each JSON-RPC request line on in with an empty
+// tool result, decoding nothing but the ID: the cheapest server there is.
+func serveStdioFloor(in io.Reader, out io.Writer) {
+	r := bufio.NewReaderSize(in, 1<<20)
+	w := bufio.NewWriter(out)
+	var buf []byte
+	for {
+		line, err := r.ReadSlice('\n')
+		if err != nil {
+			return
+		}
+		i := bytes.Index(line, []byte(`"id":`))
+		if i < 0 {
+			continue // a notification
+		}
+		id := line[i+len(`"id":`):]
+		id = id[:bytes.IndexAny(id, ",}")]
+		buf = append(append(append(buf[:0], `{"jsonrpc":"2.0","id":`...), id...), `,"result":{"content":[{"type":"text","text":""}]}}`+"\n"...)
+		_, _ = w.Write(buf)
+		if w.Flush() != nil {
+			return
+		}
+	}
 }
