@@ -78,7 +78,7 @@ func run(ctx context.Context, args []string, stdin io.ReadCloser, stdout io.Writ
 			return 1
 		}
 		if err := runDaemon(ctx, cfg, stdin, stdout, stderr); err != nil {
-			fmt.Fprintf(stderr, "agent-backend daemon: %s\n", strings.TrimPrefix(err.Error(), "daemon: "))
+			fmt.Fprintf(stderr, "agent-backend daemon: %s\n", flagNames.Replace(strings.TrimPrefix(err.Error(), "daemon: ")))
 			return 1
 		}
 		return 0
@@ -191,3 +191,13 @@ HTTP daemon (without --local-only):
 Flags are written exactly as above, each value after a space. Invalid values
 and unknown flags exit with status 1.
 `
+
+// flagNames turns the configuration fields an SDK error names into the
+// flags that set them: the CLI's user knows --rootDir, not
+// LocalConfig.RootDir.
+var flagNames = strings.NewReplacer(
+	"LocalConfig.RootDir", "--rootDir",
+	"LocalConfig.Isolation", "--isolation",
+	"LocalConfig.Network", "--network",
+	"LocalConfig.Shell", "--shell",
+)

@@ -15,6 +15,7 @@ import (
 	ab "github.com/agentbackend/agentbackend"
 	"github.com/agentbackend/agentbackend/internal/testenv"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 )
@@ -125,7 +126,7 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"daemon"}, 1, "", "--rootDir is required"},
 		{[]string{"daemon", "--rootDir", dir, "--port", "99999"}, 1, "", "--port must be between 1024-65535"},
 		{[]string{"daemon", "--rootDir", dir, "--bogus"}, 1, "", "unrecognized option: --bogus"},
-		{[]string{"daemon", "--rootDir", filepath.Join(dir, "f", "x"), "--local-only"}, 1, "", "INVALID_CONFIGURATION: LocalConfig.RootDir: " + filepath.Join(dir, "f", "x") + " is not a directory"},
+		{[]string{"daemon", "--rootDir", filepath.Join(dir, "f", "x"), "--local-only"}, 1, "", "INVALID_CONFIGURATION: --rootDir: " + filepath.Join(dir, "f", "x") + " is not a directory"},
 		{[]string{"daemon", "--rootDir", dir, "--permissions", filepath.Join(dir, "f"), "--local-only"}, 1, "", "--permissions " + filepath.Join(dir, "f") + ": empty input"},
 	} {
 		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
@@ -139,12 +140,12 @@ func TestExitCodes(t *testing.T) {
 			var ee *exec.ExitError
 			if errors.As(err, &ee) {
 				code = ee.ExitCode()
-			} else if err != nil {
-				t.Fatal(err)
+			} else {
+				require.NoError(t, err)
 			}
-			if code != c.code || !strings.Contains(stdout.String(), c.stdout) || !strings.Contains(stderr.String(), c.stderr) {
-				t.Errorf("%q: exit %d, stdout %q, stderr %q; want %d, %q, %q", c.args, code, stdout.String(), stderr.String(), c.code, c.stdout, c.stderr)
-			}
+			assert.Equal(t, c.code, code, "exit status")
+			assert.Contains(t, stdout.String(), c.stdout)
+			assert.Contains(t, stderr.String(), c.stderr)
 		})
 	}
 }
