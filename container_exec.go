@@ -177,8 +177,7 @@ func (b *ContainerBackend) Exec(ctx context.Context, command string, opts *ExecO
 
 	switch {
 	case stopped != nil:
-		return res, &Error{Code: CodeExecFailed, Op: "exec", Command: command, ExitCode: res.ExitCode, Err: stopped,
-			Message: execStoppedMessage(stopped, o.Timeout, command)}
+		return res, killedErr(b.typ, command, res.ExitCode, stopped, o.Timeout)
 	case b.lostErr() != nil && (w.err != nil || w.code != 0):
 		return res, b.lostErr()
 	case w.err != nil && !pid.seen():

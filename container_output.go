@@ -2,14 +2,11 @@ package agentbackend
 
 import (
 	"bytes"
-	"context"
-	"errors"
 	"fmt"
 	"io"
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 )
 
 // What a container command's output carries besides the command's own: the
@@ -233,14 +230,6 @@ func (e *exitLine) resolve(w waited) waited {
 		return waited{code: e.code}
 	}
 	return w
-}
-
-// execStoppedMessage says why a command was killed.
-func execStoppedMessage(err error, timeout time.Duration, command string) string {
-	if errors.Is(err, context.DeadlineExceeded) && timeout > 0 {
-		return fmt.Sprintf("Command timed out after %s and was killed: %s", timeout, command)
-	}
-	return fmt.Sprintf("Command stopped (%v) and was killed: %s", err, command)
 }
 
 // execStartErr reports a process the engine could not start; a missing

@@ -102,7 +102,7 @@ func (b *LocalBackend) Exec(ctx context.Context, command string, opts *ExecOptio
 		return res, errWait(command, err)
 	}
 	if cause := p.KillCause(); cause != nil && sandbox.Killed(state) {
-		return res, killedErr(command, res.ExitCode, cause, o.Timeout)
+		return res, killedErr(TypeLocal, command, res.ExitCode, cause, o.Timeout)
 	}
 	if res.ExitCode != 0 {
 		return res, errExecFailed(command, res.ExitCode, res.Stdout, res.Stderr)
@@ -187,21 +187,6 @@ func (b *LocalBackend) spawnErr(command string, cmd *exec.Cmd, err error) error 
 func errWait(command string, err error) error {
 	return &Error{Code: CodeExecError, Op: "exec", Command: command, Err: err,
 		Message: "Failed to wait for command: " + err.Error()}
-}
-
-// killedErr reports a command that Exec killed, and why.
-func killedErr(command string, exitCode int, cause error, timeout time.Duration) error {
-	switch cause {
-	case errBackendClosed:
-		return errDestroyed("exec", TypeLocal)
-	case errTimeout:
-		return &Error{Code: CodeExecFailed, Op: "exec", Command: command, ExitCode: exitCode,
-			Err:     context.DeadlineExceeded,
-			Message: fmt.Sprintf("Command timed out after %v and was killed: %s", timeout, command)}
-	default:
-		return &Error{Code: CodeExecFailed, Op: "exec", Command: command, ExitCode: exitCode, Err: cause,
-			Message: fmt.Sprintf("Command cancelled (%v) and was killed: %s", cause, command)}
-	}
 }
 
 // execDir validates the working directory rel (ExecOptions.Cwd, as given:

@@ -19,6 +19,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/agentbackend/agentbackend/internal/proctest"
 	"github.com/agentbackend/agentbackend/internal/sandbox"
 	"github.com/agentbackend/agentbackend/internal/testenv"
@@ -553,4 +556,19 @@ func TestLocalExecConcurrent(t *testing.T) {
 			t.Errorf("%d files, %v", len(names), err)
 		}
 	})
+}
+
+// TestLocalExecTimeoutNamesTheCommandShort: a long command (a heredoc, a
+// script) is named in the timeout's message shortened, and kept whole in
+// Error.Command.
+func TestLocalExecTimeoutNamesTheCommandShort(t *testing.T) {
+	b := newLocal(t, LocalConfig{Isolation: IsolationNone})
+	command := "sleep 5 # " + strings.Repeat("x", 10000)
+	_, err := b.Exec(context.Background(), command, &ExecOptions{Timeout: 100 * time.Millisecond})
+	var e *Error
+	require.ErrorAs(t, err, &e)
+	assert.ErrorIs(t, err, context.DeadlineExceeded)
+	assert.Equal(t, command, e.Command)
+	assert.Contains(t, e.Error(), "timed out after 100ms and was killed: sleep 5 # xxx")
+	assert.Less(t, len(e.Error()), 400, "the message shortens the command: %s", e.Error())
 }

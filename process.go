@@ -371,7 +371,7 @@ func (p *Process) finish(exitCode int, killed, failure error) {
 		}
 	case killed != nil:
 		p.state = ProcessKilled
-		p.err = p.killedErr(exitCode, killed)
+		p.err = killedErr(p.backend, p.command, exitCode, killed, p.timeout)
 	case exitCode != 0:
 		p.err = errExecFailed(p.command, exitCode, res.Stdout, res.Stderr)
 	}
@@ -388,19 +388,25 @@ func (p *Process) finish(exitCode int, killed, failure error) {
 	close(p.done)
 }
 
-// killedErr reports a process this package ended, and why.
-func (p *Process) killedErr(exitCode int, cause error) error {
-	switch cause {
-	case errBackendClosed:
-		return errDestroyed("exec", p.backend)
-	case errTimeout:
-		return &Error{Code: CodeExecFailed, Op: "exec", Command: p.command, ExitCode: exitCode,
-			Err:     context.DeadlineExceeded,
-			Message: fmt.Sprintf("Command timed out after %v and was killed: %s", p.timeout, p.command)}
-	default:
-		return &Error{Code: CodeExecFailed, Op: "exec", Command: p.command, ExitCode: exitCode, Err: cause,
-			Message: "Command was killed: " + p.command}
+// killedErr reports a command this package ended (Exec or a Process) on
+// a backend of type typ, and why: cause is errKilled, errTimeout,
+// errBackendClosed or a context's error. The message names the command
+// shortened; Error.Command keeps it whole.
+func killedErr(typ BackendType, command string, exitCode int, cause error, timeout time.Duration) error {
+	if cause == errBackendClosed {
+		return errDestroyed("exec", typ)
 	}
+	e := &Error{Code: CodeExecFailed, Op: "exec", Command: command, ExitCode: exitCode, Err: cause}
+	switch {
+	case cause == errTimeout || errors.Is(cause, context.DeadlineExceeded) && timeout > 0:
+		e.Err = context.DeadlineExceeded
+		e.Message = fmt.Sprintf("Command timed out after %v and was killed: %s", timeout, shorten(command))
+	case cause == errKilled:
+		e.Message = "Command was killed: " + shorten(command)
+	default:
+		e.Message = fmt.Sprintf("Command cancelled (%v) and was killed: %s", cause, shorten(command))
+	}
+	return e
 }
 
 // processTable is a backend's list of background processes, with the

@@ -113,7 +113,7 @@ func (b *RemoteBackend) Exec(ctx context.Context, command string, opts *ExecOpti
 		if res.ExitCode < 0 {
 			res.ExitCode = 137 // 128 + SIGKILL, as LocalBackend reports
 		}
-		return res, killedErr(command, res.ExitCode, killCause, o.Timeout)
+		return res, killedErr(TypeRemote, command, res.ExitCode, killCause, o.Timeout)
 	case res.ExitCode < 0:
 		return res, b.execErr(c, command, err)
 	case res.ExitCode != 0:
